@@ -1,0 +1,43 @@
+"""Lazily created, cached boto3 clients: nothing is built at import, so moto fixtures set up first.
+
+Endpoints come from boto3's own AWS_ENDPOINT_URL support, which is how the local stack points
+every client at its moto server.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_stepfunctions.client import SFNClient
+
+# Standard mode retries throttling and 5xx with backoff for every AWS call we make.
+_CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"})
+
+
+@lru_cache(maxsize=1)
+def s3_client() -> S3Client:
+    # SigV4 presigned URLs work in every region and against moto.
+    return boto3.client("s3", config=_CONFIG.merge(Config(signature_version="s3v4")))
+
+
+@lru_cache(maxsize=1)
+def sfn_client() -> SFNClient:
+    return boto3.client("stepfunctions", config=_CONFIG)
+
+
+@lru_cache(maxsize=4)
+def dynamodb_table(name: str) -> Table:
+    return boto3.resource("dynamodb", config=_CONFIG).Table(name)
+
+
+def clear_clients() -> None:
+    """Forget cached clients (tests switch between moto backends)."""
+    for factory in (s3_client, sfn_client, dynamodb_table):
+        factory.cache_clear()

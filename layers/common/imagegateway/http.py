@@ -1,0 +1,122 @@
+"""What the HTTP functions share: the caller's identity and the mapping of errors to answers.
+
+This module is the only place that decides HTTP status codes.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from pydantic import BaseModel
+
+from imagegateway.errors import (
+    ConfigurationError,
+    GatewayError,
+    JobNotFoundError,
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from imagegateway.models import ErrorDetail, ErrorResponse
+from imagegateway.observability import logger
+
+ANONYMOUS = "anonymous"
+
+
+def caller_identity(event: APIGatewayProxyEventV2) -> str:
+    """Who is calling: the IAM principal, else a JWT subject, else anonymous (auth off)."""
+    authorizer = event.request_context.authorizer
+    if authorizer is not None:
+        iam = authorizer.iam
+        if iam is not None and (iam.user_arn or iam.caller_id):
+            return str(iam.user_arn or iam.caller_id)
+        claims = authorizer.jwt_claim or {}
+        if claims.get("sub"):
+            return f"jwt:{claims['sub']}"
+    return ANONYMOUS
+
+
+def json_answer(status: HTTPStatus, model: BaseModel) -> Response[Any]:
+    """A JSON answer without null fields, as the upstream answers (no `error` on SUCCESS...)."""
+    return Response(
+        status_code=status.value,
+        content_type="application/json",
+        body=model.model_dump(mode="json", exclude_none=True),
+    )
+
+
+def error_answer(status: HTTPStatus, error: ErrorResponse) -> Response[Any]:
+    return json_answer(status, error)
+
+
+def _field_name(location: tuple[Any, ...]) -> str:
+    parts = [part for part in location if part != "body"]
+    name = ""
+    for part in parts:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "body"
+
+
+def _details(errors: list[dict[str, Any]]) -> list[ErrorDetail]:
+    return [
+        ErrorDetail(field=_field_name(tuple(err.get("loc", ()))), message=str(err.get("msg", "")))
+        for err in errors
+    ]
+
+
+def register_error_handlers(app: APIGatewayHttpResolver) -> None:
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(exc: RequestValidationError) -> Response[Any]:
+        errors = list(exc.errors())
+        if any(err.get("type") == "json_invalid" for err in errors):
+            return error_answer(
+                HTTPStatus.BAD_REQUEST, ErrorResponse(error="the body is not valid JSON")
+            )
+        details = _details(errors)
+        summary = "; ".join(f"{d.field}: {d.message}" for d in details[:3])
+        return error_answer(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            ErrorResponse(error=f"invalid request: {summary}", details=details),
+        )
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported_type(exc: RequestUnsupportedContentType) -> Response[Any]:
+        return error_answer(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            ErrorResponse(error="send the body as JSON (Content-Type: application/json)"),
+        )
+
+    @app.exception_handler(JobNotFoundError)
+    def _not_found(exc: JobNotFoundError) -> Response[Any]:
+        return error_answer(HTTPStatus.NOT_FOUND, ErrorResponse(error="no such job"))
+
+    @app.exception_handler(UpstreamError)
+    def _upstream(exc: UpstreamError) -> Response[Any]:
+        if isinstance(exc, UpstreamTimeoutError):
+            status = HTTPStatus.GATEWAY_TIMEOUT
+        else:
+            status = HTTPStatus.BAD_GATEWAY
+        if isinstance(exc, UpstreamAuthError):
+            logger.error("the upstream refused the gateway's API key; check the secret")
+        return error_answer(status, ErrorResponse(error=exc.message, id=exc.job_id))
+
+    @app.exception_handler(ConfigurationError)
+    def _misconfigured(exc: ConfigurationError) -> Response[Any]:
+        logger.error("gateway misconfigured", extra={"error": exc.message})
+        return error_answer(
+            HTTPStatus.INTERNAL_SERVER_ERROR, ErrorResponse(error="the gateway is misconfigured")
+        )
+
+    @app.exception_handler(GatewayError)
+    def _gateway_error(exc: GatewayError) -> Response[Any]:
+        logger.exception("unexpected gateway error")
+        return error_answer(
+            HTTPStatus.INTERNAL_SERVER_ERROR, ErrorResponse(error=exc.message, id=exc.job_id)
+        )

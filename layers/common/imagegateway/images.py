@@ -1,0 +1,133 @@
+"""Copying the upstream's images into our bucket: streamed, hashed, typed by their own bytes."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO, cast
+
+import requests
+from boto3.s3.transfer import TransferConfig
+
+from imagegateway.aws import s3_client
+from imagegateway.errors import ImageDownloadError, ImageRejectedError
+from imagegateway.models import StoredImage
+from imagegateway.settings import Settings, get_settings
+from imagegateway.upstream import UpstreamClient
+
+CHUNK_BYTES = 64 * 1024
+# Below this an image goes up in one PutObject; above it, in 8 MiB parts: memory stays bounded.
+TRANSFER = TransferConfig(multipart_threshold=8 * 1024 * 1024, max_concurrency=2)
+
+SIGNATURES: tuple[tuple[bytes, int, str, str], ...] = (
+    # (magic bytes, offset, content type, extension)
+    (b"\x89PNG\r\n\x1a\n", 0, "image/png", "png"),
+    (b"\xff\xd8\xff", 0, "image/jpeg", "jpg"),
+    (b"WEBP", 8, "image/webp", "webp"),
+)
+SNIFF_BYTES = 12
+
+
+def sniff_image_type(head: bytes) -> tuple[str, str]:
+    """(content type, extension) from the file's signature, never from a Content-Type header."""
+    for magic, offset, content_type, extension in SIGNATURES:
+        if head[offset : offset + len(magic)] == magic and (
+            extension != "webp" or head.startswith(b"RIFF")
+        ):
+            return content_type, extension
+    raise ImageRejectedError("the upstream's file is not a PNG, JPEG or WebP image")
+
+
+def image_key(job_id: str, index: int, extension: str) -> str:
+    """Deterministic per job and image, so a retried copy overwrites instead of duplicating."""
+    return f"jobs/{job_id}/{index}.{extension}"
+
+
+class _HashingStream:
+    """A read()-able view of a chunk iterator that hashes, counts and caps what passes through."""
+
+    def __init__(self, head: bytes, rest: Iterator[bytes], max_bytes: int) -> None:
+        self._buffer = head
+        self._rest = rest
+        self._max_bytes = max_bytes
+        self.size = 0
+        self.digest = hashlib.sha256()
+
+    def read(self, amount: int = -1) -> bytes:
+        while amount < 0 or len(self._buffer) < amount:
+            chunk = next(self._rest, b"")
+            if not chunk:
+                break
+            self._buffer += chunk
+        if amount < 0:
+            out, self._buffer = self._buffer, b""
+        else:
+            out, self._buffer = self._buffer[:amount], self._buffer[amount:]
+        self.size += len(out)
+        if self.size > self._max_bytes:
+            raise ImageRejectedError(f"the image is larger than {self._max_bytes} bytes")
+        self.digest.update(out)
+        return out
+
+
+class ImageStore:
+    def __init__(self, settings: Settings | None = None, upstream: UpstreamClient | None = None):
+        self._settings = settings or get_settings()
+        self._upstream = upstream or UpstreamClient(self._settings)
+
+    def copy_all(self, job_id: str, urls: list[str]) -> list[StoredImage]:
+        """Copy every image, in parallel; any failure fails the whole set (no partial results)."""
+        if not urls:
+            raise ImageDownloadError("the upstream reported SUCCESS without any download_urls")
+        workers = min(len(urls), self._settings.image_download_workers)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="copy") as pool:
+            futures = [
+                pool.submit(self.copy_one, job_id, index, url) for index, url in enumerate(urls)
+            ]
+            return [future.result() for future in futures]
+
+    def copy_one(self, job_id: str, index: int, url: str) -> StoredImage:
+        try:
+            response = self._upstream.open_image(url)
+        except requests.RequestException as exc:
+            raise ImageDownloadError(f"image {index}: {type(exc).__name__}") from exc
+        with response:
+            if response.status_code != 200:
+                raise ImageDownloadError(
+                    f"image {index}: the upstream answered {response.status_code}"
+                )
+            chunks = response.iter_content(CHUNK_BYTES)
+            head = b""
+            try:
+                while len(head) < SNIFF_BYTES:
+                    chunk = next(chunks, b"")
+                    if not chunk:
+                        break
+                    head += chunk
+                content_type, extension = sniff_image_type(head)
+                stream = _HashingStream(head, chunks, self._settings.max_image_bytes)
+                key = image_key(job_id, index, extension)
+                s3_client().upload_fileobj(
+                    cast("IO[bytes]", stream),  # it has the read() s3transfer needs
+                    self._settings.images_bucket_name,
+                    key,
+                    ExtraArgs={"ContentType": content_type},
+                    Config=TRANSFER,
+                )
+            except requests.RequestException as exc:
+                raise ImageDownloadError(f"image {index}: {type(exc).__name__}") from exc
+        return StoredImage(
+            index=index,
+            key=key,
+            content_type=content_type,
+            size=stream.size,
+            sha256=stream.digest.hexdigest(),
+        )
+
+    def presigned_url(self, key: str) -> str:
+        return s3_client().generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self._settings.images_bucket_name, "Key": key},
+            ExpiresIn=self._settings.presigned_url_ttl_seconds,
+        )

@@ -1,0 +1,119 @@
+"""The jobs table: one row per accepted request, the source of truth for GET status."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from imagegateway.aws import dynamodb_table
+from imagegateway.errors import JobNotFoundError
+from imagegateway.models import JobRecord, JobStatus, StoredImage
+from imagegateway.settings import Settings, get_settings
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def _conditional_check_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class JobStore:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings or get_settings()
+        self._table = dynamodb_table(self._settings.jobs_table_name)
+
+    def create(
+        self,
+        *,
+        job_id: str,
+        owner: str,
+        request: dict[str, Any],
+        now: datetime,
+        deadline_at: datetime,
+    ) -> JobRecord:
+        record = JobRecord(
+            job_id=job_id,
+            owner=owner,
+            status=JobStatus.PENDING,
+            request=request,
+            created_at=now,
+            updated_at=now,
+            deadline_at=deadline_at,
+            expires_at=int((now + timedelta(days=self._settings.job_retention_days)).timestamp()),
+        )
+        item = record.model_dump(mode="json", exclude_none=True)
+        # Stored as JSON text: DynamoDB rejects Python floats, and the row never filters on it.
+        item["request"] = json.dumps(request, separators=(",", ":"))
+        self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
+        return record
+
+    def get(self, job_id: str) -> JobRecord:
+        item = self._table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
+        if item is None:
+            raise JobNotFoundError(f"no job {job_id}")
+        data = dict(item)
+        data["request"] = json.loads(str(data.get("request") or "{}"))
+        return JobRecord.model_validate(data)
+
+    def mark_accepted(self, job_id: str, *, upstream_id: str, now: datetime) -> None:
+        self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="SET upstream_id = :u, updated_at = :now",
+            ConditionExpression="attribute_exists(job_id)",
+            ExpressionAttributeValues={":u": upstream_id, ":now": _iso(now)},
+        )
+
+    def mark_succeeded(
+        self,
+        job_id: str,
+        *,
+        images: list[StoredImage],
+        upstream_completed_at: datetime,
+        now: datetime,
+    ) -> None:
+        # A success is recorded even over an earlier FAILURE (e.g. a deadline): the images exist.
+        self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression=(
+                "SET #status = :success, images = :images, upstream_completed_at = :upstream, "
+                "completed_at = :now, updated_at = :now REMOVE error_code, error_message"
+            ),
+            ConditionExpression="attribute_exists(job_id)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":success": JobStatus.SUCCESS.value,
+                ":images": [image.model_dump(mode="json") for image in images],
+                ":upstream": _iso(upstream_completed_at),
+                ":now": _iso(now),
+            },
+        )
+
+    def mark_failed(self, job_id: str, *, code: str, message: str, now: datetime) -> bool:
+        """Record a FAILURE unless the job already succeeded; True if this call recorded it."""
+        try:
+            self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression=(
+                    "SET #status = :failure, error_code = :code, error_message = :message, "
+                    "completed_at = :now, updated_at = :now"
+                ),
+                ConditionExpression="attribute_exists(job_id) AND #status <> :success",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":failure": JobStatus.FAILURE.value,
+                    ":success": JobStatus.SUCCESS.value,
+                    ":code": code,
+                    ":message": message[:1000],
+                    ":now": _iso(now),
+                },
+            )
+        except ClientError as exc:
+            if _conditional_check_failed(exc):
+                return False
+            raise
+        return True

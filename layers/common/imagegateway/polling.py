@@ -1,0 +1,23 @@
+"""When to check the upstream next, and when to give up: pure arithmetic, unit-tested."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+# Each wait is this much longer than the previous one, up to the configured maximum.
+BACKOFF_FACTOR = 1.5
+
+
+def next_wait_seconds(
+    *, polls: int, now: datetime, deadline_at: datetime, initial: int, maximum: int
+) -> int:
+    """Seconds before the next status check: backs off, but never sleeps past the deadline
+    (so a timed-out job is noticed within one interval of it) and never less than 1 s."""
+    interval = min(maximum, math.ceil(initial * BACKOFF_FACTOR ** max(polls, 0)))
+    remaining = math.ceil((deadline_at - now).total_seconds())
+    return max(1, min(interval, remaining))
+
+
+def deadline_passed(*, now: datetime, deadline_at: datetime) -> bool:
+    return now >= deadline_at

@@ -1,0 +1,51 @@
+"""One validated settings model read from the environment, cached for the life of the process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+
+
+class Settings(BaseModel):
+    """Field names are the lower-cased environment variable names."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    jobs_table_name: str = Field(min_length=3)
+    images_bucket_name: str = Field(min_length=3)
+    state_machine_arn: str = ""
+    upstream_base_url: HttpUrl = HttpUrl("https://api.imagepipeline.io")
+    upstream_api_key_secret_name: str = ""
+    # Cached secret reads: the key rarely rotates, and each read costs a Secrets Manager call.
+    upstream_api_key_max_age_seconds: int = Field(default=300, ge=0)
+    upstream_connect_timeout_seconds: float = Field(default=3.05, gt=0)
+    upstream_read_timeout_seconds: float = Field(default=30.0, gt=0)
+    job_deadline_seconds: int = Field(default=900, ge=10, le=3000)
+    poll_interval_seconds: int = Field(default=5, ge=1, le=300)
+    poll_max_interval_seconds: int = Field(default=30, ge=1, le=300)
+    presigned_url_ttl_seconds: int = Field(default=3600, ge=60, le=604800)
+    job_retention_days: int = Field(default=30, ge=1, le=3650)
+    max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    image_download_workers: int = Field(default=4, ge=1, le=16)
+
+    @field_validator("upstream_base_url", mode="before")
+    @classmethod
+    def _strip_trailing_slash(cls, value: object) -> object:
+        return value.rstrip("/") if isinstance(value, str) else value
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> Settings:
+        known = cls.model_fields.keys()
+        return cls.model_validate({k.lower(): v for k, v in environ.items() if k.lower() in known})
+
+    @property
+    def upstream_base(self) -> str:
+        return str(self.upstream_base_url).rstrip("/")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_environment(os.environ)

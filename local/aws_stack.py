@@ -1,0 +1,316 @@
+"""The stack of template.yaml, built inside moto: the tests and `make run` share this, so the
+mocks cannot drift from the infrastructure.
+
+Resources are read from template.yaml (the table's keys and TTL, the bucket, the secret, the
+functions with their handlers and environment, the state machine file with its substitutions),
+never listed again here. Lambda tasks run the real handlers in this process: moto's
+`LambdaFunction._invoke_lambda` is patched to import `functions/<dir>/app.py` and call it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import re
+import sys
+import time
+import traceback
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from unittest import mock
+
+import boto3
+from cfnlint.decode import cfn_yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATE = REPO / "template.yaml"
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+STACK = "imagegw-local"
+
+if str(REPO / "layers" / "common") not in sys.path:
+    sys.path.insert(0, str(REPO / "layers" / "common"))
+
+
+@cache
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    loaded: dict[str, Any] = cfn_yaml.load(str(path))
+    return loaded
+
+
+def resources_of_type(template: Mapping[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {
+        name: resource
+        for name, resource in template["Resources"].items()
+        if resource.get("Type") == kind
+    }
+
+
+@dataclass
+class LocalStack:
+    """Names and ARNs of the resources built in moto, keyed by template logical id."""
+
+    table_name: str
+    bucket_name: str
+    secret_arn: str
+    state_machine_arn: str
+    function_names: dict[str, str] = field(default_factory=dict)
+    function_dirs: dict[str, Path] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+class _Resolver:
+    """Resolves the intrinsic functions the template uses in environments and substitutions."""
+
+    def __init__(self, refs: dict[str, str], arns: dict[str, str]) -> None:
+        self.refs = refs
+        self.arns = arns
+
+    def __call__(self, value: Any) -> str:
+        if isinstance(value, dict):
+            if "Ref" in value:
+                return self.refs[value["Ref"]]
+            if "Fn::GetAtt" in value:
+                target = value["Fn::GetAtt"]
+                name, attribute = target if isinstance(target, list) else target.split(".", 1)
+                if attribute != "Arn":
+                    raise KeyError(f"unsupported GetAtt {name}.{attribute}")
+                return self.arns[name]
+            if "Fn::Sub" in value:
+                text = value["Fn::Sub"]
+                return re.sub(r"\$\{([^}]+)\}", lambda m: self._sub(m.group(1)), str(text))
+            raise KeyError(f"unsupported intrinsic {sorted(value)}")
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    def _sub(self, name: str) -> str:
+        if "." in name:
+            return self.arns[name.split(".", 1)[0]]
+        return self.refs[name]
+
+
+def _parameters(template: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:
+    values = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
+    values.update(overrides)
+    return values
+
+
+def _zip_placeholder() -> bytes:
+    # moto wants a code package; the handlers run in-process from the working tree instead.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", "def lambda_handler(event, context):\n    return event\n")
+    return buffer.getvalue()
+
+
+def build_stack(
+    *,
+    api_key: str,
+    parameters: Mapping[str, str] | None = None,
+    extra_environment: Mapping[str, str] | None = None,
+    template: Mapping[str, Any] | None = None,
+) -> LocalStack:
+    """Create the template's table, bucket, secret, functions and state machine in moto (the
+    in-process mock or a moto server, whichever boto3 currently reaches)."""
+    template = template or load_template()
+    params = _parameters(template, parameters or {})
+    ((table_id, table),) = resources_of_type(template, "AWS::DynamoDB::Table").items()
+    ((bucket_id, _bucket),) = resources_of_type(template, "AWS::S3::Bucket").items()
+    ((secret_id, _secret),) = resources_of_type(template, "AWS::SecretsManager::Secret").items()
+    ((machine_id, machine),) = resources_of_type(template, "AWS::Serverless::StateMachine").items()
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+
+    suffix = uuid.uuid4().hex[:8]
+    table_name = f"{STACK}-{table_id}-{suffix}".lower()
+    bucket_name = f"{STACK}-{bucket_id}-{suffix}".lower()
+    machine_name = f"{STACK}-{machine_id}-{suffix}"
+    machine_arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{machine_name}"
+    function_names = {name: f"{STACK}-{name}-{suffix}" for name in functions}
+    function_arns = {
+        name: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{fn}"
+        for name, fn in function_names.items()
+    }
+
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    props = table["Properties"]
+    dynamodb.create_table(
+        TableName=table_name,
+        KeySchema=props["KeySchema"],
+        AttributeDefinitions=props["AttributeDefinitions"],
+        BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+    )
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl:
+        dynamodb.update_time_to_live(
+            TableName=table_name,
+            TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+        )
+
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=bucket_name)
+    s3.put_public_access_block(
+        Bucket=bucket_name,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+
+    secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name=f"{STACK}/{secret_id}/{suffix}", SecretString=api_key
+    )["ARN"]
+
+    refs = {
+        **params,
+        table_id: table_name,
+        bucket_id: bucket_name,
+        secret_id: secret_arn,
+        machine_id: machine_arn,
+        "AWS::Region": REGION,
+        "AWS::AccountId": ACCOUNT,
+        "AWS::StackName": STACK,
+        "AWS::URLSuffix": "amazonaws.com",
+        "AWS::Partition": "aws",
+        **function_names,
+    }
+    resolve = _Resolver(refs, {**function_arns, machine_id: machine_arn})
+
+    iam = boto3.client("iam", region_name=REGION)
+    role_arn = iam.create_role(
+        RoleName=f"{STACK}-role-{suffix}",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+    )["Role"]["Arn"]
+
+    globals_fn = template.get("Globals", {}).get("Function", {})
+    global_env = globals_fn.get("Environment", {}).get("Variables", {})
+    lambda_client = boto3.client("lambda", region_name=REGION)
+    environment: dict[str, str] = {}
+    function_dirs: dict[str, Path] = {}
+    for name, resource in functions.items():
+        fn_props = resource["Properties"]
+        env_spec = {**global_env, **fn_props.get("Environment", {}).get("Variables", {})}
+        env = {key: resolve(value) for key, value in env_spec.items()}
+        env.update(extra_environment or {})
+        environment.update(env)
+        code_dir = REPO / str(fn_props["CodeUri"])
+        function_dirs[function_names[name]] = code_dir
+        lambda_client.create_function(
+            FunctionName=function_names[name],
+            Runtime=fn_props.get("Runtime", globals_fn.get("Runtime", "python3.12")),
+            Role=role_arn,
+            Handler=str(fn_props.get("Handler", globals_fn.get("Handler", "app.lambda_handler"))),
+            Code={"ZipFile": _zip_placeholder()},
+            Timeout=int(fn_props.get("Timeout", globals_fn.get("Timeout", 30))),
+            Environment={"Variables": env},
+        )
+
+    machine_props = machine["Properties"]
+    definition = (REPO / str(machine_props["DefinitionUri"])).read_text()
+    substitutions = {
+        key: resolve(value) for key, value in machine_props["DefinitionSubstitutions"].items()
+    }
+    definition = re.sub(r"\$\{([^}]+)\}", lambda m: substitutions[m.group(1)], definition)
+    boto3.client("stepfunctions", region_name=REGION).create_state_machine(
+        name=machine_name, definition=definition, roleArn=role_arn
+    )
+
+    return LocalStack(
+        table_name=table_name,
+        bucket_name=bucket_name,
+        secret_arn=secret_arn,
+        state_machine_arn=machine_arn,
+        function_names=function_names,
+        function_dirs=function_dirs,
+        environment=environment,
+    )
+
+
+# --- running the real handlers in-process ---------------------------------------------------
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of the Lambda context object that Powertools reads."""
+
+    function_name: str
+    memory_limit_in_mb: int = 256
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    invoked_function_arn: str = ""
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    deadline_ms: int = field(default_factory=lambda: int(time.time() * 1000) + 30_000)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, self.deadline_ms - int(time.time() * 1000))
+
+
+@cache
+def load_handler(code_dir: Path, handler: str = "app.lambda_handler") -> Callable[..., Any]:
+    module_file, function = handler.rsplit(".", 1)
+    path = code_dir / f"{module_file.replace('.', '/')}.py"
+    name = f"functions.{code_dir.name}.{module_file}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    handler_function: Callable[..., Any] = getattr(module, function)
+    return handler_function
+
+
+InvokeHook = Callable[[str, Any], None]
+
+
+@contextmanager
+def handlers_in_process(
+    stack: LocalStack, before_invoke: InvokeHook | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """Patch moto so invoking one of the stack's functions calls its real handler here.
+
+    Yields the list of invocations (function, event, error), for tests to inspect. A raised
+    exception is reported the way the Lambda runtime reports it: errorType is the class name,
+    which is what the state machine's Retry and Catch match on. `before_invoke` may raise to
+    simulate a function dying.
+    """
+    from moto.awslambda.models import LambdaFunction
+
+    invocations: list[dict[str, Any]] = []
+    original = LambdaFunction._invoke_lambda
+
+    def invoke(self: LambdaFunction, event: str | None = None) -> tuple[str, bool, str]:
+        code_dir = stack.function_dirs.get(self.function_name)
+        if code_dir is None:
+            return original(self, event)
+        payload = json.loads(event) if isinstance(event, str | bytes) else (event or {})
+        record: dict[str, Any] = {"function": self.function_name, "event": payload}
+        invocations.append(record)
+        context = LambdaContext(
+            function_name=self.function_name, invoked_function_arn=self.function_arn
+        )
+        try:
+            if before_invoke is not None:
+                before_invoke(self.function_name, payload)
+            result = load_handler(code_dir, self.handler)(payload, context)
+        except Exception as exc:  # the runtime turns any exception into a function error
+            record["error"] = type(exc).__name__
+            error = {
+                "errorType": type(exc).__name__,
+                "errorMessage": str(exc),
+                "stackTrace": traceback.format_exception(exc)[-3:],
+            }
+            return json.dumps(error), True, ""
+        return json.dumps(result), False, ""
+
+    with mock.patch.object(LambdaFunction, "_invoke_lambda", invoke):
+        yield invocations

@@ -1,0 +1,17 @@
+"""Every process-wide cache the gateway keeps, cleared between tests."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.utilities import parameters
+
+from imagegateway.aws import clear_clients
+from imagegateway.settings import get_settings
+from imagegateway.upstream import retrying_get_session, submit_session
+
+
+def clear_all() -> None:
+    get_settings.cache_clear()
+    clear_clients()
+    parameters.clear_caches()
+    submit_session.cache_clear()
+    retrying_get_session.cache_clear()

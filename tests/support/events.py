@@ -1,0 +1,48 @@
+"""Sample events from events/, the same files used for local invokes."""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+@cache
+def _read(name: str) -> str:
+    return (EVENTS / f"{name}.json").read_text()
+
+
+def load_event(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads(_read(name))
+    return copy.deepcopy(event)
+
+
+def http_event_with_body(
+    body: Any, *, raw: str | None = None, content_type: str | None = "application/json"
+) -> dict[str, Any]:
+    """The sample submit event with another body (a JSON value, or `raw` text as sent)."""
+    event = load_event("submit")
+    event["body"] = raw if raw is not None else json.dumps(body)
+    if content_type is None:
+        event["headers"].pop("content-type", None)
+    else:
+        event["headers"]["content-type"] = content_type
+    return event
+
+
+def status_event(job_id: str) -> dict[str, Any]:
+    event = load_event("jobs")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = (
+        f"/sd/text2image/v1/status/{job_id}"
+    )
+    event["pathParameters"] = {"id": job_id}
+    return event
+
+
+def with_caller(event: dict[str, Any], user_arn: str) -> dict[str, Any]:
+    event["requestContext"]["authorizer"]["iam"]["userArn"] = user_arn
+    return event

@@ -1,0 +1,106 @@
+"""Fixtures' building blocks: the template's stack in moto, the fake upstream, job helpers."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local.aws_stack import LocalStack, build_stack, handlers_in_process, load_handler
+from local.fake_upstream import FakeUpstream
+from tests.support.caches import clear_all
+
+UPSTREAM_KEY = "test-upstream-key-5b1f"
+# Short waits make the workflow tests fast; the logic (backoff, deadline) is unchanged.
+FAST_POLLING = {"POLL_INTERVAL_SECONDS": "1", "POLL_MAX_INTERVAL_SECONDS": "1"}
+
+
+@contextmanager
+def moto_stack(
+    upstream: FakeUpstream,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    execute_state_machine: bool = False,
+    parameters: Mapping[str, str] | None = None,
+    environment: Mapping[str, str] | None = None,
+) -> Iterator[LocalStack]:
+    config: Any = {"stepfunctions": {"execute_state_machine": execute_state_machine}}
+    with mock_aws(config=config):
+        stack = build_stack(
+            api_key=UPSTREAM_KEY,
+            parameters={"UpstreamBaseUrl": upstream.base_url, **(parameters or {})},
+            extra_environment={**FAST_POLLING, **(environment or {})},
+        )
+        for key, value in stack.environment.items():
+            monkeypatch.setenv(key, value)
+        clear_all()
+        yield stack
+
+
+def invoke(stack: LocalStack, function_dir: str, event: dict[str, Any]) -> Any:
+    """Call a function's real handler directly, as Lambda would."""
+    from local.aws_stack import LambdaContext
+
+    code_dir = next(d for d in stack.function_dirs.values() if d.name == function_dir)
+    return load_handler(code_dir)(event, LambdaContext(function_name=function_dir))
+
+
+def wait_for_execution(job_id: str, stack: LocalStack, timeout: float = 60) -> dict[str, Any]:
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
+    deadline = time.monotonic() + timeout
+    while True:
+        execution: dict[str, Any] = sfn.describe_execution(executionArn=arn)
+        if execution["status"] != "RUNNING":
+            return execution
+        if time.monotonic() > deadline:
+            raise AssertionError(f"execution {job_id} still RUNNING after {timeout}s")
+        time.sleep(0.2)
+
+
+def execution_history(job_id: str, stack: LocalStack) -> list[dict[str, Any]]:
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
+    events: list[dict[str, Any]] = sfn.get_execution_history(executionArn=arn, maxResults=1000)[
+        "events"
+    ]
+    return events
+
+
+def entered_states(history: list[dict[str, Any]]) -> list[str]:
+    return [
+        event["stateEnteredEventDetails"]["name"]
+        for event in history
+        if "stateEnteredEventDetails" in event
+    ]
+
+
+def response_body(response: dict[str, Any]) -> Any:
+    return json.loads(response["body"])
+
+
+def bucket_keys(stack: LocalStack, prefix: str = "") -> list[str]:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    listing = s3.list_objects_v2(Bucket=stack.bucket_name, Prefix=prefix)
+    return sorted(item["Key"] for item in listing.get("Contents", []))
+
+
+def job_row(stack: LocalStack, job_id: str) -> dict[str, Any] | None:
+    table = boto3.resource("dynamodb", region_name="us-east-1").Table(stack.table_name)
+    item: dict[str, Any] | None = table.get_item(Key={"job_id": job_id}).get("Item")
+    return item
+
+
+def table_rows(stack: LocalStack) -> list[dict[str, Any]]:
+    table = boto3.resource("dynamodb", region_name="us-east-1").Table(stack.table_name)
+    items: list[dict[str, Any]] = table.scan()["Items"]
+    return items
+
+
+__all__ = ["handlers_in_process"]

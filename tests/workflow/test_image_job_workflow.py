@@ -1,0 +1,127 @@
+"""The real statemachine/image_job.asl.json, executed by moto's ASL interpreter; its Lambda
+tasks run the real handlers; the upstream is the fake one over HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from typing import Any
+
+import boto3
+import requests
+
+from local.aws_stack import LocalStack
+from local.fake_upstream import FakeUpstream
+from tests.support.events import http_event_with_body, load_event, status_event
+from tests.support.stack import (
+    bucket_keys,
+    entered_states,
+    execution_history,
+    invoke,
+    job_row,
+    response_body,
+    wait_for_execution,
+)
+
+
+def submit(stack: LocalStack, body: dict[str, Any] | None = None) -> str:
+    event = load_event("submit") if body is None else http_event_with_body(body)
+    response = invoke(stack, "submit", event)
+    assert response["statusCode"] == 202, response["body"]
+    job_id: str = response_body(response)["id"]
+    return job_id
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def test_happy_path_stores_every_image_and_hands_out_presigned_urls(
+    stack: LocalStack, upstream: FakeUpstream, invocations: list[dict[str, Any]]
+) -> None:
+    # Given a request for two 256x192 images
+    body = {
+        "model_id": "sd1.5",
+        "prompt": "a lighthouse",
+        "samples": 2,
+        "width": 256,
+        "height": 192,
+        "seed": 7,
+    }
+    # When it is submitted and its execution runs to the end
+    job_id = submit(stack, body)
+    execution = wait_for_execution(job_id, stack)
+    # Then the execution succeeded after waiting and checking until the upstream finished
+    assert execution["status"] == "SUCCEEDED"
+    states = entered_states(execution_history(job_id, stack))
+    assert states[0] == "RouteSubmitAnswer"
+    assert states.count("CheckStatus") == upstream.pending_polls + 1
+    assert "WaitBeforeCheck" in states
+    assert states[-2:] == ["StoreImages", "JobSucceeded"]
+    # And both images are objects in S3 under deterministic keys
+    assert bucket_keys(stack) == [f"jobs/{job_id}/0.png", f"jobs/{job_id}/1.png"]
+    # And the job row is SUCCESS with type, size and sha256 of each image
+    row = job_row(stack, job_id)
+    assert row is not None
+    assert row["status"] == "SUCCESS"
+    s3 = boto3.client("s3", region_name="us-east-1")
+    for image in row["images"]:
+        stored = s3.get_object(Bucket=stack.bucket_name, Key=image["key"])
+        data = stored["Body"].read()
+        assert stored["ContentType"] == image["content_type"] == "image/png"
+        assert int(image["size"]) == len(data)
+        assert image["sha256"] == hashlib.sha256(data).hexdigest()
+        assert png_size(data) == (256, 192)
+    # And GET status answers SUCCESS with presigned URLs that serve those images
+    response = invoke(stack, "jobs", status_event(job_id))
+    view = response_body(response)
+    assert response["statusCode"] == 200
+    assert view["status"] == "SUCCESS"
+    assert len(view["download_urls"]) == 2
+    for url in view["download_urls"]:
+        assert "X-Amz-Signature=" in url
+        assert "X-Amz-Expires=3600" in url
+        # moto's in-process mock answers the presigned GET like S3 would
+        assert png_size(requests.get(url, timeout=10).content) == (256, 192)
+    assert view["timings"]["copy_seconds"] is not None
+    # And every task ran the real handler
+    assert {call["function"].split("-")[2] for call in invocations} >= {
+        "CheckStatusFunction",
+        "StoreImagesFunction",
+    }
+
+
+def test_an_upstream_failure_ends_failure_with_the_upstreams_message(
+    stack: LocalStack, upstream: FakeUpstream, invocations: list[dict[str, Any]]
+) -> None:
+    # Given a job the upstream will fail after one PENDING
+    job_id = submit(stack, {"model_id": "fake-failure", "prompt": "a fox"})
+    # When its execution runs
+    execution = wait_for_execution(job_id, stack)
+    # Then the execution ends through the failure path
+    assert execution["status"] == "FAILED"
+    assert "RecordFailure" in entered_states(execution_history(job_id, stack))
+    # And the job is FAILURE with the upstream's own message, and no image was stored
+    view = response_body(invoke(stack, "jobs", status_event(job_id)))
+    assert view["status"] == "FAILURE"
+    assert view["error_code"] == "UPSTREAM_FAILURE"
+    assert "crashed" in view["error"]
+    assert "download_urls" not in view
+    assert bucket_keys(stack) == []
+
+
+def test_an_instant_success_is_stored_without_any_wait(
+    stack: LocalStack, upstream: FakeUpstream, invocations: list[dict[str, Any]]
+) -> None:
+    # Given the upstream answers SUCCESS at submit
+    job_id = submit(stack, {"model_id": "fake-instant", "prompt": "a fox", "samples": 3})
+    # When the execution runs
+    execution = wait_for_execution(job_id, stack)
+    # Then it goes straight to storing: no Wait, no status check
+    assert execution["status"] == "SUCCEEDED"
+    states = entered_states(execution_history(job_id, stack))
+    assert states == ["RouteSubmitAnswer", "StoreImages", "JobSucceeded"]
+    assert upstream.stats()["status_checks"] == 0
+    assert len(bucket_keys(stack, f"jobs/{job_id}/")) == 3
