@@ -1,0 +1,218 @@
+"""The state machine's task functions, each driven by its events/ sample, against moto and the
+fake upstream (no state machine here: that is tests/workflow)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from imagegateway.models import JobTicket
+from local.aws_stack import LocalStack
+from local.fake_upstream import FakeUpstream
+from tests.support.events import load_event, status_event, with_caller
+from tests.support.stack import (
+    UPSTREAM_KEY,
+    bucket_keys,
+    invoke,
+    job_row,
+    response_body,
+    table_rows,
+)
+
+
+def accepted_job(stack: LocalStack, upstream: FakeUpstream, body: dict[str, Any]) -> str:
+    """A job submitted through the submit function (so its row exists); returns its id."""
+    from tests.support.events import http_event_with_body
+
+    response = invoke(stack, "submit", http_event_with_body(body))
+    assert response["statusCode"] == 202, response["body"]
+    job_id: str = response_body(response)["id"]
+    return job_id
+
+
+def ticket_for(stack: LocalStack, job_id: str, sample: str) -> dict[str, Any]:
+    """The events/ sample ticket, pointed at a real job."""
+    row = job_row(stack, job_id)
+    assert row is not None
+    ticket = load_event(sample)
+    ticket["job_id"] = job_id
+    ticket["upstream_id"] = row["upstream_id"]
+    ticket["deadline_at"] = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    return ticket
+
+
+def upstream_urls(upstream: FakeUpstream, upstream_id: str) -> list[str]:
+    answer = requests.get(
+        f"{upstream.base_url}/sd/text2image/v1/status/{upstream_id}",
+        headers={"API-Key": UPSTREAM_KEY},
+        timeout=5,
+    ).json()
+    urls: list[str] = answer.get("download_urls", [])
+    return urls
+
+
+def test_check_status_reports_pending_then_success_with_waits(
+    stack: LocalStack, upstream: FakeUpstream
+) -> None:
+    # Given an accepted job and the sample check_status ticket for it
+    job_id = accepted_job(stack, upstream, {"model_id": "sd1.5", "prompt": "a fox"})
+    ticket = ticket_for(stack, job_id, "check_status")
+    # When the status is checked until the upstream finishes
+    seen = []
+    for _ in range(upstream.pending_polls + 1):
+        ticket = invoke(stack, "check_status", ticket)
+        seen.append(ticket["status"])
+    # Then it was PENDING with a wait, then SUCCESS with the download URLs and the time seen
+    assert seen == ["PENDING"] * upstream.pending_polls + ["SUCCESS"]
+    parsed = JobTicket.model_validate(ticket)
+    assert parsed.polls == upstream.pending_polls + 1
+    assert parsed.wait_seconds >= 1
+    assert not parsed.deadline_passed
+    assert len(parsed.download_urls) == 1
+    assert parsed.upstream_completed_at is not None
+
+
+def test_check_status_flags_a_passed_deadline(stack: LocalStack, upstream: FakeUpstream) -> None:
+    # Given a job whose deadline is already behind it
+    job_id = accepted_job(stack, upstream, {"model_id": "fake-never", "prompt": "a fox"})
+    ticket = ticket_for(stack, job_id, "check_status")
+    ticket["deadline_at"] = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    # When it is checked
+    result = invoke(stack, "check_status", ticket)
+    # Then it is still PENDING upstream, and the deadline is reported passed
+    assert (result["status"], result["deadline_passed"]) == ("PENDING", True)
+
+
+def test_check_status_lets_a_typed_error_escape_for_retry_and_catch(
+    stack: LocalStack, upstream: FakeUpstream
+) -> None:
+    # Given the secret holds a key the upstream refuses
+    ticket = load_event("check_status")
+    boto3.client("secretsmanager", region_name="us-east-1").put_secret_value(
+        SecretId=stack.secret_arn, SecretString="not-the-key"
+    )
+    # When it is checked
+    # Then the error's class is what Step Functions matches on
+    from imagegateway.errors import UpstreamAuthError
+
+    with pytest.raises(UpstreamAuthError):
+        invoke(stack, "check_status", ticket)
+
+
+def test_store_images_copies_every_image_and_marks_the_job_success(
+    stack: LocalStack, upstream: FakeUpstream
+) -> None:
+    # Given a job the upstream has finished with two images
+    job_id = accepted_job(stack, upstream, {"model_id": "sd1.5", "prompt": "a fox", "samples": 2})
+    upstream_id = str(job_row(stack, job_id)["upstream_id"])  # type: ignore[index]
+    for _ in range(upstream.pending_polls):
+        upstream_urls(upstream, upstream_id)
+    ticket = ticket_for(stack, job_id, "store_images")
+    ticket["download_urls"] = upstream_urls(upstream, upstream_id)
+    # When the store task runs, twice (as a retry would)
+    first = invoke(stack, "store_images", ticket)
+    second = invoke(stack, "store_images", ticket)
+    # Then exactly two objects exist, under the same keys both times
+    assert first == second
+    assert bucket_keys(stack) == [f"jobs/{job_id}/0.png", f"jobs/{job_id}/1.png"]
+    s3 = boto3.client("s3", region_name="us-east-1")
+    for image in first["images"]:
+        data = s3.get_object(Bucket=stack.bucket_name, Key=image["key"])["Body"].read()
+        assert image["sha256"] == hashlib.sha256(data).hexdigest()
+        assert image["size"] == len(data)
+    # And the job is SUCCESS
+    row = job_row(stack, job_id)
+    assert row is not None
+    assert row["status"] == "SUCCESS"
+
+
+def test_store_images_of_a_missing_image_is_a_download_error(
+    stack: LocalStack, upstream: FakeUpstream
+) -> None:
+    # Given download URLs that answer 404
+    job_id = accepted_job(stack, upstream, {"model_id": "fake-broken-image", "prompt": "a fox"})
+    ticket = ticket_for(stack, job_id, "store_images")
+    ticket["download_urls"] = [f"{upstream.base_url}/images/nope/0.png"]
+    # When the store task runs
+    # Then it raises the error the workflow retries, and stores nothing
+    from imagegateway.errors import ImageDownloadError
+
+    with pytest.raises(ImageDownloadError):
+        invoke(stack, "store_images", ticket)
+    assert bucket_keys(stack) == []
+
+
+@pytest.mark.parametrize(
+    ("sample", "code", "message"),
+    [
+        ("record_failure", "UPSTREAM_FAILURE", "the model crashed while sampling"),
+        ("record_failure_caught", "DOWNLOAD_FAILED", "image 0: the upstream answered 404"),
+    ],
+)
+def test_record_failure_marks_the_job_failure_with_code_and_message(
+    stack: LocalStack, upstream: FakeUpstream, sample: str, code: str, message: str
+) -> None:
+    # Given an accepted job and a failure ticket (set by a state, or caught from a task)
+    job_id = accepted_job(stack, upstream, {"model_id": "sd1.5", "prompt": "a fox"})
+    ticket = ticket_for(stack, job_id, sample)
+    # When the failure path runs
+    result = invoke(stack, "record_failure", ticket)
+    # Then the job is FAILURE with a code and a message a caller can act on
+    assert result == {"code": code, "message": message}
+    row = job_row(stack, job_id)
+    assert row is not None
+    assert (row["status"], row["error_code"], row["error_message"]) == ("FAILURE", code, message)
+
+
+def test_record_failure_never_overwrites_a_success(
+    stack: LocalStack, upstream: FakeUpstream
+) -> None:
+    # Given a job that already succeeded
+    job_id = accepted_job(stack, upstream, {"model_id": "sd1.5", "prompt": "a fox"})
+    table = boto3.resource("dynamodb", region_name="us-east-1").Table(stack.table_name)
+    table.update_item(
+        Key={"job_id": job_id},
+        UpdateExpression="SET #s = :s",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": "SUCCESS"},
+    )
+    # When a late failure is recorded
+    invoke(stack, "record_failure", ticket_for(stack, job_id, "record_failure"))
+    # Then the job stays SUCCESS
+    assert job_row(stack, job_id)["status"] == "SUCCESS"  # type: ignore[index]
+
+
+def test_jobs_answers_404_for_an_unknown_id(stack: LocalStack, upstream: FakeUpstream) -> None:
+    # Given the sample status event, for an id nobody created
+    response = invoke(stack, "jobs", load_event("jobs"))
+    # Then the answer is 404 in the contract's shape
+    assert response["statusCode"] == 404
+    assert response_body(response)["status"] == "FAILURE"
+
+
+def test_jobs_shows_a_pending_job_to_its_owner_only(
+    stack: LocalStack, upstream: FakeUpstream
+) -> None:
+    # Given a job submitted by the sample event's IAM caller
+    job_id = accepted_job(stack, upstream, {"model_id": "sd1.5", "prompt": "a fox"})
+    # When its owner asks, it is PENDING without URLs or error
+    mine = invoke(stack, "jobs", status_event(job_id))
+    assert mine["statusCode"] == 200
+    assert response_body(mine) | {"timings": None} == {
+        "status": "PENDING",
+        "id": job_id,
+        "timings": None,
+    }
+    # And another principal gets 404, exactly as for an unknown id
+    theirs = invoke(
+        stack,
+        "jobs",
+        with_caller(status_event(job_id), "arn:aws:sts::123456789012:assumed-role/other/bob"),
+    )
+    assert theirs["statusCode"] == 404
+    assert len(table_rows(stack)) == 1
