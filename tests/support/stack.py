@@ -19,6 +19,8 @@ from tests.support.caches import clear_all
 UPSTREAM_KEY = "test-upstream-key-5b1f"
 # Short waits make the workflow tests fast; the logic (backoff, deadline) is unchanged.
 FAST_POLLING = {"POLL_INTERVAL_SECONDS": "1", "POLL_MAX_INTERVAL_SECONDS": "1"}
+# The fake upstream serves its images over http on 127.0.0.1.
+LOCAL_DOWNLOADS = {"ALLOW_INSECURE_DOWNLOADS": "true", "DOWNLOAD_ALLOWED_HOSTS": "127.0.0.1"}
 
 
 @contextmanager
@@ -35,7 +37,7 @@ def moto_stack(
         stack = build_stack(
             api_key=UPSTREAM_KEY,
             parameters={"UpstreamBaseUrl": upstream.base_url, **(parameters or {})},
-            extra_environment={**FAST_POLLING, **(environment or {})},
+            extra_environment={**FAST_POLLING, **LOCAL_DOWNLOADS, **(environment or {})},
         )
         for key, value in stack.environment.items():
             monkeypatch.setenv(key, value)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import ipaddress
+import socket
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, cast
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from boto3.s3.transfer import TransferConfig
@@ -17,6 +20,7 @@ from imagegateway.settings import Settings, get_settings
 from imagegateway.upstream import UpstreamClient
 
 CHUNK_BYTES = 64 * 1024
+MAX_REDIRECTS = 3
 # Below this an image goes up in one PutObject; above it, in 8 MiB parts: memory stays bounded.
 TRANSFER = TransferConfig(multipart_threshold=8 * 1024 * 1024, max_concurrency=2)
 
@@ -37,6 +41,44 @@ def sniff_image_type(head: bytes) -> tuple[str, str]:
         ):
             return content_type, extension
     raise ImageRejectedError("the upstream's file is not a PNG, JPEG or WebP image")
+
+
+def resolve_host(host: str) -> list[str]:
+    """Every address the host resolves to (IPv4 and IPv6)."""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise ImageDownloadError(f"cannot resolve {host}") from exc
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def host_allowed(host: str, patterns: tuple[str, ...]) -> bool:
+    host = host.lower().rstrip(".")
+    for pattern in patterns:
+        if pattern == "*" or host == pattern:
+            return True
+        if pattern.startswith("*.") and host.endswith(pattern[1:]):
+            return True
+    return False
+
+
+def check_download_url(
+    url: str, settings: Settings, resolve: Callable[[str], list[str]] = resolve_host
+) -> None:
+    """Refuse what a hostile download URL could reach: other schemes, hosts off the allow-list,
+    and (when deployed) private, loopback and link-local addresses such as 169.254.169.254."""
+    parts = urlsplit(url)
+    insecure_ok = settings.allow_insecure_downloads
+    if parts.scheme != "https" and not (parts.scheme == "http" and insecure_ok):
+        raise ImageRejectedError(f"refusing to fetch a {parts.scheme or 'schemeless'} URL")
+    host = parts.hostname or ""
+    if not host or not host_allowed(host, settings.allowed_download_hosts):
+        raise ImageRejectedError(f"refusing to fetch from {host or 'no host'}: not an allowed host")
+    if insecure_ok:
+        return
+    for address in resolve(host):
+        if not ipaddress.ip_address(address).is_global:
+            raise ImageRejectedError(f"refusing to fetch from {host}: it resolves to {address}")
 
 
 def image_key(job_id: str, index: int, extension: str) -> str:
@@ -87,15 +129,31 @@ class ImageStore:
             ]
             return [future.result() for future in futures]
 
+    def _open(self, index: int, url: str) -> requests.Response:
+        """GET the image, following at most a few redirects, each hop checked like the first."""
+        for _ in range(MAX_REDIRECTS + 1):
+            check_download_url(url, self._settings)
+            try:
+                response = self._upstream.open_image(url)
+            except requests.RequestException as exc:
+                raise ImageDownloadError(f"image {index}: {type(exc).__name__}") from exc
+            if not response.is_redirect:
+                return response
+            response.close()
+            url = urljoin(url, response.headers.get("Location", ""))
+        raise ImageRejectedError(f"image {index}: more than {MAX_REDIRECTS} redirects")
+
     def copy_one(self, job_id: str, index: int, url: str) -> StoredImage:
-        try:
-            response = self._upstream.open_image(url)
-        except requests.RequestException as exc:
-            raise ImageDownloadError(f"image {index}: {type(exc).__name__}") from exc
+        response = self._open(index, url)
         with response:
             if response.status_code != 200:
                 raise ImageDownloadError(
                     f"image {index}: the upstream answered {response.status_code}"
+                )
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > self._settings.max_image_bytes:
+                raise ImageRejectedError(
+                    f"image {index} is larger than {self._settings.max_image_bytes} bytes"
                 )
             chunks = response.iter_content(CHUNK_BYTES)
             head = b""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,10 @@ from imagegateway.errors import JobNotFoundError
 from imagegateway.models import JobRecord, JobStatus, StoredImage
 from imagegateway.settings import Settings, get_settings
 
+PENDING_ATTRIBUTE = "pending"
+PENDING_MARK = "1"
+PENDING_INDEX = "PendingByDeadline"
+
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat()
@@ -20,6 +25,12 @@ def _iso(moment: datetime) -> str:
 
 def _conditional_check_failed(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _record(item: Mapping[str, Any]) -> JobRecord:
+    data = dict(item)
+    data["request"] = json.loads(str(data.get("request") or "{}"))
+    return JobRecord.model_validate(data)
 
 
 class JobStore:
@@ -49,6 +60,8 @@ class JobStore:
         item = record.model_dump(mode="json", exclude_none=True)
         # Stored as JSON text: DynamoDB rejects Python floats, and the row never filters on it.
         item["request"] = json.dumps(request, separators=(",", ":"))
+        # Only unfinished jobs carry this, so the PendingByDeadline index stays small (sparse).
+        item[PENDING_ATTRIBUTE] = PENDING_MARK
         self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
         return record
 
@@ -56,9 +69,7 @@ class JobStore:
         item = self._table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
         if item is None:
             raise JobNotFoundError(f"no job {job_id}")
-        data = dict(item)
-        data["request"] = json.loads(str(data.get("request") or "{}"))
-        return JobRecord.model_validate(data)
+        return _record(item)
 
     def mark_accepted(self, job_id: str, *, upstream_id: str, now: datetime) -> None:
         self._table.update_item(
@@ -81,7 +92,8 @@ class JobStore:
             Key={"job_id": job_id},
             UpdateExpression=(
                 "SET #status = :success, images = :images, upstream_completed_at = :upstream, "
-                "completed_at = :now, updated_at = :now REMOVE error_code, error_message"
+                "completed_at = :now, updated_at = :now REMOVE error_code, error_message, "
+                f"{PENDING_ATTRIBUTE}"
             ),
             ConditionExpression="attribute_exists(job_id)",
             ExpressionAttributeNames={"#status": "status"},
@@ -100,7 +112,7 @@ class JobStore:
                 Key={"job_id": job_id},
                 UpdateExpression=(
                     "SET #status = :failure, error_code = :code, error_message = :message, "
-                    "completed_at = :now, updated_at = :now"
+                    f"completed_at = :now, updated_at = :now REMOVE {PENDING_ATTRIBUTE}"
                 ),
                 ConditionExpression="attribute_exists(job_id) AND #status <> :success",
                 ExpressionAttributeNames={"#status": "status"},
@@ -117,3 +129,20 @@ class JobStore:
                 return False
             raise
         return True
+
+    def overdue(self, *, deadline_before: datetime, limit: int = 100) -> list[JobRecord]:
+        """Unfinished jobs whose deadline is before the given moment, oldest first."""
+        found: list[JobRecord] = []
+        query: dict[str, Any] = {
+            "IndexName": PENDING_INDEX,
+            "KeyConditionExpression": "#pending = :mark AND deadline_at < :before",
+            "ExpressionAttributeNames": {"#pending": PENDING_ATTRIBUTE},
+            "ExpressionAttributeValues": {":mark": PENDING_MARK, ":before": _iso(deadline_before)},
+        }
+        while len(found) < limit:
+            page = self._table.query(**query)
+            found.extend(_record(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return found[:limit]

@@ -29,6 +29,14 @@ class Settings(BaseModel):
     presigned_url_ttl_seconds: int = Field(default=3600, ge=60, le=604800)
     job_retention_days: int = Field(default=30, ge=1, le=3650)
     max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # Hosts the store step may fetch images from ("*.example.com" matches its subdomains).
+    download_allowed_hosts: str = "imagepipeline.io,*.imagepipeline.io"
+    # Only for the local stack and tests (the fake upstream serves http on 127.0.0.1): allows
+    # plain http and private addresses. Never set when deployed.
+    allow_insecure_downloads: bool = False
+    idempotency_table_name: str = ""
+    idempotency_expiry_seconds: int = Field(default=24 * 3600, ge=60)
+    reconcile_margin_seconds: int = Field(default=120, ge=0)
     image_download_workers: int = Field(default=4, ge=1, le=16)
 
     @field_validator("upstream_base_url", mode="before")
@@ -40,6 +48,12 @@ class Settings(BaseModel):
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
         known = cls.model_fields.keys()
         return cls.model_validate({k.lower(): v for k, v in environ.items() if k.lower() in known})
+
+    @property
+    def allowed_download_hosts(self) -> tuple[str, ...]:
+        return tuple(
+            host.strip().lower() for host in self.download_allowed_hosts.split(",") if host.strip()
+        )
 
     @property
     def upstream_base(self) -> str:

@@ -179,5 +179,8 @@ class UpstreamClient:
         return answer
 
     def open_image(self, url: str) -> requests.Response:
-        """A streaming GET of one image (retried on 429/5xx and connection errors)."""
-        return retrying_get_session().get(url, stream=True, timeout=self._timeout)
+        """A streaming GET of one image (retried on 429/5xx and connection errors). Redirects are
+        not followed here: the caller checks every hop's address first."""
+        return retrying_get_session().get(
+            url, stream=True, timeout=self._timeout, allow_redirects=False
+        )
