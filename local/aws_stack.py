@@ -62,6 +62,7 @@ class LocalStack:
     bucket_name: str
     secret_arn: str
     state_machine_arn: str
+    table_names: dict[str, str] = field(default_factory=dict)
     function_names: dict[str, str] = field(default_factory=dict)
     function_dirs: dict[str, Path] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
@@ -102,6 +103,29 @@ def _parameters(template: Mapping[str, Any], overrides: Mapping[str, str]) -> di
     return values
 
 
+def _create_table(dynamodb: Any, table_name: str, props: Mapping[str, Any]) -> None:
+    """The table as the template declares it: keys, attributes, indexes, TTL."""
+    extra: dict[str, Any] = {}
+    if props.get("GlobalSecondaryIndexes"):
+        extra["GlobalSecondaryIndexes"] = [
+            {key: index[key] for key in ("IndexName", "KeySchema", "Projection")}
+            for index in props["GlobalSecondaryIndexes"]
+        ]
+    dynamodb.create_table(
+        TableName=table_name,
+        KeySchema=props["KeySchema"],
+        AttributeDefinitions=props["AttributeDefinitions"],
+        BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+        **extra,
+    )
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl:
+        dynamodb.update_time_to_live(
+            TableName=table_name,
+            TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+        )
+
+
 def _zip_placeholder() -> bytes:
     # moto wants a code package; the handlers run in-process from the working tree instead.
     buffer = io.BytesIO()
@@ -121,14 +145,14 @@ def build_stack(
     in-process mock or a moto server, whichever boto3 currently reaches)."""
     template = template or load_template()
     params = _parameters(template, parameters or {})
-    ((table_id, table),) = resources_of_type(template, "AWS::DynamoDB::Table").items()
+    tables = resources_of_type(template, "AWS::DynamoDB::Table")
     ((bucket_id, _bucket),) = resources_of_type(template, "AWS::S3::Bucket").items()
     ((secret_id, _secret),) = resources_of_type(template, "AWS::SecretsManager::Secret").items()
     ((machine_id, machine),) = resources_of_type(template, "AWS::Serverless::StateMachine").items()
     functions = resources_of_type(template, "AWS::Serverless::Function")
 
     suffix = uuid.uuid4().hex[:8]
-    table_name = f"{STACK}-{table_id}-{suffix}".lower()
+    table_names = {name: f"{STACK}-{name}-{suffix}".lower() for name in tables}
     bucket_name = f"{STACK}-{bucket_id}-{suffix}".lower()
     machine_name = f"{STACK}-{machine_id}-{suffix}"
     machine_arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{machine_name}"
@@ -139,19 +163,8 @@ def build_stack(
     }
 
     dynamodb = boto3.client("dynamodb", region_name=REGION)
-    props = table["Properties"]
-    dynamodb.create_table(
-        TableName=table_name,
-        KeySchema=props["KeySchema"],
-        AttributeDefinitions=props["AttributeDefinitions"],
-        BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
-    )
-    ttl = props.get("TimeToLiveSpecification")
-    if ttl:
-        dynamodb.update_time_to_live(
-            TableName=table_name,
-            TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
-        )
+    for name, table in tables.items():
+        _create_table(dynamodb, table_names[name], table["Properties"])
 
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket=bucket_name)
@@ -171,7 +184,7 @@ def build_stack(
 
     refs = {
         **params,
-        table_id: table_name,
+        **table_names,
         bucket_id: bucket_name,
         secret_id: secret_arn,
         machine_id: machine_arn,
@@ -224,7 +237,8 @@ def build_stack(
     )
 
     return LocalStack(
-        table_name=table_name,
+        table_name=table_names["JobsTable"],
+        table_names=table_names,
         bucket_name=bucket_name,
         secret_arn=secret_arn,
         state_machine_arn=machine_arn,

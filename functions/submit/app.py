@@ -13,9 +13,13 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from imagegateway.http import caller_identity, json_answer, register_error_handlers
+from imagegateway.idempotency import submit_job_once, validated_key
 from imagegateway.models import ErrorResponse, JobStatus, JobView, Text2ImageRequest
 from imagegateway.observability import logger, metrics, tracer
 from imagegateway.service import submit_job
+
+# HTTP API v2 lower-cases header names.
+IDEMPOTENCY_HEADER = "idempotency-key"
 
 app = APIGatewayHttpResolver(enable_validation=True)
 register_error_handlers(app)
@@ -53,7 +57,12 @@ register_error_handlers(app)
 )
 @tracer.capture_method
 def submit(request: Annotated[Text2ImageRequest, Body()]) -> Response[Any]:
-    view = submit_job(request, owner=caller_identity(app.current_event))
+    owner = caller_identity(app.current_event)
+    key = validated_key(app.current_event.headers.get(IDEMPOTENCY_HEADER))
+    if key is None:
+        view = submit_job(request, owner=owner)
+    else:
+        view = submit_job_once(request, owner=owner, key=key, lambda_context=app.lambda_context)
     status = HTTPStatus.ACCEPTED if view.status is JobStatus.PENDING else HTTPStatus.OK
     return json_answer(status, view)
 

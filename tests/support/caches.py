@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.utilities import parameters
 
+from imagegateway import idempotency
 from imagegateway.aws import clear_clients
 from imagegateway.settings import get_settings
 from imagegateway.upstream import retrying_get_session, submit_session
@@ -15,3 +16,4 @@ def clear_all() -> None:
     parameters.clear_caches()
     submit_session.cache_clear()
     retrying_get_session.cache_clear()
+    idempotency.clear_cache()

@@ -60,6 +60,10 @@ class JobNotFoundError(GatewayError):
     code = "JOB_NOT_FOUND"
 
 
+class InvalidIdempotencyKeyError(GatewayError):
+    code = "INVALID_IDEMPOTENCY_KEY"
+
+
 class WorkflowStartError(GatewayError):
     code = "WORKFLOW_START_FAILED"
 
@@ -90,6 +94,7 @@ ERROR_CODES: dict[str, str] = {
         UpstreamAuthError,
         UpstreamProtocolError,
         JobNotFoundError,
+        InvalidIdempotencyKeyError,
         WorkflowStartError,
         ImageDownloadError,
         ImageRejectedError,

@@ -14,11 +14,16 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
 from pydantic import BaseModel
 
 from imagegateway.errors import (
     ConfigurationError,
     GatewayError,
+    InvalidIdempotencyKeyError,
     JobNotFoundError,
     UpstreamAuthError,
     UpstreamError,
@@ -92,6 +97,33 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
             ErrorResponse(error="send the body as JSON (Content-Type: application/json)"),
         )
+
+    @app.exception_handler(InvalidIdempotencyKeyError)
+    def _bad_idempotency_key(exc: InvalidIdempotencyKeyError) -> Response[Any]:
+        detail = ErrorDetail(field="Idempotency-Key", message=exc.message)
+        return error_answer(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            ErrorResponse(error=f"invalid request: {exc.message}", details=[detail]),
+        )
+
+    @app.exception_handler(IdempotencyValidationError)
+    def _key_reused(exc: IdempotencyValidationError) -> Response[Any]:
+        message = "this Idempotency-Key was already used with a different request body"
+        return error_answer(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            ErrorResponse(
+                error=message, details=[ErrorDetail(field="Idempotency-Key", message=message)]
+            ),
+        )
+
+    @app.exception_handler(IdempotencyAlreadyInProgressError)
+    def _key_in_progress(exc: IdempotencyAlreadyInProgressError) -> Response[Any]:
+        answer = error_answer(
+            HTTPStatus.CONFLICT,
+            ErrorResponse(error="a request with this Idempotency-Key is in progress; retry"),
+        )
+        answer.headers["Retry-After"] = "1"
+        return answer
 
     @app.exception_handler(JobNotFoundError)
     def _not_found(exc: JobNotFoundError) -> Response[Any]:

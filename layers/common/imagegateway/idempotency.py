@@ -1,0 +1,106 @@
+"""Idempotency-Key with Stripe's semantics, on Powertools Idempotency (DynamoDB).
+
+- the same key (per caller) with the same body returns the first answer; no second upstream call;
+- the same key with another body is refused (IdempotencyValidationError, a 422);
+- a duplicate arriving while the first is still running gets IdempotencyAlreadyInProgressError
+  (a retryable 409).
+An answer is kept when the upstream may have been charged (accepted, refused, or timed out);
+when the upstream could not be reached at all, nothing is kept and the same key may retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from imagegateway.errors import ConfigurationError, InvalidIdempotencyKeyError, UpstreamTimeoutError
+from imagegateway.models import JobStatus, JobView, Text2ImageRequest
+from imagegateway.service import submit_job
+from imagegateway.settings import get_settings
+
+MAX_KEY_LENGTH = 255
+
+
+class IdempotentSubmission(BaseModel):
+    caller: str
+    key: str
+    body: dict[str, Any]
+
+
+def validated_key(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    key = raw.strip()
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise InvalidIdempotencyKeyError(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters"
+        )
+    return key
+
+
+@lru_cache(maxsize=1)
+def _submitter() -> tuple[IdempotencyConfig, Callable[..., JobView]]:
+    # Built on first use, not at import: the table name comes from settings, and the
+    # persistence layer makes its boto3 client when constructed.
+    settings = get_settings()
+    if not settings.idempotency_table_name:
+        raise ConfigurationError("IDEMPOTENCY_TABLE_NAME is not set")
+    config = IdempotencyConfig(
+        event_key_jmespath="[caller, key]",
+        payload_validation_jmespath="body",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=settings.idempotency_expiry_seconds,
+    )
+    persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name)
+
+    @idempotent_function(
+        data_keyword_argument="submission",
+        config=config,
+        persistence_store=persistence,
+        output_serializer=PydanticSerializer(model=JobView),
+    )
+    def submit_once(submission: IdempotentSubmission) -> JobView:
+        request = Text2ImageRequest.model_validate(submission.body)
+        try:
+            return submit_job(request, owner=submission.caller)
+        except UpstreamTimeoutError as exc:
+            # The upstream may have taken (and charged) this one: keep the answer, so a retry
+            # with the same key does not POST again.
+            return JobView(
+                status=JobStatus.FAILURE,
+                id=exc.job_id or "",
+                error=exc.message,
+                error_code=exc.code,
+            )
+
+    return config, submit_once
+
+
+def submit_job_once(
+    request: Text2ImageRequest, *, owner: str, key: str, lambda_context: LambdaContext | None
+) -> JobView:
+    config, submit_once = _submitter()
+    if lambda_context is not None:
+        # An in-progress record then expires with this invocation, so a crashed attempt does
+        # not block its key for the whole expiry window.
+        config.register_lambda_context(lambda_context)
+    view = submit_once(
+        submission=IdempotentSubmission(caller=owner, key=key, body=request.upstream_body())
+    )
+    if view.error_code == UpstreamTimeoutError.code:
+        raise UpstreamTimeoutError(view.error or "the upstream did not answer", job_id=view.id)
+    return view
+
+
+def clear_cache() -> None:
+    _submitter.cache_clear()
