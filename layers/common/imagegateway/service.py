@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, Field
 
 from imagegateway.aws import sfn_client
 from imagegateway.errors import ERROR_CODES, JobNotFoundError, UpstreamError, UpstreamProtocolError
@@ -98,27 +99,30 @@ def submit_job(request: Text2ImageRequest, *, owner: str) -> JobView:
     return JobView(status=JobStatus.PENDING, id=job_id)
 
 
-def start_workflow(ticket: JobTicket) -> None:
+def start_workflow(ticket: JobTicket, *, name: str | None = None) -> bool:
     """Start the job's execution, named by the job id so a second start cannot fork the job.
 
-    A failure here is logged, not raised: the upstream has accepted (and charged) the job, so
-    the caller still gets its id, and the reconciler resumes jobs whose execution never started.
+    A failure is logged and reported, not raised: the upstream has accepted (and charged) the
+    job, so the caller still gets its id, and the reconciler resumes jobs whose execution never
+    started.
     """
     settings = get_settings()
     try:
         sfn_client().start_execution(
             stateMachineArn=settings.state_machine_arn,
-            name=ticket.job_id,
+            name=name or ticket.job_id,
             input=json.dumps(ticket.to_state()),
         )
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
-            return
+            return True
         logger.exception("could not start the job's workflow; the reconciler will resume it")
-        metrics.add_metric(name="WorkflowStartFailures", unit="Count", value=1)
     except BotoCoreError:
         logger.exception("could not start the job's workflow; the reconciler will resume it")
-        metrics.add_metric(name="WorkflowStartFailures", unit="Count", value=1)
+    else:
+        return True
+    metrics.add_metric(name="WorkflowStartFailures", unit="Count", value=1)
+    return False
 
 
 def check_job(ticket: JobTicket) -> JobTicket:
@@ -247,3 +251,100 @@ def _timings(record: JobRecord) -> Timings:
         copy_seconds=_seconds(record.upstream_completed_at, record.completed_at),
         total_seconds=_seconds(record.created_at, record.completed_at),
     )
+
+
+# --- the reconciler -------------------------------------------------------------------------
+
+SUBMIT_INTERRUPTED = "SUBMIT_INTERRUPTED"
+# Past this, a job whose upstream still cannot be asked is ended rather than retried forever.
+GIVE_UP_AFTER = timedelta(days=1)
+
+
+class ReconcileReport(BaseModel):
+    examined: int = 0
+    resumed: list[str] = Field(default_factory=list)
+    failed: list[str] = Field(default_factory=list)
+    left_running: list[str] = Field(default_factory=list)
+    retry_later: list[str] = Field(default_factory=list)
+
+
+def execution_arn(name: str) -> str:
+    machine = get_settings().state_machine_arn
+    return machine.replace(":stateMachine:", ":execution:", 1) + f":{name}"
+
+
+def execution_status(name: str) -> str | None:
+    """RUNNING / SUCCEEDED / FAILED / TIMED_OUT / ABORTED, or None if it never started."""
+    try:
+        described = sfn_client().describe_execution(executionArn=execution_arn(name))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+            return None
+        raise
+    return str(described["status"])
+
+
+def reconcile_overdue_jobs() -> ReconcileReport:
+    """End or resume every job still PENDING past its deadline plus the margin, so none stays
+    PENDING forever: its execution never started (the upstream accepted, then the start
+    failed), or ended without recording a result (machine timeout, abort, a crash)."""
+    settings = get_settings()
+    now = utcnow()
+    jobs = JobStore(settings)
+    report = ReconcileReport()
+    cutoff = now - timedelta(seconds=settings.reconcile_margin_seconds)
+    for record in jobs.overdue(deadline_before=cutoff):
+        report.examined += 1
+        logger.append_keys(job_id=record.job_id)
+        outcome = _reconcile(record, jobs, now)
+        getattr(report, outcome).append(record.job_id)
+        logger.info("reconciled an overdue job", extra={"outcome": outcome})
+    logger.remove_keys(["job_id"])
+    return report
+
+
+def _reconcile(record: JobRecord, jobs: JobStore, now: datetime) -> str:
+    statuses = {name: execution_status(name) for name in (record.job_id, _resume_name(record))}
+    if "RUNNING" in statuses.values():
+        return "left_running"  # the loop's deadline or the machine's timeout will end it
+    if not record.upstream_id:
+        jobs.mark_failed(
+            record.job_id,
+            code=SUBMIT_INTERRUPTED,
+            message="the gateway stopped before the upstream confirmed the job; submit it again",
+            now=now,
+        )
+        return "failed"
+    try:
+        answer = UpstreamClient().status(record.upstream_id)
+    except UpstreamError as exc:
+        if now - record.deadline_at < GIVE_UP_AFTER:
+            return "retry_later"
+        jobs.mark_failed(record.job_id, code=exc.code, message=exc.message, now=now)
+        return "failed"
+    if answer.status is JobStatus.SUCCESS and answer.download_urls:
+        free_name = next((name for name, status in statuses.items() if status is None), None)
+        ticket = JobTicket(
+            job_id=record.job_id,
+            upstream_id=record.upstream_id,
+            status=JobStatus.SUCCESS,
+            download_urls=answer.download_urls,
+            expected_images=len(answer.download_urls),
+            wait_seconds=1,
+            deadline_at=record.deadline_at,
+            upstream_completed_at=now,
+        )
+        if free_name is not None and start_workflow(ticket, name=free_name):
+            return "resumed"
+    if answer.status is JobStatus.FAILURE:
+        code, message = UPSTREAM_FAILURE, answer.error or "the upstream reported FAILURE"
+    elif answer.status is JobStatus.PENDING:
+        code, message = TIMED_OUT, "the upstream did not finish the job before its deadline"
+    else:
+        code, message = "WORKFLOW_FAILED", "the job's workflow ended without storing its images"
+    jobs.mark_failed(record.job_id, code=code, message=message, now=now)
+    return "failed"
+
+
+def _resume_name(record: JobRecord) -> str:
+    return f"{record.job_id}-resume"

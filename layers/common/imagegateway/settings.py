@@ -23,7 +23,7 @@ class Settings(BaseModel):
     upstream_api_key_max_age_seconds: int = Field(default=300, ge=0)
     upstream_connect_timeout_seconds: float = Field(default=3.05, gt=0)
     upstream_read_timeout_seconds: float = Field(default=30.0, gt=0)
-    job_deadline_seconds: int = Field(default=900, ge=10, le=3000)
+    job_deadline_seconds: int = Field(default=900, ge=1, le=3000)
     poll_interval_seconds: int = Field(default=5, ge=1, le=300)
     poll_max_interval_seconds: int = Field(default=30, ge=1, le=300)
     presigned_url_ttl_seconds: int = Field(default=3600, ge=60, le=604800)
