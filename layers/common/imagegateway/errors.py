@@ -60,6 +60,18 @@ class JobNotFoundError(GatewayError):
     code = "JOB_NOT_FOUND"
 
 
+class MalformedBodyError(GatewayError):
+    code = "MALFORMED_BODY"
+
+
+class BodyTooLargeError(GatewayError):
+    code = "BODY_TOO_LARGE"
+
+
+class UnsupportedMediaTypeError(GatewayError):
+    code = "UNSUPPORTED_MEDIA_TYPE"
+
+
 class InvalidIdempotencyKeyError(GatewayError):
     code = "INVALID_IDEMPOTENCY_KEY"
 

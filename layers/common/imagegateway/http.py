@@ -21,10 +21,13 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from pydantic import BaseModel
 
 from imagegateway.errors import (
+    BodyTooLargeError,
     ConfigurationError,
     GatewayError,
     InvalidIdempotencyKeyError,
     JobNotFoundError,
+    MalformedBodyError,
+    UnsupportedMediaTypeError,
     UpstreamAuthError,
     UpstreamError,
     UpstreamTimeoutError,
@@ -91,12 +94,20 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
             ErrorResponse(error=f"invalid request: {summary}", details=details),
         )
 
-    @app.exception_handler(RequestUnsupportedContentType)
-    def _unsupported_type(exc: RequestUnsupportedContentType) -> Response[Any]:
+    @app.exception_handler([RequestUnsupportedContentType, UnsupportedMediaTypeError])
+    def _unsupported_type(exc: Exception) -> Response[Any]:
         return error_answer(
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
             ErrorResponse(error="send the body as JSON (Content-Type: application/json)"),
         )
+
+    @app.exception_handler(BodyTooLargeError)
+    def _too_large(exc: BodyTooLargeError) -> Response[Any]:
+        return error_answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, ErrorResponse(error=exc.message))
+
+    @app.exception_handler(MalformedBodyError)
+    def _malformed(exc: MalformedBodyError) -> Response[Any]:
+        return error_answer(HTTPStatus.BAD_REQUEST, ErrorResponse(error=exc.message))
 
     @app.exception_handler(InvalidIdempotencyKeyError)
     def _bad_idempotency_key(exc: InvalidIdempotencyKeyError) -> Response[Any]:
