@@ -99,14 +99,12 @@ class GuardedRequestValidation(OpenAPIRequestValidationMiddleware):
     """Powertools' request validation, preceded by the checks that must answer before any
     parsing: size (413), media type (415), and UTF-8 text (400)."""
 
-    def handler(
-        self, app: EventHandlerInstance, next_middleware: NextMiddleware
-    ) -> Response[Any]:
+    def handler(self, app: EventHandlerInstance, next_middleware: NextMiddleware) -> Response[Any]:
         event = app.current_event
         raw = event.body
         if raw is not None:
             content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
-            if content_type and not (content_type in JSON_TYPES or content_type.endswith("+json")):
+            if content_type and content_type not in JSON_TYPES:
                 raise UnsupportedMediaTypeError(f"unsupported content type {content_type!r}")
             try:
                 body = (event.decoded_body or "") if event.is_base64_encoded else raw

@@ -1,0 +1,89 @@
+"""What the HTTP functions answer before any parsing: size, media type, encoding; and the
+OpenAPI document they serve."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from local.aws_stack import LocalStack
+from local.fake_upstream import FakeUpstream
+from tests.support.events import http_event_with_body, load_event
+from tests.support.stack import invoke, response_body, table_rows
+
+VALID = {"model_id": "sd1.5", "prompt": "a fox"}
+
+
+def test_a_body_over_the_cap_is_a_413(stack: LocalStack, upstream: FakeUpstream) -> None:
+    # Given a body of 40 KiB
+    event = http_event_with_body({**VALID, "negative_prompt": "x" * 40_000})
+    # When it is submitted
+    response = invoke(stack, "submit", event)
+    # Then it is refused before validation, in the contract's shape
+    assert response["statusCode"] == 413
+    assert response_body(response)["status"] == "FAILURE"
+    assert upstream.stats()["submits"] == 0
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "application/xml"],
+)
+def test_a_non_json_content_type_is_a_415(
+    stack: LocalStack, upstream: FakeUpstream, content_type: str
+) -> None:
+    response = invoke(stack, "submit", http_event_with_body(VALID, content_type=content_type))
+    assert response["statusCode"] == 415
+    assert response_body(response)["status"] == "FAILURE"
+    assert upstream.stats()["submits"] == 0
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "application/vnd.x+json"]
+)
+def test_json_content_types_with_parameters_are_accepted(
+    stack: LocalStack, upstream: FakeUpstream, content_type: str
+) -> None:
+    response = invoke(stack, "submit", http_event_with_body(VALID, content_type=content_type))
+    assert response["statusCode"] == 202
+
+
+def test_a_body_that_is_not_utf8_is_a_400(stack: LocalStack, upstream: FakeUpstream) -> None:
+    event = load_event("submit")
+    event["body"] = base64.b64encode(b'{"model_id": "\xff\xfe"}').decode()
+    event["isBase64Encoded"] = True
+    response = invoke(stack, "submit", event)
+    assert response["statusCode"] == 400
+    assert table_rows(stack) == []
+
+
+@pytest.mark.parametrize("raw", ["[]", "42", '"text"', "null"])
+def test_json_that_is_not_an_object_is_a_422(
+    stack: LocalStack, upstream: FakeUpstream, raw: str
+) -> None:
+    response = invoke(stack, "submit", http_event_with_body(None, raw=raw))
+    assert response["statusCode"] == 422
+    assert response_body(response)["details"]
+
+
+def test_the_openapi_document_describes_both_routes(
+    stack: LocalStack, upstream: FakeUpstream
+) -> None:
+    # Given a GET of /openapi.json on the status function
+    event = load_event("jobs")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/openapi.json"
+    event["routeKey"] = "GET /openapi.json"
+    event.pop("pathParameters")
+    # When it answers
+    response = invoke(stack, "jobs", event)
+    document = json.loads(response["body"])
+    # Then it is Powertools' OpenAPI document, with the request model and the error shapes
+    assert response["statusCode"] == 200
+    assert set(document["paths"]) == {"/sd/text2image/v1", "/sd/text2image/v1/status/{job_id}"}
+    post = document["paths"]["/sd/text2image/v1"]["post"]
+    assert {"202", "400", "413", "415", "422", "502", "504"} <= set(post["responses"])
+    schemas = document["components"]["schemas"]
+    assert schemas["Text2ImageRequest"]["additionalProperties"] is False
+    assert schemas["Text2ImageRequest"]["properties"]["samples"]["anyOf"][0]["maximum"] == 4
