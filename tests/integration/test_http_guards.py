@@ -41,7 +41,7 @@ def test_a_non_json_content_type_is_a_415(
 
 
 @pytest.mark.parametrize(
-    "content_type", ["application/json; charset=utf-8", "application/vnd.x+json"]
+    "content_type", ["application/json; charset=utf-8", "application/json;charset=UTF-8"]
 )
 def test_json_content_types_with_parameters_are_accepted(
     stack: LocalStack, upstream: FakeUpstream, content_type: str
