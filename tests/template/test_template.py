@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import ast
 import copy
+import inspect
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +28,9 @@ from samtranslator.yaml_helper import intrinsics_multi_constructor
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 ASL = ROOT / "statemachine" / "image_job.asl.json"
+CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
+CHECKOV_CONFIG = ROOT / ".checkov.yaml"
+MAKEFILE = ROOT / "Makefile"
 
 STATE_MACHINE_ID = "ImageJobStateMachine"
 LAMBDA_SERVICE_ERRORS = {
@@ -43,8 +48,10 @@ CONTRACT_RESOURCES = {
     "CheckStatusFunction": "AWS::Serverless::Function",
     "StoreImagesFunction": "AWS::Serverless::Function",
     "RecordFailureFunction": "AWS::Serverless::Function",
+    "ReconcilerFunction": "AWS::Serverless::Function",
     "ImageJobStateMachine": "AWS::Serverless::StateMachine",
     "JobsTable": "AWS::DynamoDB::Table",
+    "IdempotencyTable": "AWS::DynamoDB::Table",
     "ImagesBucket": "AWS::S3::Bucket",
     "ImagesBucketPolicy": "AWS::S3::BucketPolicy",
     "UpstreamApiKeySecret": "AWS::SecretsManager::Secret",
@@ -62,6 +69,101 @@ CONTRACT_ENV = {
     "POWERTOOLS_LOG_LEVEL",
 }
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
+
+BASIC_EXECUTION = "managed:AWSLambdaBasicExecutionRole"
+XRAY_WRITE = "managed:AWSXrayWriteOnlyAccess"
+# Every IAM role of the deployed stack, and exactly what it may do to what: (action, resource)
+# with intrinsics rendered as <LogicalId> / <LogicalId.Attribute> / <AWS::Pseudo>. Managed
+# policies appear as (managed:<name>, ""). A change here is a deliberate change of privilege.
+ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
+    "SubmitFunctionRole": {
+        ("dynamodb:GetItem", "<JobsTable.Arn>"),
+        ("dynamodb:PutItem", "<JobsTable.Arn>"),
+        ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
+        ("dynamodb:GetItem", "<IdempotencyTable.Arn>"),
+        ("dynamodb:PutItem", "<IdempotencyTable.Arn>"),
+        ("dynamodb:UpdateItem", "<IdempotencyTable.Arn>"),
+        ("dynamodb:DeleteItem", "<IdempotencyTable.Arn>"),
+        (
+            "states:StartExecution",
+            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>"
+            ":stateMachine:<ImageJobStateMachine.Name>",
+        ),
+        ("secretsmanager:GetSecretValue", "<UpstreamApiKeySecret>"),
+        (BASIC_EXECUTION, ""),
+        (XRAY_WRITE, ""),
+    },
+    "JobsFunctionRole": {
+        ("dynamodb:GetItem", "<JobsTable.Arn>"),
+        ("s3:GetObject", "<ImagesBucket.Arn>/*"),
+        (BASIC_EXECUTION, ""),
+        (XRAY_WRITE, ""),
+    },
+    "CheckStatusFunctionRole": {
+        ("secretsmanager:GetSecretValue", "<UpstreamApiKeySecret>"),
+        (BASIC_EXECUTION, ""),
+        (XRAY_WRITE, ""),
+    },
+    "StoreImagesFunctionRole": {
+        ("s3:PutObject", "<ImagesBucket.Arn>/*"),
+        ("s3:AbortMultipartUpload", "<ImagesBucket.Arn>/*"),
+        ("s3:ListMultipartUploadParts", "<ImagesBucket.Arn>/*"),
+        ("dynamodb:GetItem", "<JobsTable.Arn>"),
+        ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
+        (BASIC_EXECUTION, ""),
+        (XRAY_WRITE, ""),
+    },
+    "RecordFailureFunctionRole": {
+        ("dynamodb:GetItem", "<JobsTable.Arn>"),
+        ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
+        (BASIC_EXECUTION, ""),
+        (XRAY_WRITE, ""),
+    },
+    "ReconcilerFunctionRole": {
+        ("dynamodb:Query", "<JobsTable.Arn>/index/PendingByDeadline"),
+        ("dynamodb:GetItem", "<JobsTable.Arn>"),
+        ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
+        (
+            "states:DescribeExecution",
+            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>"
+            ":execution:<ImageJobStateMachine.Name>:*",
+        ),
+        ("states:StartExecution", "<ImageJobStateMachine>"),
+        ("secretsmanager:GetSecretValue", "<UpstreamApiKeySecret>"),
+        ("sqs:SendMessage", "<ReconcilerFailureQueue.Arn>"),  # its on-failure destination
+        (BASIC_EXECUTION, ""),
+        (XRAY_WRITE, ""),
+    },
+    # EventBridge Scheduler's role for the reconciler's schedule (and its dead-letter queue).
+    "ReconcilerFunctionReconcileRole": {
+        ("lambda:InvokeFunction", "<ReconcilerFunction.Arn>"),
+        ("sqs:SendMessage", "<ReconcilerFailureQueue.Arn>"),
+    },
+    "ImageJobStateMachineRole": {
+        ("lambda:InvokeFunction", "<CheckStatusFunction.Arn>"),
+        ("lambda:InvokeFunction", "<StoreImagesFunction.Arn>"),
+        ("lambda:InvokeFunction", "<RecordFailureFunction.Arn>"),
+        # CloudWatch Logs delivery has no resource-level permissions (AWS documents "*").
+        ("logs:CreateLogDelivery", "*"),
+        ("logs:GetLogDelivery", "*"),
+        ("logs:UpdateLogDelivery", "*"),
+        ("logs:DeleteLogDelivery", "*"),
+        ("logs:ListLogDeliveries", "*"),
+        ("logs:PutResourcePolicy", "*"),
+        ("logs:DescribeResourcePolicies", "*"),
+        ("logs:DescribeLogGroups", "*"),
+        (XRAY_WRITE, ""),
+    },
+}
+# Functions whose every Lambda error is unexpected, so one error raises an alarm. CheckStatus
+# and StoreImages raise on purpose to drive the workflow's Retry; when that fails for good the
+# execution fails, which StateMachineFailedAlarm reports.
+ERROR_ALARMED_FUNCTIONS = {
+    "SubmitFunction",
+    "JobsFunction",
+    "RecordFailureFunction",
+    "ReconcilerFunction",
+}
 
 
 # ---------------------------------------------------------------- helpers
@@ -130,6 +232,63 @@ def iter_statements(node: Any) -> Iterator[dict[str, Any]]:
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def render(value: Any) -> str:
+    """An IAM resource as readable text: intrinsics become <LogicalId> / <LogicalId.Attr>."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        ((function, argument),) = value.items()
+        if function == "Ref":
+            return f"<{argument}>"
+        if function == "Fn::GetAtt":
+            parts = argument if isinstance(argument, list) else argument.split(".", 1)
+            return f"<{'.'.join(parts)}>"
+        if function == "Fn::Sub":
+            text, variables = (argument, {}) if isinstance(argument, str) else argument
+            return PLACEHOLDER.sub(
+                lambda m: (
+                    render(variables[m.group(1)]) if m.group(1) in variables else f"<{m.group(1)}>"
+                ),
+                text,
+            )
+    raise AssertionError(f"cannot render {value!r}")
+
+
+def role_permissions(cfn: dict[str, Any], role_id: str) -> set[tuple[str, str]]:
+    """(action, rendered resource) for every Allow a role has, inline or attached."""
+    role = cfn["Resources"][role_id]["Properties"]
+    documents = [policy["PolicyDocument"] for policy in role.get("Policies", [])]
+    for policy in resources_of_type(cfn, "AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"].get("Roles", []):
+            documents.append(policy["Properties"]["PolicyDocument"])
+    granted = {
+        (f"managed:{render(arn).rsplit('/', 1)[-1]}", "")
+        for arn in role.get("ManagedPolicyArns", [])
+    }
+    for statement in iter_statements(documents):
+        assert statement.get("Effect") == "Allow", statement
+        assert "NotAction" not in statement, statement
+        assert "NotResource" not in statement, statement
+        granted |= {
+            (action, render(resource))
+            for action in as_list(statement["Action"])
+            for resource in as_list(statement["Resource"])
+        }
+    return granted
+
+
+def checkov_skips() -> list[tuple[str, str]]:
+    """(check id, the comment line above it) for every skip-check entry in .checkov.yaml."""
+    lines = CHECKOV_CONFIG.read_text(encoding="utf-8").splitlines()
+    skips = []
+    for number, line in enumerate(lines):
+        entry = re.fullmatch(r"\s*-\s*(CKV\w+)\s*(#.*)?", line)
+        if entry:
+            above = lines[number - 1].strip() if number else ""
+            skips.append((entry.group(1), above.removeprefix("#").strip()))
+    return skips
 
 
 def _local_path_to_s3(uri: str) -> str:
@@ -258,7 +417,7 @@ def test_contract_resources_exist_with_their_types(template: dict[str, Any]) -> 
 def test_every_function_gets_the_contract_environment(translated: dict[str, Any]) -> None:
     # Given the translated Lambda functions
     functions = resources_of_type(translated, "AWS::Lambda::Function")
-    assert len(functions) == 5
+    assert len(functions) == 6
     for name, function in functions.items():
         # When their environment variables are read
         variables = function["Properties"]["Environment"]["Variables"]
@@ -267,9 +426,16 @@ def test_every_function_gets_the_contract_environment(translated: dict[str, Any]
         assert function["Properties"]["Runtime"] == "python3.12", name
         assert function["Properties"]["Architectures"] == ["arm64"], name
         assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}, name
-    assert functions["SubmitFunction"]["Properties"]["Environment"]["Variables"][
-        "STATE_MACHINE_ARN"
-    ] == {"Ref": STATE_MACHINE_ID}
+    submit = functions["SubmitFunction"]["Properties"]["Environment"]["Variables"]
+    assert submit["STATE_MACHINE_ARN"] == {"Ref": STATE_MACHINE_ID}
+    assert submit["IDEMPOTENCY_TABLE_NAME"] == {"Ref": "IdempotencyTable"}
+    reconciler = functions["ReconcilerFunction"]["Properties"]["Environment"]["Variables"]
+    assert reconciler["STATE_MACHINE_ARN"] == {"Ref": STATE_MACHINE_ID}
+    assert reconciler["RECONCILE_MARGIN_SECONDS"] == {"Ref": "ReconcileMarginSeconds"}
+    # Only the submit function holds Idempotency-Key records.
+    assert [n for n, f in functions.items() if "IDEMPOTENCY_TABLE_NAME" in json.dumps(f)] == [
+        "SubmitFunction"
+    ]
 
 
 def test_every_function_code_dir_has_its_handler(template: dict[str, Any]) -> None:
@@ -423,9 +589,10 @@ def test_substituted_functions_are_invokable_by_the_machine(template: dict[str, 
     props = template["Resources"][STATE_MACHINE_ID]["Properties"]
     functions = resources_of_type(template, "AWS::Serverless::Function")
     invokable = {
-        policy["LambdaInvokePolicy"]["FunctionName"]["Ref"]
-        for policy in props["Policies"]
-        if isinstance(policy, dict) and "LambdaInvokePolicy" in policy
+        resource["Fn::GetAtt"][0]
+        for statement in iter_statements(props["Policies"])
+        if "lambda:InvokeFunction" in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
     }
     for key, value in props["DefinitionSubstitutions"].items():
         # When a substitution is resolved
@@ -459,3 +626,289 @@ def test_transitions_are_valid_and_every_state_is_reachable(asl: dict[str, Any])
         # Then every target exists and no state is orphaned
         problems += [f"{scope}/{name}: unreachable" for name in states.keys() - seen]
     assert problems == []
+
+
+# ---------------------------------------------------------------- data the code relies on
+
+
+def test_idempotency_table_matches_powertools_defaults(template: dict[str, Any]) -> None:
+    # Given the idempotency table and the attribute names Powertools' DynamoDB layer defaults to
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(DynamoDBPersistenceLayer).parameters.items()
+    }
+    props = template["Resources"]["IdempotencyTable"]["Properties"]
+    # When its key, TTL and protections are read
+    # Then the hash key is `id` (a string), alone; `expiration` is the TTL attribute
+    assert props["KeySchema"] == [{"AttributeName": defaults["key_attr"], "KeyType": "HASH"}]
+    assert props["AttributeDefinitions"] == [
+        {"AttributeName": defaults["key_attr"], "AttributeType": "S"}
+    ]
+    assert defaults["key_attr"] == "id"
+    assert props["TimeToLiveSpecification"] == {
+        "AttributeName": defaults["expiry_attr"],
+        "Enabled": True,
+    }
+    assert defaults["expiry_attr"] == "expiration"
+    # And it is on-demand, point-in-time recoverable and encrypted
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_jobs_table_has_the_sparse_pending_by_deadline_index(template: dict[str, Any]) -> None:
+    # Given the jobs table and the names the jobs store queries with
+    from imagegateway import jobs
+
+    props = template["Resources"]["JobsTable"]["Properties"]
+    indexes = {index["IndexName"]: index for index in props["GlobalSecondaryIndexes"]}
+    attribute_types = {
+        a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]
+    }
+    # When the index the reconciler queries is looked up
+    index = indexes[jobs.PENDING_INDEX]
+    # Then it is keyed by the pending mark, sorted by deadline, and projects whole rows
+    assert jobs.PENDING_INDEX == "PendingByDeadline"
+    assert index["KeySchema"] == [
+        {"AttributeName": jobs.PENDING_ATTRIBUTE, "KeyType": "HASH"},
+        {"AttributeName": "deadline_at", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {"ProjectionType": "ALL"}
+    assert attribute_types == {"job_id": "S", jobs.PENDING_ATTRIBUTE: "S", "deadline_at": "S"}
+    # And it is sparse: `pending` is not the table's own key, so rows without it stay out
+    assert jobs.PENDING_ATTRIBUTE not in {k["AttributeName"] for k in props["KeySchema"]}
+
+
+def test_reconciler_runs_every_five_minutes_one_at_a_time(template: dict[str, Any]) -> None:
+    # Given the reconciler function
+    props = template["Resources"]["ReconcilerFunction"]["Properties"]
+    schedules = [
+        event["Properties"]
+        for event in props["Events"].values()
+        if event["Type"] in {"Schedule", "ScheduleV2"}
+    ]
+    # When its schedule and concurrency are read
+    # Then one schedule fires every 5 minutes, undeliverable runs go to the failure queue,
+    # and runs never overlap
+    assert len(schedules) == 1
+    assert schedules[0]["ScheduleExpression"] == "rate(5 minutes)"
+    assert schedules[0]["DeadLetterConfig"]["Arn"] == {
+        "Fn::GetAtt": ["ReconcilerFailureQueue", "Arn"]
+    }
+    assert props["ReservedConcurrentExecutions"] == 1
+    assert props["Handler"] == "app.lambda_handler"
+    assert props["CodeUri"].rstrip("/") == "functions/reconciler"
+    margin = template["Parameters"]["ReconcileMarginSeconds"]
+    assert (margin["Type"], margin["Default"]) == ("Number", 120)
+
+
+def test_reconciler_failures_are_kept_encrypted_and_alarmed(template: dict[str, Any]) -> None:
+    # Given the reconciler's async invocation settings and its failure queue
+    resources = template["Resources"]
+    invoke_config = resources["ReconcilerFunction"]["Properties"]["EventInvokeConfig"]
+    on_failure = invoke_config["DestinationConfig"]["OnFailure"]
+    queue = resources["ReconcilerFailureQueue"]
+    # When they are read
+    # Then failed runs land in an SQS queue that is encrypted and keeps them for days
+    assert on_failure == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["ReconcilerFailureQueue", "Arn"]},
+    }
+    assert queue["Type"] == "AWS::SQS::Queue"
+    assert queue["Properties"].get("KmsMasterKeyId") or queue["Properties"].get(
+        "SqsManagedSseEnabled"
+    )
+    assert queue["Properties"]["MessageRetentionPeriod"] >= 4 * 24 * 3600
+    # And an alarm fires as soon as one message is waiting there
+    depth_alarms = [
+        alarm["Properties"]
+        for alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"]["Namespace"] == "AWS/SQS"
+        and alarm["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        and alarm["Properties"]["Dimensions"]
+        == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["ReconcilerFailureQueue", "QueueName"]}}]
+    ]
+    assert len(depth_alarms) == 1
+    assert (depth_alarms[0]["ComparisonOperator"], depth_alarms[0]["Threshold"]) == (
+        "GreaterThanThreshold",
+        0,
+    )
+
+
+def test_submit_concurrency_is_capped_by_a_parameter(template: dict[str, Any]) -> None:
+    # Given the submit function and the parameter protecting the upstream's quota
+    props = template["Resources"]["SubmitFunction"]["Properties"]
+    parameter = template["Parameters"]["SubmitConcurrency"]
+    # When they are read / Then the function's reserved concurrency is that parameter
+    assert props["ReservedConcurrentExecutions"] == {"Ref": "SubmitConcurrency"}
+    assert (parameter["Type"], parameter["Default"], parameter["MinValue"]) == ("Number", 10, 1)
+    assert "quota" in parameter["Description"]
+
+
+# ---------------------------------------------------------------- alarms
+
+
+def _alarms(template: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a["Properties"] for a in resources_of_type(template, "AWS::CloudWatch::Alarm").values()]
+
+
+def test_state_machine_failures_and_timeouts_raise_alarms(template: dict[str, Any]) -> None:
+    # Given the alarms on the state machine's metrics
+    watched = {
+        alarm["MetricName"]
+        for alarm in _alarms(template)
+        if alarm["Namespace"] == "AWS/States"
+        and alarm["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": STATE_MACHINE_ID}}]
+        and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        and alarm["Threshold"] == 0
+    }
+    # When they are listed / Then one failed or timed-out execution is enough
+    assert watched >= {"ExecutionsFailed", "ExecutionsTimedOut"}
+
+
+def test_unexpected_lambda_errors_raise_alarms(template: dict[str, Any]) -> None:
+    # Given the alarms on Lambda's Errors metric
+    watched = {
+        alarm["Dimensions"][0]["Value"]["Ref"]
+        for alarm in _alarms(template)
+        if alarm["Namespace"] == "AWS/Lambda"
+        and alarm["MetricName"] == "Errors"
+        and alarm["Dimensions"][0]["Name"] == "FunctionName"
+        and alarm["Threshold"] == 0
+    }
+    # When they are listed / Then every function whose errors are never expected is watched
+    assert watched == ERROR_ALARMED_FUNCTIONS
+
+
+def test_alarms_notify_the_optional_topic(template: dict[str, Any]) -> None:
+    # Given the optional topic parameter and its condition
+    assert template["Parameters"]["AlarmTopicArn"]["Default"] == ""
+    assert template["Conditions"]["HasAlarmTopic"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]
+    }
+    expected = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    alarms = _alarms(template)
+    assert alarms
+    for alarm in alarms:
+        # When an alarm's actions are read / Then they go to the topic, when there is one
+        assert alarm["AlarmActions"] == expected, alarm["MetricName"]
+        # And no traffic (missing data) is not a breach
+        assert alarm["TreatMissingData"] == "notBreaching", alarm["MetricName"]
+
+
+# ---------------------------------------------------------------- least privilege
+
+
+def test_every_role_grants_exactly_what_its_owner_uses(translated: dict[str, Any]) -> None:
+    # Given every IAM role the deployed stack would have
+    roles = resources_of_type(translated, "AWS::IAM::Role")
+    # When each role's permissions are collected (inline, attached and managed)
+    actual = {role_id: role_permissions(translated, role_id) for role_id in roles}
+    # Then each is exactly the table above: only its owner's actions, on its owner's resources
+    assert set(actual) == set(ROLE_PERMISSIONS)
+    for role_id, expected in ROLE_PERMISSIONS.items():
+        assert actual[role_id] == expected, role_id
+
+
+def test_each_function_uses_its_own_role(translated: dict[str, Any]) -> None:
+    # Given the translated functions / When their roles are read / Then none shares a role
+    functions = resources_of_type(translated, "AWS::Lambda::Function")
+    roles = {name: fn["Properties"]["Role"] for name, fn in functions.items()}
+    assert roles == {name: {"Fn::GetAtt": [f"{name}Role", "Arn"]} for name in functions}
+
+
+def test_only_log_delivery_is_granted_on_every_resource(translated: dict[str, Any]) -> None:
+    # Given every Allow of every role
+    roles = resources_of_type(translated, "AWS::IAM::Role")
+    # When those granted on Resource "*" are collected
+    wildcard = {
+        (role_id, action)
+        for role_id in roles
+        for action, resource in role_permissions(translated, role_id)
+        if resource == "*"
+    }
+    # Then they are only the state machine's CloudWatch Logs delivery actions, which have no
+    # resource-level permissions (managed policies aside: basic execution and X-Ray writes)
+    assert wildcard
+    assert {role_id for role_id, _ in wildcard} == {"ImageJobStateMachineRole"}
+    assert all(action.startswith("logs:") for _, action in wildcard)
+
+
+# ---------------------------------------------------------------- checkov
+
+
+def test_every_checkov_skip_is_justified() -> None:
+    # Given the checks .checkov.yaml skips
+    skips = checkov_skips()
+    config = yaml.safe_load(CHECKOV_CONFIG.read_text(encoding="utf-8"))
+    # When each is paired with the comment line above it
+    assert [check for check, _ in skips] == config["skip-check"]
+    # Then every skip carries a one-line reason, and nothing turns failures into warnings
+    assert [check for check, reason in skips if len(reason.split()) < 8] == []
+    assert not {"soft-fail", "soft-fail-on", "hard-fail-on"} & set(config)
+
+
+def test_make_lint_runs_checkov_and_fails_on_findings() -> None:
+    # Given the Makefile's lint recipe
+    text = MAKEFILE.read_text(encoding="utf-8").replace("\\\n", " ")
+    recipe = re.search(r"^lint:.*\n((?:\t.*\n)+)", text, flags=re.M)
+    assert recipe, "no lint target"
+    commands = recipe.group(1)
+    # When its commands are read
+    # Then it runs cfn-lint and then the pinned checkov, offline, with the justified skips
+    checkov_line = next(line for line in commands.splitlines() if "checkov " in line)
+    assert commands.index("cfn-lint") < commands.index("checkov ")
+    for flag in ("-f template.yaml", "--skip-download", "--config-file .checkov.yaml"):
+        assert flag in checkov_line, flag
+    assert "--soft-fail" not in checkov_line
+    assert not checkov_line.lstrip().startswith("-")  # a leading "-" would ignore its exit code
+
+
+@pytest.mark.skipif(
+    not CHECKOV.exists(),
+    reason="checkov lives in .venv-checkov, which `make lint` builds (CI always runs it); "
+    "run `make .venv-checkov/.installed` to run this here",
+)
+def test_checkov_is_clean_on_the_sam_and_the_translated_template(
+    translated: dict[str, Any], tmp_path: Path
+) -> None:
+    # Given the SAM template, its translation (where the IAM roles are), and a copy of the
+    # template with one known finding (point-in-time recovery off) to prove checkov bites
+    translated_file = tmp_path / "translated.json"
+    translated_file.write_text(json.dumps(translated), encoding="utf-8")
+    broken_file = tmp_path / "broken.yaml"
+    broken_file.write_text(
+        TEMPLATE.read_text(encoding="utf-8").replace(
+            "PointInTimeRecoveryEnabled: true", "PointInTimeRecoveryEnabled: false"
+        ),
+        encoding="utf-8",
+    )
+    # When checkov checks all three, offline, with the project's skips
+    result = subprocess.run(  # noqa: S603 - a fixed command, on files this test wrote
+        [
+            str(CHECKOV),
+            *("-f", str(TEMPLATE), "-f", str(translated_file), "-f", str(broken_file)),
+            *("--framework", "cloudformation", "--skip-download", "--quiet", "--compact"),
+            *("--config-file", str(CHECKOV_CONFIG), "--output", "json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=ROOT,
+    )
+    report = json.loads(result.stdout)
+    assert report["summary"]["parsing_errors"] == 0
+    failed: dict[str, set[str]] = {}
+    for check in report["results"]["failed_checks"]:
+        name = Path(check["file_abs_path"]).name
+        failed.setdefault(name, set()).add(f"{check['check_id']} {check['resource']}")
+    # Then the real templates have no finding, and the broken copy fails as it should
+    assert failed.pop("broken.yaml", set()) >= {
+        "CKV_AWS_28 AWS::DynamoDB::Table.JobsTable",
+        "CKV_AWS_28 AWS::DynamoDB::Table.IdempotencyTable",
+    }
+    assert failed == {}
+    assert result.returncode != 0  # the finding in the broken copy fails the run

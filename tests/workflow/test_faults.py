@@ -70,7 +70,7 @@ def test_an_upstream_that_never_finishes_times_out_at_the_deadline(
     execution = wait_for_execution(job_id, stack)
     elapsed = time.monotonic() - started
     # Then it ends FAILURE / TIMED_OUT, through the deadline branch, and the execution is over
-    assert execution["status"] == "FAILED"
+    assert execution["status"] == "SUCCEEDED"  # the workflow worked; the job failed
     assert "DeadlinePassed" in entered_states(execution_history(job_id, stack))
     answer = view(stack, job_id)
     assert (answer["status"], answer["error_code"]) == ("FAILURE", "TIMED_OUT")
@@ -86,7 +86,7 @@ def test_images_that_cannot_be_downloaded_fail_the_job_with_no_partial_urls(
     # When the job runs
     execution = wait_for_execution(job_id, stack)
     # Then the copy was tried a bounded number of times (1 + 2 retries), then the job failed
-    assert execution["status"] == "FAILED"
+    assert execution["status"] == "SUCCEEDED"  # the workflow worked; the job failed
     assert len(calls_to(invocations, "StoreImagesFunction")) == 3
     answer = view(stack, job_id)
     assert (answer["status"], answer["error_code"]) == ("FAILURE", "DOWNLOAD_FAILED")

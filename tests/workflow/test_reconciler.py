@@ -157,4 +157,4 @@ def test_jobs_within_their_deadline_and_finished_jobs_are_left_alone(
     assert report["examined"] == 0
     assert job_row(stack, fresh)["status"] == "PENDING"  # type: ignore[index]
     # (and the fresh job's own deadline ends it, so no execution outlives the test)
-    assert wait_for_execution(fresh, stack)["status"] == "FAILED"
+    assert wait_for_execution(fresh, stack)["status"] == "SUCCEEDED"
