@@ -481,8 +481,12 @@ def test_every_route_requires_iam_auth(translated: dict[str, Any]) -> None:
         for method, operation in operations.items()
     }
     # When the routes are listed
-    # Then they are exactly the two public ones, both IAM (SigV4) protected
-    assert set(routes) == {"POST /sd/text2image/v1", "GET /sd/text2image/v1/status/{id}"}
+    # Then they are exactly the public ones, all IAM (SigV4) protected
+    assert set(routes) == {
+        "POST /sd/text2image/v1",
+        "GET /sd/text2image/v1/status/{id}",
+        "GET /openapi.json",
+    }
     for route, operation in routes.items():
         assert operation.get("security") == [{"AWS_IAM": []}], route
 
