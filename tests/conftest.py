@@ -24,6 +24,10 @@ os.environ.update(
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
+# Imported after the environment is set: Powertools reads it when these modules load.
+from local.fake_upstream import FakeUpstream
+from tests.support.stack import UPSTREAM_KEY
+
 
 @pytest.fixture(autouse=True)
 def fresh_caches() -> Iterator[None]:
@@ -32,3 +36,19 @@ def fresh_caches() -> Iterator[None]:
     clear_all()
     yield
     clear_all()
+
+
+@pytest.fixture(scope="session")
+def fake_upstream_server() -> Iterator[FakeUpstream]:
+    """One fake upstream for the session, on a free port (integration and workflow tests)."""
+    with FakeUpstream(api_key=UPSTREAM_KEY, pending_polls=2) as server:
+        yield server
+
+
+@pytest.fixture
+def upstream(fake_upstream_server: FakeUpstream) -> FakeUpstream:
+    """The fake upstream, with its jobs, counters and key reset for this test."""
+    fake_upstream_server.reset()
+    fake_upstream_server.api_key = UPSTREAM_KEY
+    fake_upstream_server.pending_polls = 2
+    return fake_upstream_server

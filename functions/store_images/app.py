@@ -1,20 +1,6 @@
 """Workflow task: copy every image into S3 and mark the job SUCCESS (idempotent on retry)."""
 
-from __future__ import annotations
-
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from imagegateway.models import JobTicket
-from imagegateway.observability import logger, metrics, tracer
+from imagegateway.handlers import workflow_task
 from imagegateway.service import store_job_images
 
-
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    ticket = JobTicket.model_validate(event)
-    logger.append_keys(job_id=ticket.job_id)
-    return store_job_images(ticket).model_dump(mode="json")
+lambda_handler = workflow_task(store_job_images)

@@ -9,19 +9,7 @@ import pytest
 
 from local.aws_stack import LocalStack
 from local.fake_upstream import FakeUpstream
-from tests.support.stack import UPSTREAM_KEY, moto_stack
-
-
-@pytest.fixture(scope="session")
-def fake_upstream_server() -> Iterator[FakeUpstream]:
-    with FakeUpstream(api_key=UPSTREAM_KEY, pending_polls=2) as server:
-        yield server
-
-
-@pytest.fixture
-def upstream(fake_upstream_server: FakeUpstream) -> FakeUpstream:
-    fake_upstream_server.reset()
-    return fake_upstream_server
+from tests.support.stack import moto_stack
 
 
 @pytest.fixture

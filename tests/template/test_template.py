@@ -457,8 +457,14 @@ def test_every_function_code_dir_has_its_handler(template: dict[str, Any]) -> No
             node.name
             for node in tree.body
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        } | {
+            target.id
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Name)
         }
-        # Then it defines the handler function at module level
+        # Then it defines the handler at module level (a function, or one a factory made)
         if attribute not in defined:
             missing.append(f"{name}: {attribute} not defined in {source.relative_to(ROOT)}")
     assert missing == []

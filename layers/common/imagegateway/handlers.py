@@ -1,0 +1,45 @@
+"""The Lambda entry points' shared shape: Powertools logging, tracing and metrics around either
+an HTTP resolver or one workflow operation on the job ticket."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from imagegateway.models import JobTicket
+from imagegateway.observability import logger, metrics, tracer
+
+LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+def http_handler(app: APIGatewayHttpResolver) -> LambdaHandler:
+    @logger.inject_lambda_context(
+        correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
+    )
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return app.resolve(event, context)
+
+    return lambda_handler
+
+
+def workflow_task(operation: Callable[[JobTicket], BaseModel]) -> LambdaHandler:
+    """A state machine task: the state's JSON in as a JobTicket, the operation's model out.
+    Typed errors escape on purpose: their class name is what the ASL's Retry and Catch match."""
+
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        ticket = JobTicket.model_validate(event)
+        logger.append_keys(job_id=ticket.job_id)
+        result = operation(ticket)
+        return result.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+    return lambda_handler
