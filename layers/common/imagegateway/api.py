@@ -89,7 +89,6 @@ def submit(request: Annotated[Text2ImageRequest, Body()]) -> Response[Any]:
     summary="A job's status, with freshly presigned download URLs once it succeeded",
     responses={200: _job("The job"), 404: _error("No such job (or not yours)")},
 )
-@tracer.capture_method
 def get_status(job_id: str) -> Response[Any]:
     view = job_view(job_id, owner=caller_identity(_event(status_routes)))
     return json_answer(HTTPStatus.OK, view)

@@ -140,6 +140,11 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
     def _not_found(exc: JobNotFoundError) -> Response[Any]:
         return error_answer(HTTPStatus.NOT_FOUND, ErrorResponse(error="no such job"))
 
+    @app.not_found
+    def _no_route(exc: Exception) -> Response[Any]:
+        # e.g. a job id with characters no route accepts: the contract's 404, not Powertools'.
+        return error_answer(HTTPStatus.NOT_FOUND, ErrorResponse(error="no such job or route"))
+
     @app.exception_handler(UpstreamError)
     def _upstream(exc: UpstreamError) -> Response[Any]:
         if isinstance(exc, UpstreamTimeoutError):

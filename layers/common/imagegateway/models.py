@@ -129,7 +129,7 @@ class Text2ImageRequest(BaseModel):
             if not math.isfinite(number):
                 raise PydanticCustomError(
                     "lora_weight_not_a_number",
-                    "item {index} is not a number: {weight!r}",
+                    "item {index} is not a number: '{weight}'",
                     {"index": index, "weight": weight},
                 )
             if not MIN_LORA_WEIGHT <= number <= MAX_LORA_WEIGHT:
