@@ -14,17 +14,18 @@ import io
 import json
 import re
 import sys
+import threading
 import time
 import traceback
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 from unittest import mock
 
 import boto3
@@ -286,16 +287,136 @@ def load_handler(code_dir: Path, handler: str = "app.lambda_handler") -> Callabl
 InvokeHook = Callable[[str, Any], None]
 
 
+@dataclass(frozen=True)
+class Invocation:
+    """One run of a real handler, as reported to an `on_invoke` observer."""
+
+    function: str  # the function's code directory, e.g. "check_status"
+    function_name: str  # its name in moto
+    event: Any
+    result: Any = None  # what the handler returned (None when it raised)
+    error: BaseException | None = None
+    duration_ms: float = 0.0
+    # "invoke" for a Lambda Invoke (the state machine's tasks), else what triggered it (a route)
+    trigger: str = "invoke"
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def job_id(self) -> str | None:
+        """The job the invocation was about, when its event or its answer names one."""
+        return _job_id_in_event(self.event) or _job_id_in_result(self.result)
+
+
+def _job_id_in_event(event: Any) -> str | None:
+    if not isinstance(event, dict):
+        return None
+    if isinstance(event.get("job_id"), str):
+        return str(event["job_id"])
+    params = event.get("pathParameters")
+    if isinstance(params, dict) and isinstance(params.get("id"), str):
+        return str(params["id"])
+    return None
+
+
+def _job_id_in_result(result: Any) -> str | None:
+    if not isinstance(result, dict):
+        return None
+    if isinstance(result.get("job_id"), str):
+        return str(result["job_id"])
+    body = result.get("body")
+    if isinstance(body, str) and body.startswith("{") and not result.get("isBase64Encoded"):
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            return None
+        if isinstance(answer, dict) and isinstance(answer.get("id"), str):
+            return str(answer["id"])
+    return None
+
+
+InvocationObserver = Callable[[Invocation], None]
+
+_function_locks: dict[str, threading.Lock] = {}
+_function_locks_guard = threading.Lock()
+
+
+def function_lock(function_name: str) -> threading.Lock:
+    """The lock that makes a function run one invocation at a time, like a single warm Lambda
+    execution environment. Handlers keep per-invocation state in module globals (the Powertools
+    resolver's current event, the Logger's keys), which concurrent threads would share."""
+    with _function_locks_guard:
+        return _function_locks.setdefault(function_name, threading.Lock())
+
+
+def run_handler(
+    stack: LocalStack,
+    function_name: str,
+    event: Any,
+    *,
+    handler: str = "app.lambda_handler",
+    trigger: str = "invoke",
+    before_invoke: InvokeHook | None = None,
+    on_invoke: InvocationObserver | None = None,
+    one_at_a_time: bool = False,
+) -> Any:
+    """Run one of the stack's functions with its real handler, here, as the Lambda runtime
+    would: a fresh context per call. Returns what the handler returns and raises what it
+    raises; `on_invoke` hears about every call, either way."""
+    code_dir = stack.function_dirs[function_name]
+    context = LambdaContext(
+        function_name=function_name,
+        invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}",
+    )
+    lock: AbstractContextManager[Any] = (
+        function_lock(function_name) if one_at_a_time else nullcontext()
+    )
+    result: Any = None
+    error: BaseException | None = None
+    with lock:
+        started = time.perf_counter()
+        try:
+            if before_invoke is not None:
+                before_invoke(function_name, event)
+            result = load_handler(code_dir, handler)(event, context)
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            if on_invoke is not None:
+                on_invoke(
+                    Invocation(
+                        function=code_dir.name,
+                        function_name=function_name,
+                        event=event,
+                        result=result,
+                        error=error,
+                        duration_ms=(time.perf_counter() - started) * 1000,
+                        trigger=trigger,
+                    )
+                )
+    return result
+
+
 @contextmanager
 def handlers_in_process(
-    stack: LocalStack, before_invoke: InvokeHook | None = None
+    stack: LocalStack,
+    before_invoke: InvokeHook | None = None,
+    *,
+    on_invoke: InvocationObserver | None = None,
+    one_at_a_time: bool = False,
+    record: bool = True,
 ) -> Iterator[list[dict[str, Any]]]:
     """Patch moto so invoking one of the stack's functions calls its real handler here.
 
     Yields the list of invocations (function, event, error), for tests to inspect. A raised
     exception is reported the way the Lambda runtime reports it: errorType is the class name,
     which is what the state machine's Retry and Catch match on. `before_invoke` may raise to
-    simulate a function dying.
+    simulate a function dying. The local stack also passes `on_invoke` (told of every call, to
+    log it), `one_at_a_time` (see `function_lock`) and `record=False` (a long-running process
+    keeps no list).
     """
     from moto.awslambda.models import LambdaFunction
 
@@ -307,19 +428,25 @@ def handlers_in_process(
         if code_dir is None:
             return original(self, event)
         payload = json.loads(event) if isinstance(event, str | bytes) else (event or {})
-        record: dict[str, Any] = {"function": self.function_name, "event": payload}
-        invocations.append(record)
-        context = LambdaContext(
-            function_name=self.function_name, invoked_function_arn=self.function_arn
-        )
+        entry: dict[str, Any] = {"function": self.function_name, "event": payload}
+        if record:
+            invocations.append(entry)
         try:
-            if before_invoke is not None:
-                before_invoke(self.function_name, payload)
-            result = load_handler(code_dir, self.handler)(payload, context)
+            result = run_handler(
+                stack,
+                self.function_name,
+                payload,
+                handler=self.handler or "app.lambda_handler",
+                before_invoke=before_invoke,
+                on_invoke=on_invoke,
+                one_at_a_time=one_at_a_time,
+            )
         except Exception as exc:  # the runtime turns any exception into a function error
-            record["error"] = type(exc).__name__
+            # An exception may name the Lambda error it stands for (e.g. "Sandbox.Timedout").
+            error_type = str(getattr(exc, "lambda_error_type", type(exc).__name__))
+            entry["error"] = error_type
             error = {
-                "errorType": type(exc).__name__,
+                "errorType": error_type,
                 "errorMessage": str(exc),
                 "stackTrace": traceback.format_exception(exc)[-3:],
             }
@@ -328,3 +455,41 @@ def handlers_in_process(
 
     with mock.patch.object(LambdaFunction, "_invoke_lambda", invoke):
         yield invocations
+
+
+# --- the HTTP API's routes ------------------------------------------------------------------
+
+DEFAULT_ROUTE = "$default"
+
+
+class HttpRoute(NamedTuple):
+    """One route of the HTTP API, as a function's `HttpApi` event declares it."""
+
+    method: str  # upper case; "ANY" matches every method
+    path: str  # the template's path, e.g. /sd/text2image/v1/status/{id}; "$default" for catch-all
+    function: str  # the function's logical id
+
+    @property
+    def route_key(self) -> str:
+        return DEFAULT_ROUTE if self.path == DEFAULT_ROUTE else f"{self.method} {self.path}"
+
+
+def http_api_routes(template: Mapping[str, Any] | None = None) -> list[HttpRoute]:
+    """Every route the template's functions declare with events of type HttpApi. An event with
+    neither Path nor Method is the API's $default route (SAM's rule)."""
+    template = template or load_template()
+    routes: list[HttpRoute] = []
+    for name, resource in resources_of_type(template, "AWS::Serverless::Function").items():
+        events = resource.get("Properties", {}).get("Events") or {}
+        for event in events.values():
+            if event.get("Type") != "HttpApi":
+                continue
+            props = event.get("Properties") or {}
+            if "Path" not in props and "Method" not in props:
+                routes.append(HttpRoute("ANY", DEFAULT_ROUTE, str(name)))
+                continue
+            method = str(props.get("Method", "ANY")).upper()
+            if method == "X-AMAZON-APIGATEWAY-ANY-METHOD":
+                method = "ANY"
+            routes.append(HttpRoute(method, str(props.get("Path", "/")), str(name)))
+    return routes

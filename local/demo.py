@@ -1,0 +1,202 @@
+"""`make demo`: the gateway producing images on this machine, end to end, over HTTP.
+
+Starts the local stack (`python -m local.stack`) as a subprocess on free ports, submits the
+sample request from events/ the way a client of the upstream would (plain JSON body, no
+Content-Type), follows the job with GET status, downloads every image through its presigned
+URL into out/<job id>/<n>.png, checks each one (PNG, requested size, size and sha256 as the
+gateway reported them), prints the URLs and the job's timings, and stops the stack.
+Exits 0 when all of that worked, 1 otherwise.
+
+Options: --request FILE (another body), --out DIR, --keep or DEMO_KEEP=1 (leave the stack
+running afterwards, so the printed URLs can be opened with curl or a browser, until Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import struct
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from local.aws_stack import REPO
+from local.stack import StackError, StackProcess
+
+SAMPLE_REQUEST = REPO / "events" / "text2image_request.json"
+JOB_TIMEOUT_SECONDS = 90.0
+POLL_EVERY_SECONDS = 1.0
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+_print_lock = threading.Lock()
+
+
+def say(text: str = "") -> None:
+    with _print_lock:
+        print(text, flush=True)
+
+
+def stack_line(line: str) -> None:
+    say(f"    stack | {line}")
+
+
+class DemoError(Exception):
+    pass
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk."""
+    if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
+        raise DemoError("not a PNG file")
+    width, height = struct.unpack(">II", data[16:24])
+    return int(width), int(height)
+
+
+def submit(gateway: str, body: bytes) -> str:
+    say(f"==> POST {gateway}/sd/text2image/v1  (the sample body, sent without a Content-Type)")
+    started = time.monotonic()
+    response = requests.post(f"{gateway}/sd/text2image/v1", data=body, timeout=30)
+    took = time.monotonic() - started
+    say(f"    {response.status_code} {response.text.strip()}  ({took:.2f} s)")
+    if response.status_code != 202:
+        raise DemoError(f"the submit answered {response.status_code}, not 202")
+    job_id: str = response.json()["id"]
+    return job_id
+
+
+def wait_for(gateway: str, job_id: str) -> dict[str, Any]:
+    say(f"==> GET {gateway}/sd/text2image/v1/status/{job_id}  (every {POLL_EVERY_SECONDS:.0f} s)")
+    started = time.monotonic()
+    polls = 0
+    shown: Any = None
+    shown_at = 0.0
+    while True:
+        response = requests.get(f"{gateway}/sd/text2image/v1/status/{job_id}", timeout=30)
+        polls += 1
+        view: dict[str, Any] = response.json()
+        elapsed = time.monotonic() - started
+        status = view.get("status")
+        if status != shown or elapsed - shown_at >= 3:
+            say(f"    {elapsed:5.1f} s  poll {polls:>2}: {response.status_code} {status}")
+            shown, shown_at = status, elapsed
+        if response.status_code != 200:
+            raise DemoError(f"the status endpoint answered {response.status_code}: {view}")
+        if view.get("status") != "PENDING":
+            return view
+        if elapsed > JOB_TIMEOUT_SECONDS:
+            raise DemoError(f"the job was still PENDING after {JOB_TIMEOUT_SECONDS:.0f} s")
+        time.sleep(POLL_EVERY_SECONDS)
+
+
+def save_images(view: dict[str, Any], request: dict[str, Any], out: Path) -> list[Path]:
+    expected = (int(request.get("width") or 512), int(request.get("height") or 512))
+    images = view.get("images") or []
+    wanted = int(request.get("samples") or 1)
+    if len(images) != wanted or len(view.get("download_urls") or []) != wanted:
+        raise DemoError(f"expected {wanted} image(s), the job has {len(images)}")
+    folder = out / view["id"]
+    folder.mkdir(parents=True, exist_ok=True)
+    saved: list[Path] = []
+    say(f"==> {len(images)} image(s), downloaded through their presigned URLs")
+    for index, image in enumerate(images):
+        response = requests.get(image["url"], timeout=30)
+        if response.status_code != 200:
+            raise DemoError(f"image {index}: the presigned URL answered {response.status_code}")
+        data = response.content
+        size = png_size(data)
+        digest = hashlib.sha256(data).hexdigest()
+        if size != expected:
+            raise DemoError(
+                f"image {index} is {size[0]}x{size[1]}, not {expected[0]}x{expected[1]}"
+            )
+        if len(data) != image["size"] or digest != image["sha256"]:
+            raise DemoError(f"image {index} differs from the size and sha256 the gateway reported")
+        path = folder / f"{index}.png"
+        path.write_bytes(data)
+        saved.append(path)
+        shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+        say(f"    {shown}  {size[0]}x{size[1]} PNG, {len(data)} bytes, sha256 {digest[:16]}...")
+        say(f"      {image['url']}")
+    return saved
+
+
+def print_timings(view: dict[str, Any], seen_after: float) -> None:
+    timings = view.get("timings") or {}
+
+    def seconds(name: str) -> str:
+        value = timings.get(name)
+        return "-" if value is None else f"{value:.2f} s"
+
+    say("==> timings (as the gateway recorded them)")
+    say(f"    created         {timings.get('created_at', '-')}")
+    say(f"    upstream        {seconds('upstream_seconds')}  (accepted -> upstream SUCCESS)")
+    say(f"    copy to S3      {seconds('copy_seconds')}  (upstream SUCCESS -> images stored)")
+    say(f"    total           {seconds('total_seconds')}")
+    say(f"    seen by client  {seen_after:.2f} s after the submit")
+
+
+def run(stack: StackProcess, body: bytes, request: dict[str, Any], out: Path) -> None:
+    assert stack.urls is not None
+    gateway = stack.urls.gateway
+    started = time.monotonic()
+    job_id = submit(gateway, body)
+    view = wait_for(gateway, job_id)
+    seen_after = time.monotonic() - started
+    if view["status"] != "SUCCESS":
+        raise DemoError(
+            f"the job ended {view['status']}: {view.get('error_code', '')} {view.get('error', '')}"
+        )
+    save_images(view, request, out)
+    print_timings(view, seen_after)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__)
+    parser.add_argument("--request", type=Path, default=SAMPLE_REQUEST, help="the request body")
+    parser.add_argument("--out", type=Path, default=REPO / "out", help="where images go")
+    parser.add_argument("--keep", action="store_true", help="keep the stack up until Ctrl-C")
+    args = parser.parse_args(argv)
+
+    body = args.request.read_bytes()
+    request = json.loads(body)
+    began = time.monotonic()
+    say("imagepipeline-gateway demo: the whole gateway on this machine")
+    say("==> starting the local stack: python -m local.stack (free ports)")
+    stack = StackProcess(echo=stack_line)
+    ok = False
+    try:
+        urls = stack.start()
+        say(f"==> ready after {time.monotonic() - began:.1f} s: gateway {urls.gateway}")
+        run(stack, body, request, args.out.resolve())
+        ok = True
+        if args.keep or os.environ.get("DEMO_KEEP") == "1":
+            say(f"==> the stack stays up (gateway {urls.gateway}, moto {urls.moto}); Ctrl-C stops")
+            while True:
+                time.sleep(3600)
+    except (DemoError, StackError, requests.RequestException, ValueError, KeyError) as exc:
+        say(f"!!  demo failed: {type(exc).__name__}: {exc}")
+    except KeyboardInterrupt:
+        say("==> interrupted")
+    finally:
+        say("==> stopping the stack")
+        code = stack.stop()
+        if code != 0:
+            say(f"!!  the stack exited with {code}")
+            ok = False
+    total = time.monotonic() - began
+    if ok:
+        say(f"==> demo succeeded in {total:.1f} s")
+        say("    (this run's moto server served those URLs; DEMO_KEEP=1 make demo keeps it up)")
+        return 0
+    say(f"!!  demo FAILED after {total:.1f} s")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

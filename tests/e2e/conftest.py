@@ -1,0 +1,92 @@
+"""End-to-end tests: `python -m local.stack` as a subprocess on free ports, driven over HTTP only,
+the way a client of the gateway (or of the upstream) would."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+
+from local.stack import StackProcess
+
+E2E_UPSTREAM_KEY = "e2e-fake-upstream-key-7d41c9"
+STACK_ENVIRONMENT = {
+    "FAKE_UPSTREAM_API_KEY": E2E_UPSTREAM_KEY,
+    "FAKE_PENDING_POLLS": "2",
+    # Short waits keep the run fast; the logic (backoff, deadline) is the deployed one.
+    "JOB_DEADLINE_SECONDS": "20",
+    "POLL_INTERVAL_SECONDS": "1",
+    "POLL_MAX_INTERVAL_SECONDS": "1",
+    "LOG_LEVEL": "WARNING",
+    # Never the real upstream, whatever the developer's shell holds.
+    "IMAGEPIPELINE_API_KEY": "",
+    "UPSTREAM_BASE_URL": "",
+}
+SUBMIT_PATH = "/sd/text2image/v1"
+STATUS_PATH = "/sd/text2image/v1/status/{id}"
+
+
+@dataclass
+class Gateway:
+    """An HTTP client of the running stack."""
+
+    process: StackProcess
+    url: str
+    moto_url: str
+    upstream_url: str
+    session: requests.Session
+
+    def submit(
+        self,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        caller: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> requests.Response:
+        """POST a body: a JSON value, or `raw` bytes as they are; no Content-Type unless given."""
+        data = raw if raw is not None else json.dumps(body).encode()
+        sent = dict(headers or {})
+        if caller is not None:
+            sent["X-Local-Caller"] = caller
+        return self.session.post(self.url + SUBMIT_PATH, data=data, headers=sent, timeout=30)
+
+    def status(self, job_id: str, *, caller: str | None = None) -> requests.Response:
+        headers = {"X-Local-Caller": caller} if caller is not None else {}
+        return self.session.get(
+            self.url + STATUS_PATH.format(id=job_id), headers=headers, timeout=30
+        )
+
+    def wait(self, job_id: str, *, timeout: float = 30, caller: str | None = None) -> Any:
+        """The job's view once it is no longer PENDING."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self.status(job_id, caller=caller)
+            assert response.status_code == 200, response.text
+            view = response.json()
+            if view["status"] != "PENDING":
+                return view
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job_id} still PENDING after {timeout} s")
+            time.sleep(0.25)
+
+    def upstream_stats(self) -> Any:
+        return self.session.get(self.upstream_url + "/__fake__/stats", timeout=10).json()
+
+    def logs(self) -> str:
+        return self.process.output()
+
+
+@pytest.fixture(scope="session")
+def gateway() -> Iterator[Gateway]:
+    process = StackProcess(environment=STACK_ENVIRONMENT)
+    urls = process.start(timeout=90)
+    with requests.Session() as session:
+        yield Gateway(process, urls.gateway, urls.moto, urls.upstream, session)
+    code = process.stop()
+    assert code == 0, f"the stack exited with {code}:\n{process.output(last=40)}"
