@@ -107,3 +107,13 @@ def test_the_stream_hashes_counts_and_caps() -> None:
     capped = _HashingStream(b"ab", iter([b"cdefg"]), max_bytes=6)
     with pytest.raises(ImageRejectedError, match="larger than 6 bytes"):
         capped.read()
+
+
+def test_the_stream_serves_reads_of_any_size_across_chunks() -> None:
+    # Given chunks of uneven sizes
+    stream = _HashingStream(b"abc", iter([b"d", b"efghij", b"", b"k"]), max_bytes=100)
+    # When it is read in twos
+    reads = [stream.read(2) for _ in range(7)]
+    # Then every byte comes once, in order, and the end reads empty
+    assert reads == [b"ab", b"cd", b"ef", b"gh", b"ij", b"k", b""]
+    assert stream.size == 11

@@ -87,28 +87,42 @@ def image_key(job_id: str, index: int, extension: str) -> str:
 
 
 class _HashingStream:
-    """A read()-able view of a chunk iterator that hashes, counts and caps what passes through."""
+    """A read()-able view of a chunk iterator that hashes, counts and caps what passes through.
+
+    Each read joins its chunks once (no growing bytes buffer), so a read of n bytes holds about
+    n bytes: s3transfer asks for whole parts (8 MiB) from a stream it cannot seek.
+    """
 
     def __init__(self, head: bytes, rest: Iterator[bytes], max_bytes: int) -> None:
-        self._buffer = head
+        self._pending = head
         self._rest = rest
         self._max_bytes = max_bytes
         self.size = 0
         self.digest = hashlib.sha256()
 
+    def _next_chunk(self) -> bytes:
+        """The next non-empty chunk, or b"" at the end."""
+        if self._pending:
+            chunk, self._pending = self._pending, b""
+            return chunk
+        return next((chunk for chunk in self._rest if chunk), b"")
+
     def read(self, amount: int = -1) -> bytes:
-        while amount < 0 or len(self._buffer) < amount:
-            chunk = next(self._rest, b"")
+        parts: list[bytes] = []
+        have = 0
+        while amount < 0 or have < amount:
+            chunk = self._next_chunk()
             if not chunk:
                 break
-            self._buffer += chunk
-        if amount < 0:
-            out, self._buffer = self._buffer, b""
-        else:
-            out, self._buffer = self._buffer[:amount], self._buffer[amount:]
+            if amount >= 0 and have + len(chunk) > amount:
+                cut = amount - have
+                chunk, self._pending = chunk[:cut], chunk[cut:]
+            parts.append(chunk)
+            have += len(chunk)
+            if self.size + have > self._max_bytes:
+                raise ImageRejectedError(f"the image is larger than {self._max_bytes} bytes")
+        out = b"".join(parts)
         self.size += len(out)
-        if self.size > self._max_bytes:
-            raise ImageRejectedError(f"the image is larger than {self._max_bytes} bytes")
         self.digest.update(out)
         return out
 
