@@ -402,6 +402,8 @@ class FakeUpstream:
 
 
 class _Server(ThreadingHTTPServer):
+    # Bursts of clients connect at once; the default backlog of 5 resets the rest.
+    request_queue_size = 128
     daemon_threads = True
     allow_reuse_address = True
 

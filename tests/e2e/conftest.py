@@ -4,6 +4,7 @@ the way a client of the gateway (or of the upstream) would."""
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +15,8 @@ import requests
 
 from local.stack import StackProcess
 
-E2E_UPSTREAM_KEY = "e2e-fake-upstream-key-7d41c9"
+# Random per run: the secrets test searches everything the stack printed or answered for it.
+E2E_UPSTREAM_KEY = f"e2e-{secrets.token_hex(16)}"
 STACK_ENVIRONMENT = {
     "FAKE_UPSTREAM_API_KEY": E2E_UPSTREAM_KEY,
     "FAKE_PENDING_POLLS": "2",
@@ -40,6 +42,7 @@ class Gateway:
     moto_url: str
     upstream_url: str
     session: requests.Session
+    answers: list[str]
 
     def submit(
         self,
@@ -86,7 +89,14 @@ class Gateway:
 def gateway() -> Iterator[Gateway]:
     process = StackProcess(environment=STACK_ENVIRONMENT)
     urls = process.start(timeout=90)
+    answers: list[str] = []
     with requests.Session() as session:
-        yield Gateway(process, urls.gateway, urls.moto, urls.upstream, session)
+        # Every answer the stack gives a test, kept for the secrets test to search.
+        session.hooks["response"].append(
+            lambda response, *args, **kwargs: answers.append(
+                f"{response.status_code} {response.headers} {response.text}"
+            )
+        )
+        yield Gateway(process, urls.gateway, urls.moto, urls.upstream, session, answers)
     code = process.stop()
     assert code == 0, f"the stack exited with {code}:\n{process.output(last=40)}"
