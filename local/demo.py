@@ -135,6 +135,7 @@ def print_timings(view: dict[str, Any], seen_after: float) -> None:
 
     say("==> timings (as the gateway recorded them)")
     say(f"    created         {timings.get('created_at', '-')}")
+    say(f"    queued          {seconds('queued_seconds')}  (request -> upstream accepted)")
     say(f"    upstream        {seconds('upstream_seconds')}  (accepted -> upstream SUCCESS)")
     say(f"    copy to S3      {seconds('copy_seconds')}  (upstream SUCCESS -> images stored)")
     say(f"    total           {seconds('total_seconds')}")

@@ -86,6 +86,7 @@ def test_happy_path_stores_every_image_and_hands_out_presigned_urls(
         # moto's in-process mock answers the presigned GET like S3 would
         assert png_size(requests.get(url, timeout=10).content) == (256, 192)
     assert view["timings"]["copy_seconds"] is not None
+    assert view["timings"]["queued_seconds"] is not None
     # And every task ran the real handler
     assert {call["function"].split("-")[2] for call in invocations} >= {
         "CheckStatusFunction",

@@ -74,7 +74,7 @@ class JobStore:
     def mark_accepted(self, job_id: str, *, upstream_id: str, now: datetime) -> None:
         self._table.update_item(
             Key={"job_id": job_id},
-            UpdateExpression="SET upstream_id = :u, updated_at = :now",
+            UpdateExpression="SET upstream_id = :u, accepted_at = :now, updated_at = :now",
             ConditionExpression="attribute_exists(job_id)",
             ExpressionAttributeValues={":u": upstream_id, ":now": _iso(now)},
         )

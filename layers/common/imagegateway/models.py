@@ -241,6 +241,7 @@ class JobRecord(BaseModel):
     created_at: AwareDatetime
     updated_at: AwareDatetime
     deadline_at: AwareDatetime
+    accepted_at: AwareDatetime | None = None
     upstream_completed_at: AwareDatetime | None = None
     completed_at: AwareDatetime | None = None
     images: list[StoredImage] = Field(default_factory=list)
@@ -258,8 +259,12 @@ class ImageView(BaseModel):
 
 class Timings(BaseModel):
     created_at: datetime
+    accepted_at: datetime | None = None
     upstream_completed_at: datetime | None = None
     completed_at: datetime | None = None
+    queued_seconds: float | None = Field(
+        default=None, description="From the request until the upstream accepted the job."
+    )
     upstream_seconds: float | None = Field(
         default=None, description="From acceptance until the upstream reported SUCCESS."
     )

@@ -245,9 +245,13 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 def _timings(record: JobRecord) -> Timings:
     return Timings(
         created_at=record.created_at,
+        accepted_at=record.accepted_at,
         upstream_completed_at=record.upstream_completed_at,
         completed_at=record.completed_at,
-        upstream_seconds=_seconds(record.created_at, record.upstream_completed_at),
+        queued_seconds=_seconds(record.created_at, record.accepted_at),
+        upstream_seconds=_seconds(
+            record.accepted_at or record.created_at, record.upstream_completed_at
+        ),
         copy_seconds=_seconds(record.upstream_completed_at, record.completed_at),
         total_seconds=_seconds(record.created_at, record.completed_at),
     )
