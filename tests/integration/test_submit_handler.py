@@ -152,3 +152,29 @@ def test_a_wrong_upstream_key_is_a_502_that_does_not_blame_the_caller(
     assert response["statusCode"] == 502
     assert "API key" in response_body(response)["error"]
     assert "wrong-key" not in response["body"]
+
+
+def test_an_upstream_that_takes_the_post_but_never_answers_is_a_504(
+    stack: LocalStack, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an upstream that accepts the connection and then says nothing
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        monkeypatch.setenv("UPSTREAM_BASE_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        monkeypatch.setenv("UPSTREAM_READ_TIMEOUT_SECONDS", "1")
+        from tests.support.caches import clear_all
+
+        clear_all()
+        # When a job is submitted
+        response = invoke(stack, "submit", load_event("submit"))
+    finally:
+        silent.close()
+    # Then the caller gets 504 with the job id: the job may exist upstream, so it is not retried
+    answer = response_body(response)
+    assert response["statusCode"] == 504
+    assert "may have accepted" in answer["error"]
+    row = job_row(stack, answer["id"])
+    assert row is not None
+    assert (row["status"], row["error_code"]) == ("FAILURE", "UPSTREAM_TIMEOUT")
