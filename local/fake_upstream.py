@@ -28,10 +28,12 @@ import threading
 import uuid
 import zlib
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
+from http.server import BaseHTTPRequestHandler
+from types import FrameType
 from typing import Any, cast
 from urllib.parse import urlsplit
+
+from local.http_server import BackgroundServer, OwnedServer
 
 DEFAULT_API_KEY = "local-dev-key"
 DEFAULT_PORT = 8081
@@ -161,8 +163,10 @@ def _int_param(params: JsonDict, name: str, default: int, low: int, high: int) -
     return value
 
 
-class FakeUpstream:
+class FakeUpstream(BackgroundServer):
     """In-process fake of the imagepipeline.io text2image API, served over real HTTP."""
+
+    thread_name = "fake-upstream"
 
     def __init__(
         self,
@@ -177,8 +181,7 @@ class FakeUpstream:
             if pending_polls is None
             else pending_polls
         )
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self._lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}
         self._submits = 0
@@ -186,60 +189,6 @@ class FakeUpstream:
         self._downloads = 0
         self._rejected_auth = 0
         self._submits_by_model: dict[str, int] = {}
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # ----------------------------------------------------------------- lifecycle
-
-    def start(self) -> FakeUpstream:
-        """Bind and serve in a daemon thread; returns self."""
-        if self._server is not None:
-            raise RuntimeError("fake upstream already started")
-        server = _Server((self.host, self.port), _Handler, self)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="fake-upstream",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port (idempotent)."""
-        server, thread = self._server, self._thread
-        self._server, self._thread = None, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> FakeUpstream:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """``http://host:port`` of the running server (the real port when started on 0)."""
-        if self._server is None:
-            raise RuntimeError("fake upstream not started")
-        host, port = self._server.server_address[:2]
-        host = str(host)
-        if host in ("0.0.0.0", "", "::"):
-            host = "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{port}"
 
     # ----------------------------------------------------------------- test hooks
 
@@ -401,22 +350,6 @@ class FakeUpstream:
 # --------------------------------------------------------------------------- HTTP
 
 
-class _Server(ThreadingHTTPServer):
-    # Bursts of clients connect at once; the default backlog of 5 resets the rest.
-    request_queue_size = 128
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        handler: type[BaseHTTPRequestHandler],
-        fake: FakeUpstream,
-    ) -> None:
-        self.fake = fake
-        super().__init__(address, handler)
-
-
 class _Handler(BaseHTTPRequestHandler):
     server_version = "FakeImagePipeline/1.0"
 
@@ -444,7 +377,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             answer = _failure(400, "malformed request body")
         else:
-            fake = cast(_Server, self.server).fake
+            fake = cast(FakeUpstream, cast(OwnedServer, self.server).owner)
             path = urlsplit(self.path).path
             answer = fake._handle(method, path, self.headers.get("API-Key"), body)
         self.send_response(answer.code)
@@ -469,6 +402,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 # --------------------------------------------------------------------------- CLI
+
+
+# Set here because the handler is defined after the server class.
+FakeUpstream.handler_class = _Handler
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,18 +19,17 @@ import hashlib
 import json
 import re
 import sys
-import threading
 import traceback
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local.aws_stack import ACCOUNT, DEFAULT_ROUTE, HttpRoute
+from local.http_server import BackgroundServer, OwnedServer
 
 # API Gateway's own payload limit.
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -251,8 +250,10 @@ INTERNAL_ERROR = json_answer(500, {"message": "Internal Server Error"})
 # --------------------------------------------------------------------------- server
 
 
-class GatewayServer:
+class GatewayServer(BackgroundServer):
     """The HTTP API on a ThreadingHTTPServer, each route dispatched through `invoke`."""
+
+    thread_name = "gateway-http"
 
     def __init__(
         self,
@@ -264,52 +265,8 @@ class GatewayServer:
     ) -> None:
         self.table = RouteTable(routes)
         self.invoke = invoke
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.log = log or (lambda line: None)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> GatewayServer:
-        if self._server is not None:
-            raise RuntimeError("gateway already started")
-        self._server = _Server((self.host, self.port), _Handler, self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="gateway-http",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server, self._thread = None, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> GatewayServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("gateway not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     def handle(
         self,
@@ -360,22 +317,6 @@ class GatewayServer:
             return INTERNAL_ERROR
 
 
-class _Server(ThreadingHTTPServer):
-    # Bursts of clients connect at once; the default backlog of 5 resets the rest.
-    request_queue_size = 128
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        handler: type[BaseHTTPRequestHandler],
-        gateway: GatewayServer,
-    ) -> None:
-        self.gateway = gateway
-        super().__init__(address, handler)
-
-
 class _BodyTooLargeError(Exception):
     pass
 
@@ -408,7 +349,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _dispatch(self) -> None:
-        gateway = cast(_Server, self.server).gateway
+        gateway = cast(GatewayServer, cast(OwnedServer, self.server).owner)
         request_id = base64.b32encode(uuid.uuid4().bytes[:10]).decode().rstrip("=")
         try:
             body = self._read_body()
@@ -465,3 +406,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_OPTIONS(self) -> None:
         self._dispatch()
+
+
+# Set here because the handler is defined after the server class.
+GatewayServer.handler_class = _Handler

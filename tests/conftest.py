@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
-# Set before anything creates a boto3 client: no test may ever reach a real AWS account.
-os.environ.update(
-    {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_SERVICE_NAME": "imagepipeline-gateway",
-        "POWERTOOLS_METRICS_NAMESPACE": "ImagepipelineGateway",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-    }
-)
-os.environ.pop("AWS_ENDPOINT_URL", None)
-os.environ.pop("AWS_PROFILE", None)
+import tests.support.environment  # noqa: F401  (first: sets the safe AWS environment)
 
 # Imported after the environment is set: Powertools reads it when these modules load.
 from local.fake_upstream import FakeUpstream
