@@ -21,18 +21,9 @@ from tests.support.stack import (
     invoke,
     job_row,
     response_body,
+    submit_job,
     table_rows,
 )
-
-
-def accepted_job(stack: LocalStack, upstream: FakeUpstream, body: dict[str, Any]) -> str:
-    """A job submitted through the submit function (so its row exists); returns its id."""
-    from tests.support.events import http_event_with_body
-
-    response = invoke(stack, "submit", http_event_with_body(body))
-    assert response["statusCode"] == 202, response["body"]
-    job_id: str = response_body(response)["id"]
-    return job_id
 
 
 def ticket_for(stack: LocalStack, job_id: str, sample: str) -> dict[str, Any]:
@@ -60,7 +51,7 @@ def test_check_status_reports_pending_then_success_with_waits(
     stack: LocalStack, upstream: FakeUpstream
 ) -> None:
     # Given an accepted job and the sample check_status ticket for it
-    job_id = accepted_job(stack, upstream, {"model_id": "sd1.5", "prompt": "a fox"})
+    job_id = submit_job(stack, {"model_id": "sd1.5", "prompt": "a fox"})
     ticket = ticket_for(stack, job_id, "check_status")
     # When the status is checked until the upstream finishes
     seen = []
@@ -79,7 +70,7 @@ def test_check_status_reports_pending_then_success_with_waits(
 
 def test_check_status_flags_a_passed_deadline(stack: LocalStack, upstream: FakeUpstream) -> None:
     # Given a job whose deadline is already behind it
-    job_id = accepted_job(stack, upstream, {"model_id": "fake-never", "prompt": "a fox"})
+    job_id = submit_job(stack, {"model_id": "fake-never", "prompt": "a fox"})
     ticket = ticket_for(stack, job_id, "check_status")
     ticket["deadline_at"] = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
     # When it is checked
@@ -108,7 +99,7 @@ def test_store_images_copies_every_image_and_marks_the_job_success(
     stack: LocalStack, upstream: FakeUpstream
 ) -> None:
     # Given a job the upstream has finished with two images
-    job_id = accepted_job(stack, upstream, {"model_id": "sd1.5", "prompt": "a fox", "samples": 2})
+    job_id = submit_job(stack, {"model_id": "sd1.5", "prompt": "a fox", "samples": 2})
     upstream_id = str(job_row(stack, job_id)["upstream_id"])  # type: ignore[index]
     for _ in range(upstream.pending_polls):
         upstream_urls(upstream, upstream_id)
@@ -135,7 +126,7 @@ def test_store_images_of_a_missing_image_is_a_download_error(
     stack: LocalStack, upstream: FakeUpstream
 ) -> None:
     # Given download URLs that answer 404
-    job_id = accepted_job(stack, upstream, {"model_id": "fake-broken-image", "prompt": "a fox"})
+    job_id = submit_job(stack, {"model_id": "fake-broken-image", "prompt": "a fox"})
     ticket = ticket_for(stack, job_id, "store_images")
     ticket["download_urls"] = [f"{upstream.base_url}/images/nope/0.png"]
     # When the store task runs
@@ -158,7 +149,7 @@ def test_record_failure_marks_the_job_failure_with_code_and_message(
     stack: LocalStack, upstream: FakeUpstream, sample: str, code: str, message: str
 ) -> None:
     # Given an accepted job and a failure ticket (set by a state, or caught from a task)
-    job_id = accepted_job(stack, upstream, {"model_id": "sd1.5", "prompt": "a fox"})
+    job_id = submit_job(stack, {"model_id": "sd1.5", "prompt": "a fox"})
     ticket = ticket_for(stack, job_id, sample)
     # When the failure path runs
     result = invoke(stack, "record_failure", ticket)
@@ -173,7 +164,7 @@ def test_record_failure_never_overwrites_a_success(
     stack: LocalStack, upstream: FakeUpstream
 ) -> None:
     # Given a job that already succeeded
-    job_id = accepted_job(stack, upstream, {"model_id": "sd1.5", "prompt": "a fox"})
+    job_id = submit_job(stack, {"model_id": "sd1.5", "prompt": "a fox"})
     table = boto3.resource("dynamodb", region_name="us-east-1").Table(stack.table_name)
     table.update_item(
         Key={"job_id": job_id},
@@ -199,7 +190,7 @@ def test_jobs_shows_a_pending_job_to_its_owner_only(
     stack: LocalStack, upstream: FakeUpstream
 ) -> None:
     # Given a job submitted by the sample event's IAM caller
-    job_id = accepted_job(stack, upstream, {"model_id": "sd1.5", "prompt": "a fox"})
+    job_id = submit_job(stack, {"model_id": "sd1.5", "prompt": "a fox"})
     # When its owner asks, it is PENDING without URLs or error
     mine = invoke(stack, "jobs", status_event(job_id))
     assert mine["statusCode"] == 200

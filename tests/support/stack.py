@@ -53,6 +53,18 @@ def invoke(stack: LocalStack, function_dir: str, event: dict[str, Any]) -> Any:
     return load_handler(code_dir)(event, LambdaContext(function_name=function_dir))
 
 
+def submit_job(stack: LocalStack, body: dict[str, Any] | None = None) -> str:
+    """Submit through the real submit function (the events/ sample, or another body); the job
+    must be accepted (202). Returns its id."""
+    from tests.support.events import http_event_with_body, load_event
+
+    event = load_event("submit") if body is None else http_event_with_body(body)
+    response = invoke(stack, "submit", event)
+    assert response["statusCode"] == 202, response["body"]
+    job_id: str = response_body(response)["id"]
+    return job_id
+
+
 def wait_for_execution(job_id: str, stack: LocalStack, timeout: float = 60) -> dict[str, Any]:
     sfn = boto3.client("stepfunctions", region_name="us-east-1")
     arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"

@@ -13,7 +13,7 @@ from imagegateway.models import StoredImage
 from local.aws_stack import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.support.caches import clear_all
-from tests.support.events import http_event_with_body, status_event
+from tests.support.events import status_event
 from tests.support.stack import (
     bucket_keys,
     entered_states,
@@ -21,15 +21,9 @@ from tests.support.stack import (
     invoke,
     job_row,
     response_body,
+    submit_job,
     wait_for_execution,
 )
-
-
-def submit(stack: LocalStack, body: dict[str, Any]) -> str:
-    response = invoke(stack, "submit", http_event_with_body(body))
-    assert response["statusCode"] == 202, response["body"]
-    job_id: str = response_body(response)["id"]
-    return job_id
 
 
 def view(stack: LocalStack, job_id: str) -> dict[str, Any]:
@@ -45,7 +39,7 @@ def test_a_flaky_status_endpoint_is_retried_and_the_job_succeeds(
     stack: LocalStack, upstream: FakeUpstream, invocations: list[dict[str, Any]]
 ) -> None:
     # Given an upstream whose status endpoint answers 500, then 429, then behaves
-    job_id = submit(stack, {"model_id": "fake-flaky", "prompt": "a fox"})
+    job_id = submit_job(stack, {"model_id": "fake-flaky", "prompt": "a fox"})
     # When the job runs
     execution = wait_for_execution(job_id, stack)
     # Then it ends SUCCESS with its image, the 500 and 429 absorbed by retries with backoff
@@ -65,7 +59,7 @@ def test_an_upstream_that_never_finishes_times_out_at_the_deadline(
     monkeypatch.setenv("JOB_DEADLINE_SECONDS", "4")
     clear_all()
     started = time.monotonic()
-    job_id = submit(stack, {"model_id": "fake-never", "prompt": "a fox"})
+    job_id = submit_job(stack, {"model_id": "fake-never", "prompt": "a fox"})
     # When the job runs
     execution = wait_for_execution(job_id, stack)
     elapsed = time.monotonic() - started
@@ -82,7 +76,7 @@ def test_images_that_cannot_be_downloaded_fail_the_job_with_no_partial_urls(
     stack: LocalStack, upstream: FakeUpstream, invocations: list[dict[str, Any]]
 ) -> None:
     # Given an upstream that reports SUCCESS but whose image URLs answer 404
-    job_id = submit(stack, {"model_id": "fake-broken-image", "prompt": "a fox", "samples": 2})
+    job_id = submit_job(stack, {"model_id": "fake-broken-image", "prompt": "a fox", "samples": 2})
     # When the job runs
     execution = wait_for_execution(job_id, stack)
     # Then the copy was tried a bounded number of times (1 + 2 retries), then the job failed
@@ -120,7 +114,7 @@ def test_a_copy_that_dies_part_way_is_redone_without_duplicates(
 
     monkeypatch.setattr(ImageStore, "copy_all", dying_copy_all)
     # When a three-image job runs
-    job_id = submit(stack, {"model_id": "sd1.5", "prompt": "a fox", "samples": 3})
+    job_id = submit_job(stack, {"model_id": "sd1.5", "prompt": "a fox", "samples": 3})
     execution = wait_for_execution(job_id, stack)
     # Then the retried copy finished the job: exactly three objects, job SUCCESS
     assert execution["status"] == "SUCCEEDED"

@@ -12,7 +12,7 @@ import requests
 
 from local.aws_stack import LocalStack
 from local.fake_upstream import FakeUpstream
-from tests.support.events import http_event_with_body, load_event, status_event
+from tests.support.events import status_event
 from tests.support.stack import (
     bucket_keys,
     entered_states,
@@ -20,16 +20,9 @@ from tests.support.stack import (
     invoke,
     job_row,
     response_body,
+    submit_job,
     wait_for_execution,
 )
-
-
-def submit(stack: LocalStack, body: dict[str, Any] | None = None) -> str:
-    event = load_event("submit") if body is None else http_event_with_body(body)
-    response = invoke(stack, "submit", event)
-    assert response["statusCode"] == 202, response["body"]
-    job_id: str = response_body(response)["id"]
-    return job_id
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -51,7 +44,7 @@ def test_happy_path_stores_every_image_and_hands_out_presigned_urls(
         "seed": 7,
     }
     # When it is submitted and its execution runs to the end
-    job_id = submit(stack, body)
+    job_id = submit_job(stack, body)
     execution = wait_for_execution(job_id, stack)
     # Then the execution succeeded after waiting and checking until the upstream finished
     assert execution["status"] == "SUCCEEDED"
@@ -98,7 +91,7 @@ def test_an_upstream_failure_ends_failure_with_the_upstreams_message(
     stack: LocalStack, upstream: FakeUpstream, invocations: list[dict[str, Any]]
 ) -> None:
     # Given a job the upstream will fail after one PENDING
-    job_id = submit(stack, {"model_id": "fake-failure", "prompt": "a fox"})
+    job_id = submit_job(stack, {"model_id": "fake-failure", "prompt": "a fox"})
     # When its execution runs
     execution = wait_for_execution(job_id, stack)
     # Then the execution ends through the failure path
@@ -120,7 +113,7 @@ def test_an_instant_success_is_stored_without_any_wait(
     stack: LocalStack, upstream: FakeUpstream, invocations: list[dict[str, Any]]
 ) -> None:
     # Given the upstream answers SUCCESS at submit
-    job_id = submit(stack, {"model_id": "fake-instant", "prompt": "a fox", "samples": 3})
+    job_id = submit_job(stack, {"model_id": "fake-instant", "prompt": "a fox", "samples": 3})
     # When the execution runs
     execution = wait_for_execution(job_id, stack)
     # Then it goes straight to storing: no Wait, no status check
