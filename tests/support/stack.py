@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.aws_stack import LocalStack, build_stack, handlers_in_process, load_handler
+from local.aws_stack import LocalStack, build_stack, load_handler
 from local.fake_upstream import FakeUpstream
 from tests.support.caches import clear_all
 
@@ -115,6 +115,3 @@ def table_rows(stack: LocalStack) -> list[dict[str, Any]]:
     table = boto3.resource("dynamodb", region_name="us-east-1").Table(stack.table_name)
     items: list[dict[str, Any]] = table.scan()["Items"]
     return items
-
-
-__all__ = ["handlers_in_process"]

@@ -76,10 +76,6 @@ class InvalidIdempotencyKeyError(GatewayError):
     code = "INVALID_IDEMPOTENCY_KEY"
 
 
-class WorkflowStartError(GatewayError):
-    code = "WORKFLOW_START_FAILED"
-
-
 # --- images ---------------------------------------------------------------------------------
 
 
@@ -107,7 +103,6 @@ ERROR_CODES: dict[str, str] = {
         UpstreamProtocolError,
         JobNotFoundError,
         InvalidIdempotencyKeyError,
-        WorkflowStartError,
         ImageDownloadError,
         ImageRejectedError,
     )
