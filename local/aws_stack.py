@@ -59,7 +59,6 @@ def resources_of_type(template: Mapping[str, Any], kind: str) -> dict[str, dict[
 class LocalStack:
     """Names and ARNs of the resources built in moto, keyed by template logical id."""
 
-    table_name: str
     bucket_name: str
     secret_arn: str
     state_machine_arn: str
@@ -67,6 +66,11 @@ class LocalStack:
     function_names: dict[str, str] = field(default_factory=dict)
     function_dirs: dict[str, Path] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def table_name(self) -> str:
+        """The jobs table's name."""
+        return self.table_names["JobsTable"]
 
 
 class _Resolver:
@@ -238,7 +242,6 @@ def build_stack(
     )
 
     return LocalStack(
-        table_name=table_names["JobsTable"],
         table_names=table_names,
         bucket_name=bucket_name,
         secret_arn=secret_arn,

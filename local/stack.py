@@ -62,6 +62,7 @@ from local.aws_stack import (
 )
 from local.fake_upstream import FakeUpstream
 from local.gateway_http import DEFAULT_CALLER, GatewayServer
+from local.http_server import BackgroundServer
 
 HOST = "127.0.0.1"
 DEFAULT_GATEWAY_PORT = 3000
@@ -388,13 +389,7 @@ class LocalGatewayStack:
                 host=settings.host,
                 port=settings.fake_port,
             )
-            try:
-                fake.start()
-            except OSError as exc:
-                raise StackError(
-                    f"fake upstream: cannot listen on {settings.host}:{settings.fake_port}: {exc}"
-                ) from exc
-            self._exit.callback(fake.stop)
+            self._serve("fake upstream", fake)
             upstream_url, api_key = fake.base_url, settings.fake_api_key
             for name, value in FAKE_DOWNLOAD_SETTINGS.items():
                 extra.setdefault(name, value)
@@ -452,13 +447,7 @@ class LocalGatewayStack:
             )
 
         gateway = GatewayServer(self.routes, invoke, host=settings.host, port=settings.gateway_port)
-        try:
-            gateway.start()
-        except OSError as exc:
-            raise StackError(
-                f"gateway: cannot listen on {settings.host}:{settings.gateway_port}: {exc}"
-            ) from exc
-        self._exit.callback(gateway.stop)
+        self._serve("gateway", gateway)
         for route in self.routes:
             say(f"[stack] route {route.route_key} -> {route.function}")
 
@@ -469,6 +458,15 @@ class LocalGatewayStack:
         gateway.log = say  # from now on: requests no function answered (no such route...)
         self.urls = StackUrls(gateway=gateway.base_url, moto=moto_url, upstream=upstream_url)
         return self.urls
+
+    def _serve(self, name: str, server: BackgroundServer) -> None:
+        """Start one of the stack's servers, stopped with the stack; a taken port is named."""
+        try:
+            server.start()
+        except OSError as exc:
+            where = f"{server.host}:{server.port}"
+            raise StackError(f"{name}: cannot listen on {where}: {exc}") from exc
+        self._exit.callback(server.stop)
 
     def _check_function_settings(self) -> None:
         """Fail now, with the reason, rather than in every invocation."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -35,6 +36,11 @@ def sfn_client() -> SFNClient:
 @lru_cache(maxsize=4)
 def dynamodb_table(name: str) -> Table:
     return boto3.resource("dynamodb", config=_CONFIG).Table(name)
+
+
+def error_code(exc: ClientError) -> str:
+    """The AWS error code of a failed call, e.g. "ConditionalCheckFailedException"."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def clear_clients() -> None:

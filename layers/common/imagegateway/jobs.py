@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from imagegateway.aws import dynamodb_table
+from imagegateway.aws import dynamodb_table, error_code
 from imagegateway.errors import JobNotFoundError
 from imagegateway.models import JobRecord, JobStatus, StoredImage
 from imagegateway.settings import Settings, get_settings
@@ -21,10 +21,6 @@ PENDING_INDEX = "PendingByDeadline"
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat()
-
-
-def _conditional_check_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 def _record(item: Mapping[str, Any]) -> JobRecord:
@@ -125,7 +121,7 @@ class JobStore:
                 },
             )
         except ClientError as exc:
-            if _conditional_check_failed(exc):
+            if error_code(exc) == "ConditionalCheckFailedException":
                 return False
             raise
         return True

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field
 
-from imagegateway.aws import sfn_client
+from imagegateway.aws import error_code, sfn_client
 from imagegateway.errors import ERROR_CODES, JobNotFoundError, UpstreamError, UpstreamProtocolError
 from imagegateway.images import ImageStore
 from imagegateway.jobs import JobStore
@@ -113,16 +113,13 @@ def start_workflow(ticket: JobTicket, *, name: str | None = None) -> bool:
             name=name or ticket.job_id,
             input=json.dumps(ticket.to_state()),
         )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+    except (ClientError, BotoCoreError) as exc:
+        if isinstance(exc, ClientError) and error_code(exc) == "ExecutionAlreadyExists":
             return True
         logger.exception("could not start the job's workflow; the reconciler will resume it")
-    except BotoCoreError:
-        logger.exception("could not start the job's workflow; the reconciler will resume it")
-    else:
-        return True
-    metrics.add_metric(name="WorkflowStartFailures", unit="Count", value=1)
-    return False
+        metrics.add_metric(name="WorkflowStartFailures", unit="Count", value=1)
+        return False
+    return True
 
 
 def check_job(ticket: JobTicket) -> JobTicket:
@@ -282,7 +279,7 @@ def execution_status(name: str) -> str | None:
     try:
         described = sfn_client().describe_execution(executionArn=execution_arn(name))
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+        if error_code(exc) == "ExecutionDoesNotExist":
             return None
         raise
     return str(described["status"])
