@@ -1,15 +1,25 @@
-"""Fake imagepipeline.io SD 1.5 text2image upstream (dev/test only, never deployed).
+"""Fake imagepipeline.io SD 1.5 upstream (dev/test only, never deployed).
 
-A real HTTP server speaking the upstream protocol:
+A real, threaded HTTP server speaking the upstream protocol for the three kinds
+(``text2image``, ``image2image``, ``inpainting``):
 
-- ``POST /sd/text2image/v1`` submits a job (header ``API-Key`` required),
-- ``GET /sd/text2image/v1/status/{id}`` polls it,
-- ``GET /images/{job_id}/{index}.png`` serves the generated images (no key needed),
-- ``GET /__fake__/stats`` and ``POST /__fake__/reset`` are test hooks (no key needed).
+- ``POST /sd/{kind}/v1`` submits a job (header ``API-Key`` required; image2image needs
+  ``init_image``, inpainting ``init_image`` and ``mask_image``, else a 200 FAILURE),
+- ``GET /sd/{kind}/v1/status/{id}`` polls it (a job is only known on its own kind's route),
+- ``GET /images/{job_id}/{index}.png`` serves the generated images (no key needed).
 
 Images are real, deterministic PNGs of the requested size and count. Test-mode behaviour
 is chosen by magic ``model_id`` values (see ``MAGIC_MODELS``); any other model id answers
 PENDING for ``pending_polls`` status checks, then SUCCESS.
+
+Test hooks (no key needed), so black-box tests can stage any upstream behaviour:
+
+- ``GET /__fake__/stats``: request counters plus one entry per job created upstream
+  (``model_id``, ``kind``, ``submitted_at``, ``completed_at``, ``status_checks``).
+- ``POST /__fake__/reset``: forget jobs, counters and scripts.
+- ``POST /__fake__/script``: per model id, lists of canned answers consumed in order by
+  submits, status checks and image downloads of that model (then normal behaviour), and
+  ``completes_after_seconds`` for time-based completion. See ``FakeUpstream.script``.
 
 Run it standalone with ``python -m local.fake_upstream [--port N] [--host H]``.
 """
@@ -19,18 +29,22 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import re
 import signal
 import struct
 import sys
 import threading
+import time
 import uuid
 import zlib
+from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from types import FrameType
-from typing import Any, cast
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from local.http_server import BackgroundServer, OwnedServer
@@ -50,12 +64,24 @@ MAGIC_MODELS = frozenset(
 
 FAILURE_MESSAGE = "fake-failure: the model crashed while sampling"
 
+KINDS = ("text2image", "image2image", "inpainting")
+# The image URLs each kind needs on top of text2image's fields (reference/: the upstream
+# fetches them itself, so only their presence is checked).
+_REQUIRED_IMAGES: dict[str, tuple[str, ...]] = {
+    "text2image": (),
+    "image2image": ("init_image",),
+    "inpainting": ("init_image", "mask_image"),
+}
+
 DEFAULT_SIZE = 512
 MAX_SIZE = 2048
 MAX_SAMPLES = 4
+# A guard against a script in milliseconds by mistake; still longer than any client timeout.
+MAX_DELAY_SECONDS = 600.0
 
-_SUBMIT_PATH = "/sd/text2image/v1"
-_STATUS_RE = re.compile(r"^/sd/text2image/v1/status/([^/]+)/?$")
+_KIND = "|".join(KINDS)
+_SUBMIT_RE = re.compile(rf"^/sd/({_KIND})/v1/?$")
+_STATUS_RE = re.compile(rf"^/sd/({_KIND})/v1/status/([^/]+)/?$")
 _IMAGE_RE = re.compile(r"^/images/([^/]+)/(\d+)\.png$")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -63,7 +89,8 @@ _COLUMN_BANDS = 8
 _ROW_STEPS = 64
 
 JsonDict = dict[str, Any]
-
+RequestKind = Literal["submit", "status", "images"]
+_REQUEST_KINDS: tuple[RequestKind, ...] = ("submit", "status", "images")
 
 # --------------------------------------------------------------------------- images
 
@@ -127,14 +154,20 @@ def make_png(width: int, height: int, seed: Any, prompt: Any, model_id: Any, ind
 @dataclass
 class _Job:
     id: str
+    kind: str
     model_id: str
     prompt: Any
     seed: Any
     width: int
     height: int
     samples: int
-    checks: int = 0
+    submitted_at: float
+    # From the model's script at submit time: SUCCESS this long after submit, polls or not.
+    completes_after: float | None = None
+    status_checks: int = 0  # every status request for this job, scripted ones included
+    polls: int = 0  # the unscripted ones: what pending_polls and the magic models count
     outcome: str | None = None  # "SUCCESS" or "FAILURE" once decided
+    completed_at: float | None = None
     images: dict[int, bytes] = field(default_factory=dict)
 
 
@@ -142,11 +175,13 @@ class _Job:
 class _Answer:
     code: int
     body: bytes
-    content_type: str = "application/json"
+    # None: no default Content-Type (a scripted answer without a body, or one that sets it).
+    content_type: str | None = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    delay_seconds: float = 0.0
 
 
-def _json_answer(code: int, payload: JsonDict, headers: dict[str, str] | None = None) -> _Answer:
+def _json_answer(code: int, payload: Any, headers: dict[str, str] | None = None) -> _Answer:
     return _Answer(code, json.dumps(payload).encode("utf-8"), headers=headers or {})
 
 
@@ -163,8 +198,143 @@ def _int_param(params: JsonDict, name: str, default: int, low: int, high: int) -
     return value
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _substitute(value: Any, replacements: Mapping[str, str]) -> Any:
+    """``value`` with every placeholder replaced inside every string, keys included."""
+    if isinstance(value, str):
+        for placeholder, text in replacements.items():
+            value = value.replace(placeholder, text)
+        return value
+    if isinstance(value, list):
+        return [_substitute(item, replacements) for item in value]
+    if isinstance(value, dict):
+        return {
+            _substitute(key, replacements): _substitute(item, replacements)
+            for key, item in value.items()
+        }
+    return value
+
+
+_ANSWER_KEYS = frozenset({"code", "headers", "json", "body", "delay_seconds", "accept"})
+_SCRIPT_KEYS = frozenset({"model_id", "completes_after_seconds", *_REQUEST_KINDS})
+# The fake frames the body itself; a scripted framing header would corrupt the response.
+_FORBIDDEN_HEADERS = frozenset({"content-length", "transfer-encoding"})
+
+
+@dataclass(frozen=True)
+class _Scripted:
+    """One validated ANSWER of a script."""
+
+    code: int
+    headers: dict[str, str]
+    has_json: bool  # "json": null is a JSON body too, so presence is tracked apart
+    json_value: Any
+    body: bytes | None
+    delay_seconds: float
+    accept: bool
+
+    @classmethod
+    def parse(cls, raw: object, where: str) -> _Scripted:
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where} must be an object")
+        unknown = sorted(str(key) for key in set(raw) - _ANSWER_KEYS)
+        if unknown:
+            raise ValueError(f"{where} has unknown keys {unknown}")
+        code = raw.get("code", 200)
+        if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
+            raise ValueError(f"{where}.code must be an integer in [100, 599]")
+        headers = raw.get("headers", {})
+        if not isinstance(headers, dict):
+            raise ValueError(f"{where}.headers must be an object")
+        clean: dict[str, str] = {}
+        for name, value in headers.items():
+            if not isinstance(name, str):
+                raise ValueError(f"{where}.headers names must be strings")
+            # Numbers are allowed for convenience ("Retry-After": 1).
+            if not isinstance(value, str) and not _is_number(value):
+                raise ValueError(f"{where}.headers.{name} must be a string or a number")
+            text = str(value)
+            if not name or any(c in name + text for c in "\r\n") or ":" in name:
+                raise ValueError(f"{where}.headers.{name!r} is not a valid header")
+            if name.lower() in _FORBIDDEN_HEADERS:
+                raise ValueError(f"{where}.headers.{name} is set by the fake itself")
+            clean[name] = text
+        if "json" in raw and "body" in raw:
+            raise ValueError(f"{where} has both json and body")
+        body = raw.get("body")
+        if body is not None and not isinstance(body, str):
+            raise ValueError(f"{where}.body must be a string")
+        delay = raw.get("delay_seconds", 0)
+        if not _is_number(delay) or not 0 <= delay <= MAX_DELAY_SECONDS:
+            raise ValueError(f"{where}.delay_seconds must be a number in [0, {MAX_DELAY_SECONDS}]")
+        accept = raw.get("accept", False)
+        if not isinstance(accept, bool):
+            raise ValueError(f"{where}.accept must be a boolean")
+        return cls(
+            code=code,
+            headers=clean,
+            has_json="json" in raw,
+            json_value=raw.get("json"),
+            body=None if body is None else body.encode("utf-8"),
+            delay_seconds=float(delay),
+            accept=accept,
+        )
+
+    def render(self, job_id: str, base_url: str) -> _Answer:
+        # A scripted Content-Type header wins over the default one.
+        typed = any(name.lower() == "content-type" for name in self.headers)
+        if self.has_json:
+            value = _substitute(self.json_value, {"{{id}}": job_id, "{{base_url}}": base_url})
+            body, content_type = json.dumps(value).encode("utf-8"), "application/json"
+        elif self.body is not None:
+            body, content_type = self.body, "text/plain; charset=utf-8"
+        else:
+            body, content_type = b"", ""
+        return _Answer(
+            self.code,
+            body,
+            content_type=None if typed or not content_type else content_type,
+            headers=dict(self.headers),
+            delay_seconds=self.delay_seconds,
+        )
+
+
+@dataclass
+class _Script:
+    """The staged behaviour of one model id; the answer lists are consumed from the left."""
+
+    answers: dict[RequestKind, deque[_Scripted]]
+    completes_after_seconds: float | None
+
+    @classmethod
+    def parse(cls, raw: object) -> tuple[str, _Script]:
+        if not isinstance(raw, dict):
+            raise ValueError("the script must be a JSON object")
+        unknown = sorted(str(key) for key in set(raw) - _SCRIPT_KEYS)
+        if unknown:
+            raise ValueError(f"unknown script keys {unknown}")
+        model_id = raw.get("model_id")
+        if not isinstance(model_id, str) or not model_id:
+            raise ValueError("model_id must be a non-empty string")
+        answers: dict[RequestKind, deque[_Scripted]] = {}
+        for kind in _REQUEST_KINDS:
+            items = raw.get(kind, [])
+            if not isinstance(items, list):
+                raise ValueError(f"{kind} must be a list of answers")
+            answers[kind] = deque(
+                _Scripted.parse(item, f"{kind}[{i}]") for i, item in enumerate(items)
+            )
+        after = raw.get("completes_after_seconds")
+        if after is not None and (not _is_number(after) or after < 0):
+            raise ValueError("completes_after_seconds must be a number >= 0")
+        return model_id, cls(answers, None if after is None else float(after))
+
+
 class FakeUpstream(BackgroundServer):
-    """In-process fake of the imagepipeline.io text2image API, served over real HTTP."""
+    """In-process fake of the imagepipeline.io SD 1.5 API, served over real HTTP."""
 
     thread_name = "fake-upstream"
 
@@ -182,8 +352,10 @@ class FakeUpstream(BackgroundServer):
             else pending_polls
         )
         super().__init__(host, port)
+        # One lock for all state; it is never held while sleeping or doing I/O.
         self._lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}
+        self._scripts: dict[str, _Script] = {}
         self._submits = 0
         self._status_checks = 0
         self._downloads = 0
@@ -193,23 +365,63 @@ class FakeUpstream(BackgroundServer):
     # ----------------------------------------------------------------- test hooks
 
     def stats(self) -> JsonDict:
+        """The counters and per-job facts of ``GET /__fake__/stats``."""
+        now = time.time()
         with self._lock:
+            for job in self._jobs.values():
+                self._settle(job, now)
             return {
                 "submits": self._submits,
                 "status_checks": self._status_checks,
                 "downloads": self._downloads,
                 "submits_by_model": dict(self._submits_by_model),
                 "rejected_auth": self._rejected_auth,
+                "jobs": {
+                    job.id: {
+                        "model_id": job.model_id,
+                        "kind": job.kind,
+                        "submitted_at": job.submitted_at,
+                        "completed_at": job.completed_at,
+                        "status_checks": job.status_checks,
+                    }
+                    for job in self._jobs.values()
+                },
             }
 
     def reset(self) -> None:
+        """Forget every job, counter and script."""
         with self._lock:
             self._jobs.clear()
+            self._scripts.clear()
             self._submits = 0
             self._status_checks = 0
             self._downloads = 0
             self._rejected_auth = 0
             self._submits_by_model.clear()
+
+    def script(self, spec: object) -> str:
+        """Stage answers for one model id (the body of ``POST /__fake__/script``).
+
+        ``spec`` is ``{"model_id", "submit": [ANSWER...], "status": [...], "images": [...],
+        "completes_after_seconds": N}``, every key but ``model_id`` optional. It replaces any
+        earlier script for that model id (unconsumed answers included). Each list is shared by
+        all jobs of the model and consumed in order, one answer per request of its kind, in
+        place of the fake's own answer; once empty, the fake behaves normally.
+
+        ANSWER = ``{"code": 200, "headers": {}, "json": <any> | "body": "<text>",
+        "delay_seconds": 0, "accept": false}``. ``{{id}}`` and ``{{base_url}}`` are replaced
+        in every string of ``json``. A submit answer with ``accept`` true still creates the
+        job (before its delay); without it, no job is created and ``{{id}}`` is a fresh id.
+        Only requests that pass auth, and for submits the fake's own validation, consume
+        answers. ``completes_after_seconds`` applies to jobs submitted from now on: they turn
+        SUCCESS that long after their submit, instead of counting polls.
+
+        Raises ``ValueError`` on an invalid spec; returns the model id.
+        """
+        model_id, parsed = _Script.parse(spec)
+        with self._lock:
+            self._scripts[model_id] = parsed
+        return model_id
 
     # ----------------------------------------------------------------- protocol
 
@@ -220,6 +432,13 @@ class FakeUpstream(BackgroundServer):
             self._rejected_auth += 1
         return _failure(401, "invalid or missing API-Key")
 
+    def _next_scripted(self, model_id: str, kind: RequestKind) -> _Scripted | None:
+        """Pop the model's next scripted answer for this kind of request (lock held)."""
+        script = self._scripts.get(model_id)
+        if script is None or not script.answers[kind]:
+            return None
+        return script.answers[kind].popleft()
+
     def _urls(self, job: _Job) -> list[str]:
         base = self.base_url
         return [f"{base}/images/{job.id}/{i}.png" for i in range(job.samples)]
@@ -229,7 +448,57 @@ class FakeUpstream(BackgroundServer):
             200, {"status": "SUCCESS", "id": job.id, "download_urls": self._urls(job)}
         )
 
-    def _submit(self, body: bytes) -> _Answer:
+    @staticmethod
+    def _settle(job: _Job, now: float) -> None:
+        """Complete a time-based job whose time has come (lock held).
+
+        ``completed_at`` is when it turned SUCCESS, not when someone noticed: that is the
+        "upstream done" instant detection delays are measured from.
+        """
+        if job.outcome is None and job.completes_after is not None:
+            done_at = job.submitted_at + job.completes_after
+            if now >= done_at:
+                job.outcome, job.completed_at = "SUCCESS", done_at
+
+    def _poll(self, job: _Job, now: float) -> _Answer | None:
+        """Count one unscripted poll of a poll-based job; maybe decide it (lock held).
+
+        Returns an error answer the magic model injects instead of the job's status.
+        """
+        if job.outcome is not None or job.completes_after is not None:
+            return None
+        job.polls += 1
+        effective = job.polls
+        if job.model_id == MODEL_FLAKY:
+            if job.polls == 1:
+                return _Answer(500, b"internal error", content_type="text/plain")
+            if job.polls == 2:
+                return _json_answer(
+                    429, {"error": "too many requests"}, headers={"Retry-After": "1"}
+                )
+            effective = job.polls - 2
+        if job.model_id == MODEL_FAILURE:
+            if effective > 1:
+                job.outcome = "FAILURE"
+        elif job.model_id != MODEL_NEVER and effective > self.pending_polls:
+            job.outcome = "SUCCESS"
+        if job.outcome is not None:
+            job.completed_at = now
+        return None
+
+    def _validate(self, kind: str, params: JsonDict) -> tuple[int, int, int]:
+        """Width, height and samples of a submit the upstream would take, or ValueError."""
+        for name in _REQUIRED_IMAGES[kind]:
+            value = params.get(name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name} is required for {kind}")
+        return (
+            _int_param(params, "width", DEFAULT_SIZE, 1, MAX_SIZE),
+            _int_param(params, "height", DEFAULT_SIZE, 1, MAX_SIZE),
+            _int_param(params, "samples", 1, 1, MAX_SAMPLES),
+        )
+
+    def _submit(self, kind: str, body: bytes) -> _Answer:
         with self._lock:
             self._submits += 1
         try:
@@ -240,63 +509,67 @@ class FakeUpstream(BackgroundServer):
             return _failure(400, "invalid JSON body: expected an object")
 
         model_id = params.get("model_id")
-        if isinstance(model_id, str) and model_id:
-            with self._lock:
-                self._submits_by_model[model_id] = self._submits_by_model.get(model_id, 0) + 1
-        else:
+        if not isinstance(model_id, str) or not model_id:
             return _json_answer(200, {"status": "FAILURE", "error": "model_id is required"})
+        with self._lock:
+            self._submits_by_model[model_id] = self._submits_by_model.get(model_id, 0) + 1
         if model_id == MODEL_REJECT:
             return _json_answer(
                 200, {"status": "FAILURE", "error": f"model_id '{model_id}' not found"}
             )
+        # The upstream refuses a bad request in a 200 FAILURE body, as for fake-reject.
         try:
-            width = _int_param(params, "width", DEFAULT_SIZE, 1, MAX_SIZE)
-            height = _int_param(params, "height", DEFAULT_SIZE, 1, MAX_SIZE)
-            samples = _int_param(params, "samples", 1, 1, MAX_SAMPLES)
+            width, height, samples = self._validate(kind, params)
         except ValueError as exc:
             return _json_answer(200, {"status": "FAILURE", "error": str(exc)})
 
-        job = _Job(
-            id=str(uuid.uuid4()),
-            model_id=model_id,
-            prompt=params.get("prompt"),
-            seed=params.get("seed"),
-            width=width,
-            height=height,
-            samples=samples,
-        )
-        if model_id == MODEL_INSTANT:
-            job.outcome = "SUCCESS"
+        now = time.time()
         with self._lock:
-            self._jobs[job.id] = job
+            # Consuming the answer and creating the job under one lock: a concurrent stats
+            # call sees an accepted job as soon as its (possibly delayed) answer is chosen.
+            scripted = self._next_scripted(model_id, "submit")
+            job: _Job | None = None
+            if scripted is None or scripted.accept:
+                script = self._scripts.get(model_id)
+                job = _Job(
+                    id=str(uuid.uuid4()),
+                    kind=kind,
+                    model_id=model_id,
+                    prompt=params.get("prompt"),
+                    seed=params.get("seed"),
+                    width=width,
+                    height=height,
+                    samples=samples,
+                    submitted_at=now,
+                    completes_after=None if script is None else script.completes_after_seconds,
+                )
+                if model_id == MODEL_INSTANT and job.completes_after is None:
+                    job.outcome, job.completed_at = "SUCCESS", now
+                self._jobs[job.id] = job
+        if scripted is not None:
+            return scripted.render(job.id if job else str(uuid.uuid4()), self.base_url)
+        assert job is not None  # no scripted answer, so the job was created above
         if job.outcome == "SUCCESS":
             return self._success(job)
         return _json_answer(200, {"status": "PENDING", "id": job.id})
 
-    def _status(self, job_id: str) -> _Answer:
+    def _status(self, kind: str, job_id: str) -> _Answer:
+        now = time.time()
         with self._lock:
             self._status_checks += 1
             job = self._jobs.get(job_id)
-            if job is None:
+            # Another kind's route does not know the job, as with separate upstream services.
+            if job is None or job.kind != kind:
                 return _failure(404, f"job '{job_id}' not found")
-            job.checks += 1
-            checks = job.checks
-            if job.outcome is None:
-                effective = checks
-                if job.model_id == MODEL_FLAKY:
-                    if checks == 1:
-                        return _Answer(500, b"internal error", content_type="text/plain")
-                    if checks == 2:
-                        return _json_answer(
-                            429, {"error": "too many requests"}, headers={"Retry-After": "1"}
-                        )
-                    effective = checks - 2
-                if job.model_id == MODEL_FAILURE:
-                    if effective > 1:
-                        job.outcome = "FAILURE"
-                elif job.model_id != MODEL_NEVER and effective > self.pending_polls:
-                    job.outcome = "SUCCESS"
+            job.status_checks += 1
+            self._settle(job, now)
+            scripted = self._next_scripted(job.model_id, "status")
+            injected = None if scripted is not None else self._poll(job, now)
             outcome = job.outcome
+        if scripted is not None:
+            return scripted.render(job_id, self.base_url)
+        if injected is not None:
+            return injected
         if outcome == "SUCCESS":
             return self._success(job)
         if outcome == "FAILURE":
@@ -307,39 +580,62 @@ class FakeUpstream(BackgroundServer):
         with self._lock:
             self._downloads += 1
             job = self._jobs.get(job_id)
-            if (
-                job is None
-                or job.outcome != "SUCCESS"
-                or job.model_id == MODEL_BROKEN_IMAGE
-                or index >= job.samples
-            ):
+            if job is None:
                 return _failure(404, "image not found")
+            self._settle(job, time.time())
+            scripted = self._next_scripted(job.model_id, "images")
+            servable = (
+                job.outcome == "SUCCESS"
+                and job.model_id != MODEL_BROKEN_IMAGE
+                and index < job.samples
+            )
             data = job.images.get(index)
+        if scripted is not None:
+            return scripted.render(job_id, self.base_url)
+        if not servable:
+            return _failure(404, "image not found")
         if data is None:
+            # Rendered outside the lock: other requests need not wait for zlib.
             data = make_png(job.width, job.height, job.seed, job.prompt, job.model_id, index)
             with self._lock:
                 job.images.setdefault(index, data)
         return _Answer(200, data, content_type="image/png")
 
+    def _script_hook(self, body: bytes) -> _Answer:
+        try:
+            spec = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            return _failure(400, f"invalid JSON body: {exc}")
+        try:
+            model_id = self.script(spec)
+        except ValueError as exc:
+            return _failure(400, f"invalid script: {exc}")
+        return _json_answer(200, {"status": "OK", "model_id": model_id})
+
     def _handle(self, method: str, path: str, api_key: str | None, body: bytes) -> _Answer:
-        if path == "/__fake__/stats" and method == "GET":
-            return _json_answer(200, self.stats())
-        if path == "/__fake__/reset" and method == "POST":
-            self.reset()
-            return _json_answer(200, {"status": "OK"})
+        if path.startswith("/__fake__/"):
+            if path == "/__fake__/stats" and method == "GET":
+                return _json_answer(200, self.stats())
+            if path == "/__fake__/reset" and method == "POST":
+                self.reset()
+                return _json_answer(200, {"status": "OK"})
+            if path == "/__fake__/script" and method == "POST":
+                return self._script_hook(body)
+            return _failure(404, "not found")
         if path.startswith("/sd/"):
             denied = self._check_auth(api_key)
             if denied is not None:
                 return denied
-            if path.rstrip("/") == _SUBMIT_PATH:
+            match = _SUBMIT_RE.match(path)
+            if match:
                 if method != "POST":
                     return _failure(405, "method not allowed")
-                return self._submit(body)
+                return self._submit(match.group(1), body)
             match = _STATUS_RE.match(path)
             if match:
                 if method != "GET":
                     return _failure(405, "method not allowed")
-                return self._status(match.group(1))
+                return self._status(match.group(1), match.group(2))
             return _failure(404, "not found")
         match = _IMAGE_RE.match(path)
         if match and method == "GET":
@@ -380,13 +676,21 @@ class _Handler(BaseHTTPRequestHandler):
             fake = cast(FakeUpstream, cast(OwnedServer, self.server).owner)
             path = urlsplit(self.path).path
             answer = fake._handle(method, path, self.headers.get("API-Key"), body)
-        self.send_response(answer.code)
-        self.send_header("Content-Type", answer.content_type)
-        self.send_header("Content-Length", str(len(answer.body)))
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(answer.body)
+        if answer.delay_seconds > 0:
+            # Only this request's thread sleeps, and no lock is held here.
+            time.sleep(answer.delay_seconds)
+        try:
+            self.send_response(answer.code)
+            if answer.content_type is not None:
+                self.send_header("Content-Type", answer.content_type)
+            self.send_header("Content-Length", str(len(answer.body)))
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(answer.body)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            # The client gave up (typically during a scripted delay): nothing to answer.
+            self.close_connection = True
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -411,7 +715,7 @@ FakeUpstream.handler_class = _Handler
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m local.fake_upstream",
-        description="Fake imagepipeline.io SD 1.5 text2image upstream (dev/test only).",
+        description="Fake imagepipeline.io SD 1.5 upstream (dev/test only).",
     )
     parser.add_argument(
         "--port", type=int, default=int(os.environ.get("FAKE_UPSTREAM_PORT", str(DEFAULT_PORT)))

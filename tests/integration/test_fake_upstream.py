@@ -447,20 +447,23 @@ def test_stats_count_requests_and_reset_clears_them(fake: FakeUpstream) -> None:
     _status(fake, "x", key=None)
 
     # When the stats are read in-process and over HTTP
-    expected = {
+    in_process = fake.stats()
+    over_http = requests.get(f"{fake.base_url}/__fake__/stats", timeout=TIMEOUT)
+
+    # Then both report the same counters, and the two created jobs (not the rejected one)
+    jobs = in_process.pop("jobs")
+    assert in_process == {
         "submits": 3,
         "status_checks": 2 * (PENDING_POLLS + 1),
         "downloads": 2,
         "submits_by_model": {"sd1.5": 2, "fake-reject": 1},
         "rejected_auth": 1,
     }
-    over_http = requests.get(f"{fake.base_url}/__fake__/stats", timeout=TIMEOUT)
-
-    # Then both report the same counters
-    assert fake.stats() == expected
+    assert len(jobs) == 2
+    assert all(job["status_checks"] == PENDING_POLLS + 1 for job in jobs.values())
     assert over_http.status_code == 200
     assert over_http.headers["Content-Type"] == "application/json"
-    assert over_http.json() == expected
+    assert over_http.json() == {**in_process, "jobs": jobs}
 
     # When the fake is reset over HTTP
     job_id = _submit(fake).json()["id"]
@@ -474,6 +477,7 @@ def test_stats_count_requests_and_reset_clears_them(fake: FakeUpstream) -> None:
         "downloads": 0,
         "submits_by_model": {},
         "rejected_auth": 0,
+        "jobs": {},
     }
     assert _status(fake, job_id).status_code == 404
 
