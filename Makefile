@@ -7,23 +7,36 @@ STAMP := $(VENV)/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-# Python 3.12 (the Lambda runtime) where the machine has it, else python3 >= 3.11.
-PYTHON ?= $(shell for c in "python3.12" "env PYENV_VERSION=3.12.1 python3" "python3"; do \
-	  if $$c -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then echo "$$c"; break; fi; done)
+# PYTHON if given, else the first of python3.12 (the Lambda runtime), python3.13, python3.11, python3
+# that is >= 3.11. Each venv is remade when it was made by another Python (base prefix + version).
+PY_OK := import sys; sys.exit(sys.version_info < (3, 11))
+PY_ID := import sys; print(sys.base_prefix, "%d.%d.%d" % sys.version_info[:3])
+ifeq ($(strip $(PYTHON)),)
+override PYTHON := $(shell for c in python3.12 python3.13 python3.11 python3; do \
+	  if "$$c" -c '$(PY_OK)' >/dev/null 2>&1; then echo "$$c"; break; fi; done)
+endif
+WANT_ID := $(if $(PYTHON),$(shell $(PYTHON) -c '$(PY_ID)' 2>/dev/null))
+# $(call stale,DIR): FORCE when the venv DIR is missing or was made by another Python.
+stale = $(call differ,$(WANT_ID),$(shell $(1)/bin/python -c '$(PY_ID)' 2>/dev/null))
+differ = $(if $(filter-out $(1),$(2))$(filter-out $(2),$(1)),FORCE)
+# $(call venv,DIR): DIR becomes a fresh venv of $(PYTHON) unless it already is one.
+define venv
+	@test -n "$(PYTHON)" && $(PYTHON) -c '$(PY_OK)' || { echo "need Python >= 3.11: python3.12, python3.13, python3.11 or python3 on PATH, or PYTHON=..."; exit 1; }
+	@test "$$($(1)/bin/python -c '$(PY_ID)' 2>/dev/null)" = "$(WANT_ID)" || $(PYTHON) -m venv --clear $(1)
+	@echo "$(1): $$($(1)/bin/python --version) ($(PYTHON))"
+endef
 
-.PHONY: install test lint unit integration workflow e2e template run demo bench clean
+.PHONY: install test lint unit integration workflow e2e template run demo bench clean FORCE
 
 install: $(STAMP)
 
-$(STAMP): requirements-dev.txt layers/common/requirements.txt
-	@test -n "$(PYTHON)" || { echo "need python3 >= 3.11"; exit 1; }
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(STAMP): requirements-dev.txt layers/common/requirements.txt $(call stale,$(VENV))
+	$(call venv,$(VENV))
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
-$(CHECKOV_STAMP): requirements-checkov.txt
-	@test -n "$(PYTHON)" || { echo "need python3 >= 3.11"; exit 1; }
-	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+$(CHECKOV_STAMP): requirements-checkov.txt $(call stale,$(CHECKOV_VENV))
+	$(call venv,$(CHECKOV_VENV))
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@touch $@
 
