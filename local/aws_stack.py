@@ -65,7 +65,27 @@ class LocalStack:
     table_names: dict[str, str] = field(default_factory=dict)
     function_names: dict[str, str] = field(default_factory=dict)
     function_dirs: dict[str, Path] = field(default_factory=dict)
+    # Each function's Timeout from the template (seconds), by its name in moto.
+    function_timeouts: dict[str, int] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
+    # Template parameter values the stack was built with (defaults plus overrides).
+    parameters: dict[str, str] = field(default_factory=dict)
+    # Resolves the template's intrinsic functions to this stack's names and ARNs.
+    resolve: Callable[[Any], str] | None = field(default=None, repr=False)
+
+    def outputs(self, template: Mapping[str, Any] | None = None) -> dict[str, str]:
+        """The template's Outputs with this stack's values; an output naming a resource moto
+        does not hold here (the HTTP API, a queue) is left out."""
+        template = template or load_template()
+        values: dict[str, str] = {}
+        for name, output in (template.get("Outputs") or {}).items():
+            if self.resolve is None:
+                break
+            try:
+                values[name] = self.resolve(output["Value"])
+            except KeyError:
+                continue
+        return values
 
     @property
     def table_name(self) -> str:
@@ -213,6 +233,7 @@ def build_stack(
     lambda_client = boto3.client("lambda", region_name=REGION)
     environment: dict[str, str] = {}
     function_dirs: dict[str, Path] = {}
+    function_timeouts: dict[str, int] = {}
     for name, resource in functions.items():
         fn_props = resource["Properties"]
         env_spec = {**global_env, **fn_props.get("Environment", {}).get("Variables", {})}
@@ -221,13 +242,15 @@ def build_stack(
         environment.update(env)
         code_dir = REPO / str(fn_props["CodeUri"])
         function_dirs[function_names[name]] = code_dir
+        timeout = int(fn_props.get("Timeout", globals_fn.get("Timeout", 30)))
+        function_timeouts[function_names[name]] = timeout
         lambda_client.create_function(
             FunctionName=function_names[name],
             Runtime=fn_props.get("Runtime", globals_fn.get("Runtime", "python3.12")),
             Role=role_arn,
             Handler=str(fn_props.get("Handler", globals_fn.get("Handler", "app.lambda_handler"))),
             Code={"ZipFile": _zip_placeholder()},
-            Timeout=int(fn_props.get("Timeout", globals_fn.get("Timeout", 30))),
+            Timeout=timeout,
             Environment={"Variables": env},
         )
 
@@ -248,7 +271,10 @@ def build_stack(
         state_machine_arn=machine_arn,
         function_names=function_names,
         function_dirs=function_dirs,
+        function_timeouts=function_timeouts,
         environment=environment,
+        parameters=params,
+        resolve=resolve,
     )
 
 
@@ -369,9 +395,11 @@ def run_handler(
     would: a fresh context per call. Returns what the handler returns and raises what it
     raises; `on_invoke` hears about every call, either way."""
     code_dir = stack.function_dirs[function_name]
+    timeout_ms = stack.function_timeouts.get(function_name, 30) * 1000
     context = LambdaContext(
         function_name=function_name,
         invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}",
+        deadline_ms=int(time.time() * 1000) + timeout_ms,
     )
     lock: AbstractContextManager[Any] = (
         function_lock(function_name) if one_at_a_time else nullcontext()

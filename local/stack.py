@@ -73,13 +73,16 @@ DEFAULT_UPSTREAM_BASE_URL = "https://api.imagepipeline.io"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 READY_TIMEOUT_SECONDS = 20.0
 
-# Locally: quick polls for a snappy demo, Powertools quiet (one readable line per invocation
-# instead), no X-Ray, and no EMF metric lines on stdout.
+# Locally: Powertools quiet (one readable line per invocation instead), no X-Ray, and no EMF
+# metric lines on stdout. Timing settings keep the deployed template's values.
 LOCAL_FUNCTION_DEFAULTS = {
-    "POLL_INTERVAL_SECONDS": "2",
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_DISABLED": "true",
 }
+# The deployed reconciler runs every 5 minutes; locally every RECONCILE_INTERVAL_SECONDS.
+DEFAULT_RECONCILE_INTERVAL_SECONDS = 30.0
+OUTPUTS_FILE = REPO / "out" / "stack-outputs.json"
+RECONCILER_EVENT = REPO / "events" / "reconciler.json"
 # The fake upstream serves its images over plain http on 127.0.0.1, which the deployed
 # gateway refuses to fetch from.
 FAKE_DOWNLOAD_SETTINGS = {"ALLOW_INSECURE_DOWNLOADS": "true", "DOWNLOAD_ALLOWED_HOSTS": HOST}
@@ -132,6 +135,9 @@ class StackSettings:
     upstream_api_key: str | None = field(default=None, repr=False)
     upstream_base_url: str = DEFAULT_UPSTREAM_BASE_URL
     log_level: str = "WARNING"
+    reconcile_interval_seconds: float = DEFAULT_RECONCILE_INTERVAL_SECONDS
+    # Where the stack's outputs are written once it is ready (STACK_OUTPUTS_FILE).
+    outputs_file: str = str(OUTPUTS_FILE)
     # Template parameters and function variables given in the environment.
     parameters: dict[str, str] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
@@ -169,7 +175,18 @@ class StackSettings:
         for name in ("POWERTOOLS_TRACE_DISABLED", "POWERTOOLS_METRICS_DISABLED"):
             environment[name] = environ.get(name, environment[name])
         upstream_base_url = environ.get("UPSTREAM_BASE_URL", "").strip()
+        interval = environ.get("RECONCILE_INTERVAL_SECONDS", "").strip()
+        try:
+            reconcile_interval = float(interval) if interval else DEFAULT_RECONCILE_INTERVAL_SECONDS
+        except ValueError:
+            reconcile_interval = -1
+        if not reconcile_interval > 0:
+            raise StackError(
+                f"RECONCILE_INTERVAL_SECONDS must be a positive number, not {interval!r}"
+            )
         return cls(
+            reconcile_interval_seconds=reconcile_interval,
+            outputs_file=environ.get("STACK_OUTPUTS_FILE", "").strip() or str(OUTPUTS_FILE),
             gateway_port=_port(environ, "GATEWAY_PORT", DEFAULT_GATEWAY_PORT),
             moto_port=_port(environ, "MOTO_PORT", DEFAULT_MOTO_PORT),
             fake_port=_port(environ, "FAKE_UPSTREAM_PORT", DEFAULT_FAKE_PORT),
@@ -356,6 +373,7 @@ class LocalGatewayStack:
         self.stack: LocalStack | None = None
         self.urls: StackUrls | None = None
         self.routes: list[HttpRoute] = []
+        self.outputs: dict[str, str] = {}
         self._exit = contextlib.ExitStack()
 
     def start(self) -> StackUrls:
@@ -416,9 +434,12 @@ class LocalGatewayStack:
             load_handler(stack.function_dirs[function_name], _handler_name(template, logical_id))
         if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
             _no_cold_start_metric()
+        # Workflow tasks run concurrently, like Lambda's many execution environments: a slow
+        # upstream POST of one job must not hold up the others. (HTTP routes keep one at a
+        # time: the Powertools resolver keeps the current request in a module global.)
         self._exit.enter_context(
             handlers_in_process(
-                stack, on_invoke=self.console.invocation, one_at_a_time=True, record=False
+                stack, on_invoke=self.console.invocation, one_at_a_time=False, record=False
             )
         )
         env = stack.environment
@@ -457,7 +478,69 @@ class LocalGatewayStack:
         _wait_until_answering(checks, READY_TIMEOUT_SECONDS)
         gateway.log = say  # from now on: requests no function answered (no such route...)
         self.urls = StackUrls(gateway=gateway.base_url, moto=moto_url, upstream=upstream_url)
+        self._start_reconciler(stack, template)
+        self.outputs = self._write_outputs(stack, template, self.urls, api_key)
         return self.urls
+
+    def _start_reconciler(self, stack: LocalStack, template: Mapping[str, Any]) -> None:
+        """Run the reconciler as its schedule does when deployed, every interval."""
+        ((logical_id, _),) = (
+            (name, fn)
+            for name, fn in resources_of_type(template, "AWS::Serverless::Function").items()
+            if fn["Properties"].get("CodeUri", "").rstrip("/").endswith("reconciler")
+        )
+        function_name = stack.function_names[logical_id]
+        handler = _handler_name(template, logical_id)
+        event = json.loads(RECONCILER_EVENT.read_text())
+        stop = threading.Event()
+        interval = self.settings.reconcile_interval_seconds
+
+        def run() -> None:
+            while not stop.wait(interval):
+                with contextlib.suppress(Exception):  # reported by on_invoke; the next run retries
+                    run_handler(
+                        stack,
+                        function_name,
+                        dict(event),
+                        handler=handler,
+                        trigger="schedule",
+                        on_invoke=self._quiet_reconciler,
+                        one_at_a_time=True,
+                    )
+
+        thread = threading.Thread(target=run, name="reconciler-schedule", daemon=True)
+        thread.start()
+        self._exit.callback(thread.join, 5)
+        self._exit.callback(stop.set)
+        self.console.line(f"[stack] reconciler runs every {interval:g} s")
+
+    def _quiet_reconciler(self, call: Invocation) -> None:
+        """A reconciler run is logged only when it did something (or failed)."""
+        result = call.result if isinstance(call.result, dict) else {}
+        if call.error is not None or result.get("examined"):
+            self.console.invocation(call)
+
+    def _write_outputs(
+        self, stack: LocalStack, template: Mapping[str, Any], urls: StackUrls, api_key: str
+    ) -> dict[str, str]:
+        """out/stack-outputs.json: the template's Outputs with their local values, plus the
+        local-only keys tools need (the moto endpoint, the fake upstream)."""
+        outputs = {
+            **stack.outputs(template),
+            "ApiUrl": urls.gateway,
+            "AwsEndpointUrl": urls.moto,
+            "Region": REGION,
+        }
+        if self.settings.uses_fake:
+            outputs["FakeUpstreamUrl"] = urls.upstream
+        path = self.settings.outputs_file
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        temporary = f"{path}.{os.getpid()}.tmp"
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(outputs, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        os.replace(temporary, path)  # readers never see a half-written file
+        return outputs
 
     def _serve(self, name: str, server: BackgroundServer) -> None:
         """Start one of the stack's servers, stopped with the stack; a taken port is named."""

@@ -8,13 +8,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from imagegateway.observability import logger, metrics, tracer
 from imagegateway.service import reconcile_overdue_jobs
+from imagegateway.time_budget import invocation_budget
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    report = reconcile_overdue_jobs()
+    with invocation_budget(context):
+        report = reconcile_overdue_jobs()
     metrics.add_metric(
         name="JobsReconciled", unit="Count", value=len(report.resumed) + len(report.failed)
     )

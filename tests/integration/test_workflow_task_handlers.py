@@ -17,11 +17,11 @@ from local.fake_upstream import FakeUpstream
 from tests.support.events import load_event, status_event, with_caller
 from tests.support.stack import (
     UPSTREAM_KEY,
+    accept_job,
     bucket_keys,
     invoke,
     job_row,
     response_body,
-    submit_job,
     table_rows,
 )
 
@@ -32,6 +32,7 @@ def ticket_for(stack: LocalStack, job_id: str, sample: str) -> dict[str, Any]:
     assert row is not None
     ticket = load_event(sample)
     ticket["job_id"] = job_id
+    ticket["run_token"] = row["run_token"]
     ticket["upstream_id"] = row["upstream_id"]
     ticket["deadline_at"] = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
     return ticket
@@ -51,7 +52,7 @@ def test_check_status_reports_pending_then_success_with_waits(
     stack: LocalStack, upstream: FakeUpstream
 ) -> None:
     # Given an accepted job and the sample check_status ticket for it
-    job_id = submit_job(stack, {"model_id": "sd1.5", "prompt": "a fox"})
+    job_id = accept_job(stack, {"model_id": "sd1.5", "prompt": "a fox"})
     ticket = ticket_for(stack, job_id, "check_status")
     # When the status is checked until the upstream finishes
     seen = []
@@ -70,7 +71,7 @@ def test_check_status_reports_pending_then_success_with_waits(
 
 def test_check_status_flags_a_passed_deadline(stack: LocalStack, upstream: FakeUpstream) -> None:
     # Given a job whose deadline is already behind it
-    job_id = submit_job(stack, {"model_id": "fake-never", "prompt": "a fox"})
+    job_id = accept_job(stack, {"model_id": "fake-never", "prompt": "a fox"})
     ticket = ticket_for(stack, job_id, "check_status")
     ticket["deadline_at"] = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
     # When it is checked
@@ -82,11 +83,14 @@ def test_check_status_flags_a_passed_deadline(stack: LocalStack, upstream: FakeU
 def test_check_status_lets_a_typed_error_escape_for_retry_and_catch(
     stack: LocalStack, upstream: FakeUpstream
 ) -> None:
-    # Given the secret holds a key the upstream refuses
-    ticket = load_event("check_status")
+    # Given an accepted job, and the secret now holds a key the upstream refuses
+    ticket = ticket_for(stack, accept_job(stack), "check_status")
     boto3.client("secretsmanager", region_name="us-east-1").put_secret_value(
         SecretId=stack.secret_arn, SecretString="not-the-key"
     )
+    from tests.support.caches import clear_all
+
+    clear_all()  # the key was cached when the job was sent
     # When it is checked
     # Then the error's class is what Step Functions matches on
     from imagegateway.errors import UpstreamAuthError
@@ -99,12 +103,13 @@ def test_store_images_copies_every_image_and_marks_the_job_success(
     stack: LocalStack, upstream: FakeUpstream
 ) -> None:
     # Given a job the upstream has finished with two images
-    job_id = submit_job(stack, {"model_id": "sd1.5", "prompt": "a fox", "samples": 2})
+    job_id = accept_job(stack, {"model_id": "sd1.5", "prompt": "a fox", "samples": 2})
     upstream_id = str(job_row(stack, job_id)["upstream_id"])  # type: ignore[index]
     for _ in range(upstream.pending_polls):
         upstream_urls(upstream, upstream_id)
     ticket = ticket_for(stack, job_id, "store_images")
     ticket["download_urls"] = upstream_urls(upstream, upstream_id)
+    ticket["expected_images"] = 2
     # When the store task runs, twice (as a retry would)
     first = invoke(stack, "store_images", ticket)
     second = invoke(stack, "store_images", ticket)
@@ -126,7 +131,7 @@ def test_store_images_of_a_missing_image_is_a_download_error(
     stack: LocalStack, upstream: FakeUpstream
 ) -> None:
     # Given download URLs that answer 404
-    job_id = submit_job(stack, {"model_id": "fake-broken-image", "prompt": "a fox"})
+    job_id = accept_job(stack, {"model_id": "fake-broken-image", "prompt": "a fox"})
     ticket = ticket_for(stack, job_id, "store_images")
     ticket["download_urls"] = [f"{upstream.base_url}/images/nope/0.png"]
     # When the store task runs
@@ -149,7 +154,7 @@ def test_record_failure_marks_the_job_failure_with_code_and_message(
     stack: LocalStack, upstream: FakeUpstream, sample: str, code: str, message: str
 ) -> None:
     # Given an accepted job and a failure ticket (set by a state, or caught from a task)
-    job_id = submit_job(stack, {"model_id": "sd1.5", "prompt": "a fox"})
+    job_id = accept_job(stack, {"model_id": "sd1.5", "prompt": "a fox"})
     ticket = ticket_for(stack, job_id, sample)
     # When the failure path runs
     result = invoke(stack, "record_failure", ticket)
@@ -164,7 +169,7 @@ def test_record_failure_never_overwrites_a_success(
     stack: LocalStack, upstream: FakeUpstream
 ) -> None:
     # Given a job that already succeeded
-    job_id = submit_job(stack, {"model_id": "sd1.5", "prompt": "a fox"})
+    job_id = accept_job(stack, {"model_id": "sd1.5", "prompt": "a fox"})
     table = boto3.resource("dynamodb", region_name="us-east-1").Table(stack.table_name)
     table.update_item(
         Key={"job_id": job_id},
@@ -190,7 +195,7 @@ def test_jobs_shows_a_pending_job_to_its_owner_only(
     stack: LocalStack, upstream: FakeUpstream
 ) -> None:
     # Given a job submitted by the sample event's IAM caller
-    job_id = submit_job(stack, {"model_id": "sd1.5", "prompt": "a fox"})
+    job_id = accept_job(stack, {"model_id": "sd1.5", "prompt": "a fox"})
     # When its owner asks, it is PENDING without URLs or error
     mine = invoke(stack, "jobs", status_event(job_id))
     assert mine["statusCode"] == 200
@@ -207,3 +212,43 @@ def test_jobs_shows_a_pending_job_to_its_owner_only(
     )
     assert theirs["statusCode"] == 404
     assert len(table_rows(stack)) == 1
+
+
+def test_store_images_never_stores_a_partial_set(stack: LocalStack, upstream: FakeUpstream) -> None:
+    # Given a job that asked for 4 images and an upstream SUCCESS listing only one
+    job_id = accept_job(stack, {"model_id": "sd1.5", "prompt": "a fox", "samples": 4})
+    upstream_id = str(job_row(stack, job_id)["upstream_id"])  # type: ignore[index]
+    for _ in range(upstream.pending_polls):
+        upstream_urls(upstream, upstream_id)
+    ticket = ticket_for(stack, job_id, "store_images")
+    ticket["download_urls"] = upstream_urls(upstream, upstream_id)[:1]
+    ticket["expected_images"] = 4
+    # When the store task runs
+    # Then it fails with its own code, and nothing is stored
+    from imagegateway.errors import IncompleteResultError
+
+    with pytest.raises(IncompleteResultError):
+        invoke(stack, "store_images", ticket)
+    assert bucket_keys(stack) == []
+
+
+@pytest.mark.parametrize("task", ["check_status", "store_images", "record_failure"])
+def test_every_task_refuses_a_ticket_that_does_not_match_its_job(
+    stack: LocalStack, upstream: FakeUpstream, task: str
+) -> None:
+    # Given a real job, and an execution input for it with a forged run token (anyone with
+    # states:StartExecution could start the machine with their own input)
+    job_id = accept_job(stack)
+    ticket = ticket_for(stack, job_id, "store_images" if task == "store_images" else task)
+    ticket["run_token"] = "forged-run-token-0123456789"
+    ticket["download_urls"] = ["http://127.0.0.1:9/elsewhere.png"]
+    # When the task runs on it
+    from imagegateway.errors import ForeignTicketError
+
+    with pytest.raises(ForeignTicketError):
+        invoke(stack, task, ticket)
+    # Then the job is untouched and nothing was stored
+    row = job_row(stack, job_id)
+    assert row is not None
+    assert row["status"] == "PENDING"
+    assert bucket_keys(stack) == []

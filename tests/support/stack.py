@@ -65,6 +65,30 @@ def submit_job(stack: LocalStack, body: dict[str, Any] | None = None) -> str:
     return job_id
 
 
+def ticket_of(stack: LocalStack, job_id: str) -> dict[str, Any]:
+    """The workflow's first ticket for a recorded job, as the submit function starts it."""
+    row = job_row(stack, job_id)
+    assert row is not None, f"no job row {job_id}"
+    samples = json.loads(row["request"]).get("samples") or 1
+    return {
+        "job_id": job_id,
+        "run_token": row["run_token"],
+        "status": "PENDING",
+        "expected_images": samples,
+        "wait_seconds": 1,
+        "deadline_at": row["deadline_at"],
+    }
+
+
+def accept_job(stack: LocalStack, body: dict[str, Any] | None = None) -> str:
+    """Submit through the real submit function, then run the workflow's SubmitUpstream task on
+    it (no state machine): the job is sent upstream and its upstream id recorded."""
+    job_id = submit_job(stack, body)
+    ticket = invoke(stack, "submit_upstream", ticket_of(stack, job_id))
+    assert ticket.get("upstream_id"), ticket
+    return job_id
+
+
 def wait_for_execution(job_id: str, stack: LocalStack, timeout: float = 60) -> dict[str, Any]:
     sfn = boto3.client("stepfunctions", region_name="us-east-1")
     arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"

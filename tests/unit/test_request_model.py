@@ -41,7 +41,7 @@ def test_the_upstream_pages_own_example_is_accepted() -> None:
         ("guidance_scale", 1, 20, 0.99, 20.01),
         ("width", 64, 1024, 56, 1032),
         ("height", 64, 1024, 56, 1032),
-        ("seed", 0, 2**32 - 1, -1, 2**32),
+        ("seed", 0, 2**32 - 1, -2, 2**32),
     ],
 )
 def test_numeric_bounds_hold_on_both_sides(
@@ -145,3 +145,34 @@ def test_only_fields_the_caller_set_are_sent_upstream() -> None:
     assert request.upstream_body() == {**VALID, "samples": 2}
     assert request.expected_images == 2
     assert Text2ImageRequest.model_validate(VALID).expected_images == 1
+
+
+# --- liberal where the upstream would accept and the meaning is clear -------------------------
+
+
+def test_an_empty_negative_prompt_means_none_and_is_not_forwarded() -> None:
+    for blank in ("", "   "):
+        request = Text2ImageRequest.model_validate({**VALID, "negative_prompt": blank})
+        assert "negative_prompt" not in request.upstream_body()
+
+
+def test_seed_minus_one_means_random_and_is_not_forwarded() -> None:
+    request = Text2ImageRequest.model_validate({**VALID, "seed": -1})
+    assert "seed" not in request.upstream_body()
+
+
+@pytest.mark.parametrize("field", ["num_inference_steps", "samples", "width", "height", "seed"])
+def test_whole_numbers_written_as_floats_are_integers(field: str) -> None:
+    # JSON has one number type: 20.0 is the integer 20 (and is forwarded as 20)
+    value = {"num_inference_steps": 20.0, "samples": 2.0, "width": 512.0, "height": 512.0}.get(
+        field, 7.0
+    )
+    request = Text2ImageRequest.model_validate({**VALID, field: value})
+    forwarded = request.upstream_body()[field]
+    assert forwarded == int(value)
+    assert isinstance(forwarded, int)
+
+
+def test_explicit_nulls_are_not_forwarded_as_null() -> None:
+    body = {**VALID, "negative_prompt": None, "seed": None, "samples": None, "lora_models": None}
+    assert Text2ImageRequest.model_validate(body).upstream_body() == VALID

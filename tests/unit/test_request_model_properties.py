@@ -59,7 +59,7 @@ def test_every_valid_body_is_accepted_and_forwarded_unchanged(body: dict[str, An
 @settings(max_examples=150)
 @given(
     st.sampled_from(BOUNDED_INTEGERS),
-    st.one_of(st.integers(max_value=-1), st.integers(min_value=2**33)),
+    st.one_of(st.integers(max_value=-2), st.integers(min_value=2**33)),
 )
 def test_out_of_range_numbers_name_their_field(field: str, value: int) -> None:
     with pytest.raises(ValidationError) as caught:

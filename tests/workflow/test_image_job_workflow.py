@@ -49,7 +49,8 @@ def test_happy_path_stores_every_image_and_hands_out_presigned_urls(
     # Then the execution succeeded after waiting and checking until the upstream finished
     assert execution["status"] == "SUCCEEDED"
     states = entered_states(execution_history(job_id, stack))
-    assert states[0] == "RouteSubmitAnswer"
+    assert states[:2] == ["SubmitUpstream", "RouteSubmitAnswer"]
+    assert upstream.stats()["submits"] == 1
     assert states.count("CheckStatus") == upstream.pending_polls + 1
     assert "WaitBeforeCheck" in states
     assert states[-2:] == ["StoreImages", "JobSucceeded"]
@@ -82,6 +83,7 @@ def test_happy_path_stores_every_image_and_hands_out_presigned_urls(
     assert view["timings"]["queued_seconds"] is not None
     # And every task ran the real handler
     assert {call["function"].split("-")[2] for call in invocations} >= {
+        "SubmitUpstreamFunction",
         "CheckStatusFunction",
         "StoreImagesFunction",
     }
@@ -119,6 +121,71 @@ def test_an_instant_success_is_stored_without_any_wait(
     # Then it goes straight to storing: no Wait, no status check
     assert execution["status"] == "SUCCEEDED"
     states = entered_states(execution_history(job_id, stack))
-    assert states == ["RouteSubmitAnswer", "StoreImages", "JobSucceeded"]
+    assert states == ["SubmitUpstream", "RouteSubmitAnswer", "StoreImages", "JobSucceeded"]
     assert upstream.stats()["status_checks"] == 0
     assert len(bucket_keys(stack, f"jobs/{job_id}/")) == 3
+
+
+def test_an_upstream_refusal_ends_failure_with_its_message(
+    stack: LocalStack, upstream: FakeUpstream, invocations: list[dict[str, Any]]
+) -> None:
+    # Given a model the upstream does not know
+    job_id = submit_job(stack, {"model_id": "fake-reject", "prompt": "a fox"})
+    # When the execution runs
+    execution = wait_for_execution(job_id, stack)
+    # Then the job is FAILURE with the upstream's message, and nothing was polled
+    assert execution["status"] == "SUCCEEDED"
+    view = response_body(invoke(stack, "jobs", status_event(job_id)))
+    assert (view["status"], view["error_code"]) == ("FAILURE", "UPSTREAM_REJECTED")
+    assert "fake-reject" in view["error"]
+    assert upstream.stats()["status_checks"] == 0
+
+
+def test_a_rate_limited_submit_waits_in_the_state_machine_then_succeeds(
+    stack: LocalStack, upstream: FakeUpstream, invocations: list[dict[str, Any]]
+) -> None:
+    # Given an upstream that refuses the first POST with 429 and Retry-After: 1
+    upstream.script(
+        {
+            "model_id": "busy-model",
+            "submit": [{"code": 429, "headers": {"Retry-After": "1"}, "body": "slow down"}],
+        }
+    )
+    job_id = submit_job(stack, {"model_id": "busy-model", "prompt": "a fox"})
+    # When the execution runs
+    execution = wait_for_execution(job_id, stack)
+    # Then it waited in a Wait state, sent the job again, and the job succeeded
+    assert execution["status"] == "SUCCEEDED"
+    states = entered_states(execution_history(job_id, stack))
+    assert states[:4] == [
+        "SubmitUpstream",
+        "RouteSubmitAnswer",
+        "WaitBeforeSubmit",
+        "SubmitUpstream",
+    ]
+    assert states[-1] == "JobSucceeded"
+    assert upstream.stats()["submits"] == 2
+    assert len(upstream.stats()["jobs"]) == 1
+
+
+def test_a_status_check_asked_to_wait_an_hour_waits_until_the_deadline_not_in_lambda(
+    stack: LocalStack, upstream: FakeUpstream, invocations: list[dict[str, Any]]
+) -> None:
+    # Given an upstream that answers every status check 429 with Retry-After: 3600
+    limited = {"code": 429, "headers": {"Retry-After": "3600"}, "body": "slow down"}
+    upstream.script({"model_id": "limited-model", "status": [limited] * 20})
+    import os
+
+    os.environ["JOB_DEADLINE_SECONDS"] = "4"
+    from tests.support.caches import clear_all
+
+    clear_all()
+    job_id = submit_job(stack, {"model_id": "limited-model", "prompt": "a fox"})
+    # When the execution runs
+    execution = wait_for_execution(job_id, stack, timeout=30)
+    # Then the hour became a Wait capped by the job's deadline, and the job ended TIMED_OUT
+    # (no Lambda slept, none timed out)
+    assert execution["status"] == "SUCCEEDED"
+    view = response_body(invoke(stack, "jobs", status_event(job_id)))
+    assert (view["status"], view["error_code"]) == ("FAILURE", "TIMED_OUT")
+    assert not [call for call in invocations if call.get("error")]

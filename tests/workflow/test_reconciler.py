@@ -19,6 +19,7 @@ from tests.support.stack import (
     invoke,
     job_row,
     response_body,
+    ticket_of,
     wait_for_execution,
 )
 
@@ -40,7 +41,8 @@ def overdue(stack: LocalStack, job_id: str) -> None:
 def submit_without_workflow(
     stack: LocalStack, monkeypatch: pytest.MonkeyPatch, body: dict[str, Any]
 ) -> str:
-    """Submit while StartExecution fails: the upstream accepts, the execution never starts."""
+    """Submit while StartExecution fails, then run only the workflow's SubmitUpstream task: the
+    upstream accepted the job, and the execution that follows it is gone."""
     monkeypatch.setenv("STATE_MACHINE_ARN", stack.state_machine_arn + "-missing")
     clear_all()
     response = invoke(stack, "submit", http_event_with_body(body))
@@ -48,6 +50,7 @@ def submit_without_workflow(
     monkeypatch.setenv("STATE_MACHINE_ARN", stack.state_machine_arn)
     clear_all()
     job_id: str = response_body(response)["id"]
+    invoke(stack, "submit_upstream", ticket_of(stack, job_id))
     return job_id
 
 
@@ -106,32 +109,126 @@ def test_a_job_still_pending_upstream_past_its_deadline_is_timed_out(
     assert (row["status"], row["error_code"]) == ("FAILURE", "TIMED_OUT")
 
 
-def test_a_job_interrupted_before_the_upstream_answered_is_failed_with_a_reason(
+def stale_row(job_id: str, **extra: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "job_id": job_id,
+        "owner": "anonymous",
+        "status": "PENDING",
+        "request": "{}",
+        "run_token": "stale-run-token-0123456789",
+        "created_at": (now - timedelta(hours=2)).isoformat(),
+        "updated_at": (now - timedelta(hours=2)).isoformat(),
+        "deadline_at": (now - timedelta(hours=1)).isoformat(),
+        "expires_at": int(now.timestamp()) + 86400,
+        "pending": "1",
+        **extra,
+    }
+
+
+def test_a_job_never_sent_upstream_is_failed_as_not_submitted(
     stack: LocalStack, upstream: FakeUpstream, invocations: list[dict[str, Any]]
 ) -> None:
-    # Given a row whose submit died before the upstream call returned (no upstream id)
-    now = datetime.now(UTC)
-    jobs_table(stack).put_item(
-        Item={
-            "job_id": "interrupted-1",
-            "owner": "anonymous",
-            "status": "PENDING",
-            "request": "{}",
-            "created_at": (now - timedelta(hours=2)).isoformat(),
-            "updated_at": (now - timedelta(hours=2)).isoformat(),
-            "deadline_at": (now - timedelta(hours=1)).isoformat(),
-            "expires_at": int(now.timestamp()) + 86400,
-            "pending": "1",
-        }
-    )
+    # Given a row whose workflow never sent it (no claim, no upstream id)
+    jobs_table(stack).put_item(Item=stale_row("never-sent-1"))
     # When the reconciler runs
     report = reconcile(stack)
-    # Then the job ends FAILURE, telling the caller to submit again
+    # Then the job ends FAILURE, telling the caller nothing was charged
+    assert report["failed"] == ["never-sent-1"]
+    row = job_row(stack, "never-sent-1")
+    assert row is not None
+    assert (row["status"], row["error_code"]) == ("FAILURE", "NOT_SUBMITTED")
+    assert upstream.stats()["status_checks"] == 0
+
+
+def test_a_job_interrupted_while_sending_is_failed_as_maybe_charged(
+    stack: LocalStack, upstream: FakeUpstream, invocations: list[dict[str, Any]]
+) -> None:
+    # Given a row whose SubmitUpstream claimed the POST and died (no upstream id)
+    claimed = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    jobs_table(stack).put_item(Item=stale_row("interrupted-1", submit_started_at=claimed))
+    # When the reconciler runs
+    report = reconcile(stack)
+    # Then the job ends FAILURE with the code that says the upstream may hold it
     assert report["failed"] == ["interrupted-1"]
     row = job_row(stack, "interrupted-1")
     assert row is not None
-    assert (row["status"], row["error_code"]) == ("FAILURE", "SUBMIT_INTERRUPTED")
-    assert upstream.stats()["status_checks"] == 0
+    assert (row["status"], row["error_code"]) == ("FAILURE", "UPSTREAM_OUTCOME_UNKNOWN")
+    assert upstream.stats()["submits"] == 0
+
+
+def test_one_bad_job_does_not_stop_the_others_and_ends_after_bounded_runs(
+    stack: LocalStack,
+    upstream: FakeUpstream,
+    invocations: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given, oldest first, a malformed row and a job whose DescribeExecution is throttled,
+    # then a healthy overdue job
+    jobs_table(stack).put_item(Item={**stale_row("malformed-1"), "created_at": "not a date"})
+    jobs_table(stack).put_item(
+        Item=stale_row(
+            "throttled-1", deadline_at=(datetime.now(UTC) - timedelta(minutes=50)).isoformat()
+        )
+    )
+    jobs_table(stack).put_item(
+        Item=stale_row(
+            "healthy-1", deadline_at=(datetime.now(UTC) - timedelta(minutes=40)).isoformat()
+        )
+    )
+    from botocore.exceptions import ClientError
+
+    from imagegateway import service
+
+    real_status = service.execution_status
+
+    def throttled(name: str) -> str | None:
+        if name.startswith("throttled-1"):
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
+                "DescribeExecution",
+            )
+        return real_status(name)
+
+    monkeypatch.setattr(service, "execution_status", throttled)
+    # When the reconciler runs
+    report = reconcile(stack)
+    # Then the healthy job is handled; the other two are counted, not fatal
+    assert report["failed"] == ["healthy-1"]
+    assert sorted(report["errors"]) == ["malformed-1", "throttled-1"]
+    # And after the bounded number of runs (5) the ones that keep failing are ended
+    for _ in range(4):
+        report = reconcile(stack)
+    assert sorted(report["failed"]) == ["malformed-1", "throttled-1"]
+    for job_id in ("malformed-1", "throttled-1"):
+        row = job_row(stack, job_id)
+        assert row is not None
+        assert (row["status"], row["error_code"]) == ("FAILURE", "RECONCILE_FAILED")
+    assert reconcile(stack)["examined"] == 0
+
+
+def test_an_upstream_listing_more_images_than_asked_does_not_stop_the_reconciler(
+    stack: LocalStack,
+    upstream: FakeUpstream,
+    invocations: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given an accepted job whose upstream now reports SUCCESS with 6 URLs for 1 sample
+    upstream.script({"model_id": "many-urls", "completes_after_seconds": 0})
+    job_id = submit_without_workflow(stack, monkeypatch, {"model_id": "many-urls", "prompt": "a"})
+    upstream_id = str(job_row(stack, job_id)["upstream_id"])  # type: ignore[index]
+    urls = [f"{upstream.base_url}/images/{upstream_id}/0.png"] + [
+        f"{upstream.base_url}/images/{upstream_id}/{n}.png?copy" for n in range(5)
+    ]
+    ok = {"code": 200, "json": {"status": "SUCCESS", "id": upstream_id, "download_urls": urls}}
+    upstream.script({"model_id": "many-urls", "status": [ok], "completes_after_seconds": 0})
+    overdue(stack, job_id)
+    # When the reconciler runs
+    report = reconcile(stack)
+    # Then the job is resumed with the one image it asked for
+    assert report["resumed"] == [job_id]
+    assert wait_for_execution(job_id, stack)["status"] == "SUCCEEDED"
+    assert bucket_keys(stack) == [f"jobs/{job_id}/0.png"]
 
 
 def test_jobs_within_their_deadline_and_finished_jobs_are_left_alone(

@@ -59,15 +59,13 @@ def _event(router: Router) -> APIGatewayProxyEventV2:
     SUBMIT_PATH,
     summary="Submit a text2image job (the upstream's own request body)",
     responses={
-        200: _job("The result is already known (e.g. the upstream refused the job)"),
         202: _job("Accepted: poll the status endpoint with the id"),
         400: _error("Malformed JSON, or a body that is not UTF-8"),
         409: _error("A request with the same Idempotency-Key is still running; retry"),
         413: _error(f"The body is larger than {MAX_BODY_BYTES} bytes"),
         415: _error("The body is not JSON"),
         422: _error("A field is invalid; details name it"),
-        502: _error("The upstream failed or refused the gateway's credentials"),
-        504: _error("The upstream did not answer in time; the job may exist upstream"),
+        503: _error("The gateway has no upstream API key yet (UPSTREAM_NOT_CONFIGURED)"),
     },
 )
 @tracer.capture_method

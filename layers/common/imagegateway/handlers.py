@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from imagegateway.models import JobTicket
 from imagegateway.observability import logger, metrics, tracer
+from imagegateway.time_budget import invocation_budget
 
 LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
@@ -24,7 +25,8 @@ def http_handler(app: APIGatewayHttpResolver) -> LambdaHandler:
     @tracer.capture_lambda_handler
     @metrics.log_metrics(capture_cold_start_metric=True)
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return app.resolve(event, context)
+        with invocation_budget(context):
+            return app.resolve(event, context)
 
     return lambda_handler
 
@@ -39,7 +41,8 @@ def workflow_task(operation: Callable[[JobTicket], BaseModel]) -> LambdaHandler:
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         ticket = JobTicket.model_validate(event)
         logger.append_keys(job_id=ticket.job_id)
-        result = operation(ticket)
+        with invocation_budget(context):
+            result = operation(ticket)
         return result.model_dump(mode="json", exclude_none=True, by_alias=True)
 
     return lambda_handler

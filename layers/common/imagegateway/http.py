@@ -5,6 +5,7 @@ This module is the only place that decides HTTP status codes.
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -21,6 +22,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from pydantic import BaseModel
 
 from imagegateway.errors import (
+    INTERNAL_ERROR,
+    PUBLIC_MESSAGES,
     BodyTooLargeError,
     ConfigurationError,
     GatewayError,
@@ -30,6 +33,7 @@ from imagegateway.errors import (
     UnsupportedMediaTypeError,
     UpstreamAuthError,
     UpstreamError,
+    UpstreamKeyMissingError,
     UpstreamTimeoutError,
 )
 from imagegateway.models import ErrorDetail, ErrorResponse
@@ -38,16 +42,33 @@ from imagegateway.observability import logger
 ANONYMOUS = "anonymous"
 
 
+# arn:aws:sts::<account>:assumed-role/<role name>/<session name>
+_ASSUMED_ROLE = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.+$")
+
+
 def caller_identity(event: APIGatewayProxyEventV2) -> str:
-    """Who is calling: the IAM principal, else a JWT subject, else anonymous (auth off)."""
+    """Who owns the jobs a request makes and sees: an identity the caller cannot choose.
+
+    - IAM: an assumed role is identified by its role, never by its session name (whoever may
+      assume the role picks that name, so "alice" could be anyone; and a client whose session
+      name changes per task keeps its jobs and idempotency keys); an IAM user by its ARN.
+    - JWT: the issuer and the subject together (a subject is unique only per issuer).
+    - No authorizer (local stack, auth off): anonymous.
+    """
     authorizer = event.request_context.authorizer
     if authorizer is not None:
         iam = authorizer.iam
         if iam is not None and (iam.user_arn or iam.caller_id):
-            return str(iam.user_arn or iam.caller_id)
+            arn = str(iam.user_arn or "")
+            role = _ASSUMED_ROLE.match(arn)
+            if role is not None:
+                partition, account, name = role.groups()
+                return f"arn:{partition}:iam::{account}:role/{name}"
+            return arn or f"iam:{iam.account_id}:{str(iam.caller_id).split(':')[0]}"
         claims = authorizer.jwt_claim or {}
         if claims.get("sub"):
-            return f"jwt:{claims['sub']}"
+            issuer = claims.get("iss")
+            return f"jwt:{issuer}#{claims['sub']}" if issuer else f"jwt:{claims['sub']}"
     return ANONYMOUS
 
 
@@ -153,18 +174,43 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
             status = HTTPStatus.BAD_GATEWAY
         if isinstance(exc, UpstreamAuthError):
             logger.error("the upstream refused the gateway's API key; check the secret")
-        return error_answer(status, ErrorResponse(error=exc.message, id=exc.job_id))
+        return error_answer(
+            status, ErrorResponse(error=exc.message, error_code=exc.code, id=exc.job_id)
+        )
+
+    @app.exception_handler(UpstreamKeyMissingError)
+    def _no_upstream_key(exc: UpstreamKeyMissingError) -> Response[Any]:
+        # A first deploy before the operator stored the key: nothing was stored or sent.
+        logger.error("the upstream API key secret has no value; see the README's deploy steps")
+        answer = error_answer(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            ErrorResponse(error=PUBLIC_MESSAGES[exc.code], error_code=exc.code),
+        )
+        answer.headers["Retry-After"] = "60"
+        return answer
 
     @app.exception_handler(ConfigurationError)
     def _misconfigured(exc: ConfigurationError) -> Response[Any]:
         logger.error("gateway misconfigured", extra={"error": exc.message})
         return error_answer(
-            HTTPStatus.INTERNAL_SERVER_ERROR, ErrorResponse(error="the gateway is misconfigured")
+            HTTPStatus.INTERNAL_SERVER_ERROR,
+            ErrorResponse(error=PUBLIC_MESSAGES[exc.code], error_code=exc.code),
         )
 
     @app.exception_handler(GatewayError)
     def _gateway_error(exc: GatewayError) -> Response[Any]:
+        # Its text may carry internal detail: logged, not returned.
         logger.exception("unexpected gateway error")
         return error_answer(
-            HTTPStatus.INTERNAL_SERVER_ERROR, ErrorResponse(error=exc.message, id=exc.job_id)
+            HTTPStatus.INTERNAL_SERVER_ERROR,
+            ErrorResponse(error=PUBLIC_MESSAGES[INTERNAL_ERROR], error_code=exc.code),
+        )
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response[Any]:
+        # botocore and other libraries' messages name roles, tables and buckets: logs only.
+        logger.exception("unexpected error")
+        return error_answer(
+            HTTPStatus.INTERNAL_SERVER_ERROR,
+            ErrorResponse(error=PUBLIC_MESSAGES[INTERNAL_ERROR], error_code=INTERNAL_ERROR),
         )

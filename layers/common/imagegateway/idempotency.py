@@ -4,8 +4,10 @@
 - the same key with another body is refused (IdempotencyValidationError, a 422);
 - a duplicate arriving while the first is still running gets IdempotencyAlreadyInProgressError
   (a retryable 409).
-An answer is kept when the upstream may have been charged (accepted, refused, or timed out);
-when the upstream could not be reached at all, nothing is kept and the same key may retry.
+The kept answer is the job id, recorded before anything is sent upstream: the upstream POST
+happens in that job's workflow (named by the job id), so a retry with the same key can never
+POST again, whatever the upstream did. When the submit fails before a job exists (no upstream
+key yet), nothing is kept and the same key may retry.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import P
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from imagegateway.errors import ConfigurationError, InvalidIdempotencyKeyError, UpstreamTimeoutError
-from imagegateway.models import JobStatus, JobView, Text2ImageRequest
+from imagegateway.errors import ConfigurationError, InvalidIdempotencyKeyError
+from imagegateway.models import JobView, Text2ImageRequest
 from imagegateway.service import submit_job
 from imagegateway.settings import get_settings
 
@@ -71,17 +73,7 @@ def _submitter() -> tuple[IdempotencyConfig, Callable[..., JobView]]:
     )
     def submit_once(submission: IdempotentSubmission) -> JobView:
         request = Text2ImageRequest.model_validate(submission.body)
-        try:
-            return submit_job(request, owner=submission.caller)
-        except UpstreamTimeoutError as exc:
-            # The upstream may have taken (and charged) this one: keep the answer, so a retry
-            # with the same key does not POST again.
-            return JobView(
-                status=JobStatus.FAILURE,
-                id=exc.job_id or "",
-                error=exc.message,
-                error_code=exc.code,
-            )
+        return submit_job(request, owner=submission.caller)
 
     return config, submit_once
 
@@ -94,11 +86,9 @@ def submit_job_once(
         # An in-progress record then expires with this invocation, so a crashed attempt does
         # not block its key for the whole expiry window.
         config.register_lambda_context(lambda_context)
-    view = submit_once(
+    view: JobView = submit_once(
         submission=IdempotentSubmission(caller=owner, key=key, body=request.upstream_body())
     )
-    if view.error_code == UpstreamTimeoutError.code:
-        raise UpstreamTimeoutError(view.error or "the upstream did not answer", job_id=view.id)
     return view
 
 

@@ -42,12 +42,14 @@ class JobStore:
         request: dict[str, Any],
         now: datetime,
         deadline_at: datetime,
+        run_token: str,
     ) -> JobRecord:
         record = JobRecord(
             job_id=job_id,
             owner=owner,
             status=JobStatus.PENDING,
             request=request,
+            run_token=run_token,
             created_at=now,
             updated_at=now,
             deadline_at=deadline_at,
@@ -61,11 +63,59 @@ class JobStore:
         self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
         return record
 
+    @staticmethod
+    def parse(item: Mapping[str, Any]) -> JobRecord:
+        return _record(item)
+
     def get(self, job_id: str) -> JobRecord:
         item = self._table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
         if item is None:
             raise JobNotFoundError(f"no job {job_id}")
         return _record(item)
+
+    def claim_submit(self, job_id: str, *, run_token: str, now: datetime) -> bool:
+        """Record, once, that the upstream POST is about to be sent. False if an earlier attempt
+        already claimed it (it may have sent the POST) or the job is no longer PENDING."""
+        try:
+            self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression="SET submit_started_at = :now, updated_at = :now",
+                ConditionExpression=(
+                    "attribute_not_exists(submit_started_at) AND run_token = :token "
+                    "AND #status = :pending"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":now": _iso(now),
+                    ":token": run_token,
+                    ":pending": JobStatus.PENDING.value,
+                },
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release_submit(self, job_id: str) -> None:
+        """Undo `claim_submit` when the POST provably never reached the upstream."""
+        self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="REMOVE submit_started_at",
+            ConditionExpression="attribute_exists(job_id) AND attribute_not_exists(upstream_id)",
+        )
+
+    def count_reconcile_failure(self, job_id: str, *, now: datetime) -> int:
+        """One more reconciler run failed on this job; returns how many have."""
+        answer = self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="ADD reconcile_failures :one SET updated_at = :now",
+            ConditionExpression="attribute_exists(job_id)",
+            ExpressionAttributeValues={":one": 1, ":now": _iso(now)},
+            ReturnValues="UPDATED_NEW",
+        )
+        count = answer.get("Attributes", {}).get("reconcile_failures", 1)
+        return int(str(count))
 
     def mark_accepted(self, job_id: str, *, upstream_id: str, now: datetime) -> None:
         self._table.update_item(
@@ -126,9 +176,10 @@ class JobStore:
             raise
         return True
 
-    def overdue(self, *, deadline_before: datetime, limit: int = 100) -> list[JobRecord]:
-        """Unfinished jobs whose deadline is before the given moment, oldest first."""
-        found: list[JobRecord] = []
+    def overdue(self, *, deadline_before: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        """Unfinished jobs whose deadline is before the given moment, oldest first, as raw rows:
+        each is parsed (`JobStore.parse`) by its caller, so one malformed row fails alone."""
+        found: list[dict[str, Any]] = []
         query: dict[str, Any] = {
             "IndexName": PENDING_INDEX,
             "KeyConditionExpression": "#pending = :mark AND deadline_at < :before",
@@ -137,7 +188,7 @@ class JobStore:
         }
         while len(found) < limit:
             page = self._table.query(**query)
-            found.extend(_record(item) for item in page.get("Items", []))
+            found.extend(dict(item) for item in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 break
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -16,6 +16,7 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -24,6 +25,10 @@ from pydantic_core import PydanticCustomError
 MAX_PROMPT_CHARS = 2000
 MIN_SIDE, MAX_SIDE, SIDE_STEP = 64, 1024, 8
 MAX_SEED = 2**32 - 1
+# The usual "random seed" of SD clients: accepted, and not forwarded (the upstream then picks).
+RANDOM_SEED = -1
+# Integer fields: JSON has one number type, so 20.0 is read as 20 (20.5 is refused).
+INTEGER_FIELDS = ("num_inference_steps", "samples", "width", "height", "seed")
 MAX_LORAS = 5
 MIN_LORA_WEIGHT, MAX_LORA_WEIGHT = -2.0, 2.0
 MAX_EMBEDDINGS = 8
@@ -61,16 +66,31 @@ class Text2ImageRequest(BaseModel):
         },
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_numbers_as_integers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            for name in INTEGER_FIELDS:
+                value = data.get(name)
+                if isinstance(value, float) and value.is_integer():
+                    data[name] = int(value)
+        return data
+
     model_id: ModelId = Field(description="An SD 1.5 model id from the upstream's models page.")
     prompt: Prompt = Field(description="The prompt; the upstream reads its first 75 tokens.")
-    negative_prompt: Prompt | None = None
+    negative_prompt: Annotated[str, StringConstraints(max_length=MAX_PROMPT_CHARS)] | None = Field(
+        default=None, description="Empty or blank means none (not forwarded)."
+    )
     num_inference_steps: Annotated[int, Field(ge=1, le=100)] | None = None
     strength: Annotated[float, Field(ge=0, le=1)] | None = None
     samples: Annotated[int, Field(ge=1, le=4)] | None = None
     guidance_scale: Annotated[float, Field(ge=1, le=20)] | None = None
     width: ImageSide | None = None
     height: ImageSide | None = None
-    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = None
+    seed: Annotated[int, Field(ge=RANDOM_SEED, le=MAX_SEED)] | None = Field(
+        default=None, description="-1 (or absent) lets the upstream pick a random seed."
+    )
     lora_models: Annotated[list[ModelId], Field(max_length=MAX_LORAS)] | None = None
     lora_weights: (
         Annotated[
@@ -89,12 +109,22 @@ class Text2ImageRequest(BaseModel):
         default=None, description="Embedding model ids; name them in the prompt as well."
     )
 
-    @field_validator("prompt", "negative_prompt")
+    @field_validator("prompt")
     @classmethod
-    def _not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
             raise PydanticCustomError("blank_string", "must not be blank")
         return value
+
+    @field_validator("negative_prompt")
+    @classmethod
+    def _blank_means_none(cls, value: str | None) -> str | None:
+        return value if value and value.strip() else None
+
+    @field_validator("seed")
+    @classmethod
+    def _random_seed_means_none(cls, value: int | None) -> int | None:
+        return None if value == RANDOM_SEED else value
 
     @field_validator("lora_weights", mode="before")
     @classmethod
@@ -148,8 +178,9 @@ class Text2ImageRequest(BaseModel):
         return value
 
     def upstream_body(self) -> dict[str, Any]:
-        """What the upstream receives: exactly the fields the caller set, so its defaults apply."""
-        return self.model_dump(mode="json", exclude_unset=True)
+        """What the upstream receives: exactly the fields the caller set to a value, so its
+        defaults apply (an explicit null, "" or a -1 seed is the same as leaving it out)."""
+        return self.model_dump(mode="json", exclude_unset=True, exclude_none=True)
 
     @property
     def expected_images(self) -> int:
@@ -198,10 +229,14 @@ class JobTicket(BaseModel):
     """The workflow's state, passed from state to state: the execution input and the loop body."""
 
     job_id: str
+    # A secret the job row holds too: a task acts only on a ticket whose token matches, so an
+    # execution started by anyone but the gateway (or with a tampered input) changes nothing.
+    run_token: str = Field(min_length=16, repr=False)
     upstream_id: str | None = None
     status: JobStatus
     download_urls: list[str] = Field(default_factory=list)
     expected_images: int = Field(default=1, ge=1, le=4)
+    submit_attempts: int = 0
     polls: int = 0
     wait_seconds: int = Field(ge=1)
     deadline_at: AwareDatetime
@@ -238,6 +273,11 @@ class JobRecord(BaseModel):
     status: JobStatus
     request: dict[str, Any]
     upstream_id: str | None = None
+    run_token: str | None = Field(default=None, repr=False)
+    # Set (conditionally, once) just before the upstream POST: a re-run that finds it knows the
+    # POST may have been sent, and never sends it again.
+    submit_started_at: AwareDatetime | None = None
+    reconcile_failures: int = 0
     created_at: AwareDatetime
     updated_at: AwareDatetime
     deadline_at: AwareDatetime
@@ -296,5 +336,6 @@ class ErrorResponse(BaseModel):
 
     status: JobStatus = JobStatus.FAILURE
     error: str
+    error_code: str | None = None
     details: list[ErrorDetail] = Field(default_factory=list)
     id: str | None = None

@@ -22,7 +22,11 @@ class Settings(BaseModel):
     # Cached secret reads: the key rarely rotates, and each read costs a Secrets Manager call.
     upstream_api_key_max_age_seconds: int = Field(default=300, ge=0)
     upstream_connect_timeout_seconds: float = Field(default=3.05, gt=0)
-    upstream_read_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Status checks: the upstream answers them at once; a slow one is retried inside the budget.
+    upstream_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The submit POST: generation may be slow to acknowledge, and the POST is never repeated,
+    # so it gets most of the SubmitUpstream task's time (bounded by it at run time).
+    upstream_submit_read_timeout_seconds: float = Field(default=100.0, gt=0)
     job_deadline_seconds: int = Field(default=900, ge=1, le=3000)
     poll_interval_seconds: int = Field(default=5, ge=1, le=300)
     poll_max_interval_seconds: int = Field(default=30, ge=1, le=300)
@@ -37,6 +41,8 @@ class Settings(BaseModel):
     idempotency_table_name: str = ""
     idempotency_expiry_seconds: int = Field(default=24 * 3600, ge=60)
     reconcile_margin_seconds: int = Field(default=120, ge=0)
+    # A job the reconciler fails on this many runs in a row is ended (RECONCILE_FAILED).
+    reconcile_max_attempts: int = Field(default=5, ge=1)
     image_download_workers: int = Field(default=4, ge=1, le=16)
 
     @field_validator("upstream_base_url", mode="before")

@@ -1,9 +1,13 @@
 """The imagepipeline.io client: one POST per job, retried GETs, typed answers and errors.
 
 A submit POST is never sent twice once it may have reached the upstream (a second POST is a
-second charge): only connection attempts that provably sent nothing are retried. Status GETs
-and image downloads are retried with backoff on connection errors, 429 and 5xx (urllib3 Retry,
-honouring Retry-After).
+second charge): only connection attempts that provably sent nothing are retried, and every
+answer that does not prove the upstream refused the job (a 5xx from a load balancer that may
+sit in front of an origin that took it, a 2xx without an id or without JSON, a timeout after
+sending) is an `UpstreamOutcomeUnknownError`. Status GETs are retried with backoff on
+connection errors, 429 and 5xx, inside the invocation's time budget; a Retry-After longer than
+that becomes an `UpstreamRateLimitedError` so the state machine does the waiting. Redirects are
+never followed: the API key goes to the configured upstream only.
 """
 
 from __future__ import annotations
@@ -14,44 +18,57 @@ from typing import Any
 
 import requests
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
-from urllib3.util.retry import Retry
 
 from imagegateway.errors import (
     ConfigurationError,
     UpstreamAuthError,
+    UpstreamKeyMissingError,
+    UpstreamOutcomeUnknownError,
     UpstreamProtocolError,
+    UpstreamRateLimitedError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from imagegateway.models import JobStatus, Text2ImageRequest, UpstreamAnswer
+from imagegateway.http_retry import BudgetedRetry, retry_after_seconds
+from imagegateway.models import JobStatus, UpstreamAnswer
 from imagegateway.observability import logger
 from imagegateway.settings import Settings, get_settings
+from imagegateway.time_budget import remaining_seconds
 
 SUBMIT_PATH = "/sd/text2image/v1"
 STATUS_PATH = "/sd/text2image/v1/status/{id}"
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# The upstream's answers that prove it did not take the job (nothing charged).
+REFUSED_STATUSES = frozenset({429})
+# A Retry-After up to this is slept inside the function; a longer one becomes a Wait state.
+MAX_INLINE_RETRY_AFTER_SECONDS = 5
+# Below this much time for an answer, an upstream call is not started at all.
+MIN_CALL_SECONDS = 1.0
 
 
-def _adapter(retry: Retry) -> HTTPAdapter:
+def _adapter(retry: BudgetedRetry) -> HTTPAdapter:
     return HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=8)
 
 
-def _session(retry: Retry) -> requests.Session:
+def _session(retry: BudgetedRetry) -> requests.Session:
     session = requests.Session()
+    # Never a proxy or a .netrc from the environment: the key goes to the upstream only.
+    session.trust_env = False
     session.mount("https://", _adapter(retry))
     session.mount("http://", _adapter(retry))
     return session
 
 
-@lru_cache(maxsize=1)
-def submit_session() -> requests.Session:
+@lru_cache(maxsize=2)
+def submit_session(connect_seconds: float = 3.05) -> requests.Session:
     # Only connect errors (nothing was sent) are retried: POST is not an allowed method, and
     # read and status retries are off, so a POST that may have arrived is never sent again.
     return _session(
-        Retry(
+        BudgetedRetry(
             total=2,
             connect=2,
             read=0,
@@ -60,25 +77,31 @@ def submit_session() -> requests.Session:
             redirect=0,
             allowed_methods=frozenset({"GET"}),
             raise_on_status=False,
+            raise_on_redirect=False,
+            attempt_seconds=connect_seconds,
         )
     )
 
 
-@lru_cache(maxsize=1)
-def retrying_get_session() -> requests.Session:
+@lru_cache(maxsize=2)
+def retrying_get_session(attempt_seconds: float = 13.05) -> requests.Session:
+    """`attempt_seconds`: the connect plus read timeouts of one attempt."""
     return _session(
-        Retry(
+        BudgetedRetry(
             total=5,
             connect=3,
-            read=3,
+            read=2,
             status=4,
-            redirect=2,
+            redirect=0,
             backoff_factor=0.5,
-            backoff_max=8,
+            backoff_max=4,
             status_forcelist=RETRYABLE_STATUSES,
             allowed_methods=frozenset({"GET"}),
             respect_retry_after_header=True,
+            retry_after_max=MAX_INLINE_RETRY_AFTER_SECONDS,
             raise_on_status=False,
+            raise_on_redirect=False,
+            attempt_seconds=attempt_seconds,
         )
     )
 
@@ -88,9 +111,16 @@ def upstream_api_key(settings: Settings) -> str:
     `api_key` field. Never logged, returned or stored."""
     if not settings.upstream_api_key_secret_name:
         raise ConfigurationError("UPSTREAM_API_KEY_SECRET_NAME is not set")
-    raw = parameters.get_secret(
-        settings.upstream_api_key_secret_name, max_age=settings.upstream_api_key_max_age_seconds
-    )
+    try:
+        raw = parameters.get_secret(
+            settings.upstream_api_key_secret_name,
+            max_age=settings.upstream_api_key_max_age_seconds,
+        )
+    except GetParameterError as exc:
+        # A secret created empty (a first deploy) has no AWSCURRENT value yet.
+        if "ResourceNotFoundException" in str(exc) or "can't find" in str(exc):
+            raise UpstreamKeyMissingError("the upstream API key secret has no value yet") from exc
+        raise ConfigurationError("the upstream API key secret cannot be read") from exc
     value = raw.decode() if isinstance(raw, bytes) else str(raw)
     if value.lstrip().startswith("{"):
         try:
@@ -98,7 +128,7 @@ def upstream_api_key(settings: Settings) -> str:
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigurationError("the upstream key secret is JSON without 'api_key'") from exc
     if not value.strip():
-        raise ConfigurationError("the upstream key secret is empty")
+        raise UpstreamKeyMissingError("the upstream API key secret is empty")
     return value.strip()
 
 
@@ -109,23 +139,40 @@ def _nothing_was_sent(exc: requests.ConnectionError) -> bool:
     return isinstance(reason, NewConnectionError | ConnectTimeoutError)
 
 
+def _retry_after(response: requests.Response) -> float | None:
+    return retry_after_seconds(response.headers.get("Retry-After"))
+
+
 class UpstreamClient:
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings or get_settings()
-        self._timeout = (
-            self._settings.upstream_connect_timeout_seconds,
-            self._settings.upstream_read_timeout_seconds,
-        )
 
     def _headers(self) -> dict[str, str]:
         return {"API-Key": upstream_api_key(self._settings), "Accept": "application/json"}
 
-    def submit(self, request: Text2ImageRequest) -> UpstreamAnswer:
+    def _get_session(self) -> requests.Session:
+        settings = self._settings
+        return retrying_get_session(
+            settings.upstream_connect_timeout_seconds + settings.upstream_read_timeout_seconds
+        )
+
+    def _timeout(self, read_seconds: float) -> tuple[float, float]:
+        """(connect, read) timeouts that fit in the invocation's remaining time."""
+        connect = self._settings.upstream_connect_timeout_seconds
+        read = min(read_seconds, remaining_seconds() - connect)
+        if read < MIN_CALL_SECONDS:
+            raise UpstreamUnavailableError("no time left in this invocation to call the upstream")
+        return connect, read
+
+    def submit(self, body: dict[str, Any]) -> UpstreamAnswer:
         """POST the job once. A FAILURE answer is returned, not raised: it is the result."""
         url = self._settings.upstream_base + SUBMIT_PATH
+        headers = self._headers()
+        timeout = self._timeout(self._settings.upstream_submit_read_timeout_seconds)
         try:
-            response = submit_session().post(
-                url, json=request.upstream_body(), headers=self._headers(), timeout=self._timeout
+            session = submit_session(self._settings.upstream_connect_timeout_seconds)
+            response = session.post(
+                url, json=body, headers=headers, timeout=timeout, allow_redirects=False
             )
         except requests.ConnectTimeout as exc:
             raise UpstreamUnavailableError("could not connect to the upstream in time") from exc
@@ -140,40 +187,85 @@ class UpstreamClient:
                 "the upstream connection broke after the request was sent; "
                 "it may have accepted the job"
             ) from exc
-        answer = self._answer(response, action="submit")
-        if answer.status is not JobStatus.FAILURE and not answer.id:
-            raise UpstreamProtocolError("the upstream accepted the job without giving its id")
+        except requests.RequestException as exc:
+            raise UpstreamOutcomeUnknownError(
+                f"the upstream call failed after sending ({type(exc).__name__}); "
+                "it may have accepted the job"
+            ) from exc
+        return self._submit_answer(response)
+
+    def _submit_answer(self, response: requests.Response) -> UpstreamAnswer:
+        code = response.status_code
+        logger.debug("upstream answered", extra={"action": "submit", "http_status": code})
+        if code in (401, 403):
+            raise UpstreamAuthError(f"the upstream refused the gateway's API key (HTTP {code})")
+        if code in REFUSED_STATUSES:
+            raise UpstreamRateLimitedError(
+                f"the upstream is rate limiting submits (HTTP {code})",
+                retry_after=_retry_after(response),
+            )
+        may_hold = "; it may have accepted (and charged) the job"
+        if code >= 500 or 300 <= code < 400:
+            raise UpstreamOutcomeUnknownError(
+                f"the upstream answered HTTP {code} to submit{may_hold}"
+            )
+        try:
+            answer = UpstreamAnswer.model_validate(response.json())
+        except (ValueError, ValidationError) as exc:
+            if code >= 400:
+                raise UpstreamProtocolError(f"the upstream refused the job (HTTP {code})") from exc
+            raise UpstreamOutcomeUnknownError(
+                f"the upstream's submit answer (HTTP {code}) is not its documented JSON{may_hold}"
+            ) from exc
+        if answer.status is JobStatus.FAILURE:
+            if not answer.error:
+                answer.error = f"the upstream refused the job (HTTP {code}) without a message"
+            return answer
+        if code >= 400:
+            raise UpstreamProtocolError(f"the upstream answered HTTP {code} to submit")
+        if not answer.id:
+            raise UpstreamOutcomeUnknownError(
+                f"the upstream answered {answer.status} without the job's id{may_hold}"
+            )
         return answer
 
     def status(self, upstream_id: str) -> UpstreamAnswer:
         url = self._settings.upstream_base + STATUS_PATH.format(id=upstream_id)
+        headers = self._headers()
+        timeout = self._timeout(self._settings.upstream_read_timeout_seconds)
         try:
-            response = retrying_get_session().get(
-                url, headers=self._headers(), timeout=self._timeout
+            response = self._get_session().get(
+                url, headers=headers, timeout=timeout, allow_redirects=False
             )
         except requests.RequestException as exc:
             raise UpstreamUnavailableError(f"status check failed: {type(exc).__name__}") from exc
-        return self._answer(response, action="status")
+        return self._status_answer(response)
 
-    def _answer(self, response: requests.Response, *, action: str) -> UpstreamAnswer:
+    def _status_answer(self, response: requests.Response) -> UpstreamAnswer:
         code = response.status_code
-        logger.debug("upstream answered", extra={"action": action, "http_status": code})
+        logger.debug("upstream answered", extra={"action": "status", "http_status": code})
         if code in (401, 403):
             raise UpstreamAuthError(f"the upstream refused the gateway's API key (HTTP {code})")
         if code in RETRYABLE_STATUSES:
-            raise UpstreamUnavailableError(f"the upstream answered HTTP {code} to {action}")
+            retry_after = _retry_after(response)
+            if retry_after is not None:
+                raise UpstreamRateLimitedError(
+                    f"the upstream asked to wait {retry_after:.0f} s (HTTP {code})",
+                    retry_after=retry_after,
+                )
+            raise UpstreamUnavailableError(f"the upstream answered HTTP {code} to status")
+        if 300 <= code < 400:
+            raise UpstreamProtocolError(f"the upstream answered a redirect (HTTP {code})")
         try:
-            body = response.json()
-            answer = UpstreamAnswer.model_validate(body)
+            answer = UpstreamAnswer.model_validate(response.json())
         except (ValueError, ValidationError) as exc:
             if code >= 400:
-                message = f"the upstream answered HTTP {code} to {action}"
-                raise UpstreamProtocolError(message) from exc
+                raise UpstreamProtocolError(f"the upstream answered HTTP {code} to status") from exc
             raise UpstreamProtocolError(
-                f"the upstream's {action} answer is not its documented JSON"
+                "the upstream's status answer is not its documented JSON"
             ) from exc
         if code >= 400 and answer.status is not JobStatus.FAILURE:
-            raise UpstreamProtocolError(f"the upstream answered HTTP {code} to {action}")
+            raise UpstreamProtocolError(f"the upstream answered HTTP {code} to status")
         if answer.status is JobStatus.FAILURE and not answer.error:
             answer.error = f"the upstream reported FAILURE (HTTP {code}) without a message"
         return answer
@@ -181,6 +273,9 @@ class UpstreamClient:
     def open_image(self, url: str) -> requests.Response:
         """A streaming GET of one image (retried on 429/5xx and connection errors). Redirects are
         not followed here: the caller checks every hop's address first."""
-        return retrying_get_session().get(
-            url, stream=True, timeout=self._timeout, allow_redirects=False
+        return self._get_session().get(
+            url,
+            stream=True,
+            timeout=self._timeout(self._settings.upstream_read_timeout_seconds),
+            allow_redirects=False,
         )
