@@ -78,6 +78,11 @@ class Gateway:
                 raise AssertionError(f"job {job_id} still PENDING after {timeout} s")
             time.sleep(0.25)
 
+    def script(self, spec: dict[str, Any]) -> None:
+        """Stage the fake upstream's answers for one model id (POST /__fake__/script)."""
+        response = self.session.post(self.upstream_url + "/__fake__/script", json=spec, timeout=10)
+        assert response.status_code == 200, response.text
+
     def upstream_stats(self) -> Any:
         return self.session.get(self.upstream_url + "/__fake__/stats", timeout=10).json()
 

@@ -237,13 +237,14 @@ def test_the_local_defaults() -> None:
     # Given an environment that sets nothing
     # When the stack's settings are read
     settings = StackSettings.from_environment({})
-    # Then it uses the contract's ports, the fake upstream and quick polls
+    # Then it uses the contract's ports, the fake upstream, and the deployed timing
     assert (settings.gateway_port, settings.moto_port, settings.fake_port) == (3000, 5000, 8081)
     assert settings.uses_fake
     assert settings.fake_api_key == "local-dev-key"
     assert settings.fake_pending_polls == 2
     assert settings.log_level == "WARNING"
-    assert settings.environment["POLL_INTERVAL_SECONDS"] == "2"
+    assert "POLL_INTERVAL_SECONDS" not in settings.environment  # the template's value applies
+    assert settings.reconcile_interval_seconds == 30
     assert settings.environment["POWERTOOLS_TRACE_DISABLED"] == "true"
 
 

@@ -132,19 +132,17 @@ def test_an_upstream_failure_ends_failure_with_the_upstreams_message(gateway: Ga
     assert "download_urls" not in view
 
 
-def test_an_upstream_refusal_is_the_submit_answer(gateway: Gateway) -> None:
+def test_an_upstream_refusal_ends_the_job_with_the_upstreams_message(gateway: Gateway) -> None:
     # Given a model the upstream refuses in its submit answer
     # When it is submitted
     response = gateway.submit(small_request(model_id="fake-reject"))
-    # Then the answer itself is FAILURE, saying why, with the id of the (failed) job
-    assert response.status_code == 200, response.text
-    answer = response.json()
-    assert answer["status"] == "FAILURE"
-    assert "fake-reject" in answer["error"]
-    # And the status endpoint reports the same outcome
-    view = gateway.wait(answer["id"], timeout=5)
+    # Then the caller has a job id at once (the POST happens in the job's workflow)
+    assert response.status_code == 202, response.text
+    # And the job ends FAILURE, saying why
+    view = gateway.wait(response.json()["id"], timeout=15)
     assert view["status"] == "FAILURE"
     assert view["error_code"] == "UPSTREAM_REJECTED"
+    assert "fake-reject" in view["error"]
 
 
 # --------------------------------------------------------------------------- bad requests
