@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import secrets
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +27,10 @@ STACK_ENVIRONMENT = {
     "POLL_INTERVAL_SECONDS": "1",
     "POLL_MAX_INTERVAL_SECONDS": "1",
     "LOG_LEVEL": "WARNING",
+    # The reconciler's local schedule, quick so a test can watch it end a stuck job.
+    "RECONCILE_INTERVAL_SECONDS": "2",
+    # This session's outputs, not the developer's out/stack-outputs.json.
+    "STACK_OUTPUTS_FILE": str(Path(tempfile.mkdtemp(prefix="e2e-stack-")) / "stack-outputs.json"),
     # Never the real upstream, whatever the developer's shell holds.
     "IMAGEPIPELINE_API_KEY": "",
     "UPSTREAM_BASE_URL": "",

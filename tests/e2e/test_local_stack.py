@@ -4,13 +4,17 @@ state machine file executed by moto, the real handlers, the fake upstream."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import struct
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import requests
 
@@ -310,3 +314,58 @@ def test_each_invocation_logs_one_line_and_the_upstream_key_never_appears(
     # And the key was really in use: the fake upstream refused nobody
     assert gateway.upstream_stats()["rejected_auth"] == 0
     assert gateway.upstream_stats()["submits"] > 0
+
+
+# --------------------------------------------------------------------------- as deployed
+
+
+def stack_outputs() -> dict[str, str]:
+    from tests.e2e.conftest import STACK_ENVIRONMENT
+
+    outputs: dict[str, str] = json.loads(Path(STACK_ENVIRONMENT["STACK_OUTPUTS_FILE"]).read_text())
+    return outputs
+
+
+def test_the_stack_writes_its_outputs_for_tools(gateway: Gateway) -> None:
+    # Given the running stack
+    # When a tool reads its outputs file
+    outputs = stack_outputs()
+    # Then it holds the template's outputs with local values, and the local-only keys
+    assert outputs["ApiUrl"] == gateway.url
+    assert outputs["AwsEndpointUrl"] == gateway.moto_url
+    assert outputs["FakeUpstreamUrl"] == gateway.upstream_url
+    assert outputs["StateMachineArn"].startswith("arn:aws:states:")
+    for name in ("ImagesBucketName", "JobsTableName", "UpstreamApiKeySecretArn"):
+        assert outputs[name]
+
+
+def test_the_reconciler_runs_on_its_schedule_and_ends_a_stuck_job(gateway: Gateway) -> None:
+    # Given a job left PENDING long past its deadline, its workflow gone before sending it
+    outputs = stack_outputs()
+    table = boto3.resource(
+        "dynamodb",
+        endpoint_url=gateway.moto_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).Table(outputs["JobsTableName"])
+    job_id = str(uuid.uuid4())
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    table.put_item(
+        Item={
+            "job_id": job_id,
+            "owner": "arn:aws:iam::123456789012:user/local-developer",
+            "status": "PENDING",
+            "request": "{}",
+            "run_token": "stuck-run-token-0123456789",
+            "created_at": long_ago.isoformat(),
+            "updated_at": long_ago.isoformat(),
+            "deadline_at": long_ago.isoformat(),
+            "expires_at": int(time.time()) + 3600,
+            "pending": "1",
+        }
+    )
+    # When the local schedule (every 2 s here) runs the reconciler
+    view = gateway.wait(job_id, timeout=20)
+    # Then the job ended with a reason, as it would when deployed
+    assert (view["status"], view["error_code"]) == ("FAILURE", "NOT_SUBMITTED")
