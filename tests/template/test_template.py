@@ -45,6 +45,7 @@ CONTRACT_RESOURCES = {
     "HttpApi": "AWS::Serverless::HttpApi",
     "SubmitFunction": "AWS::Serverless::Function",
     "JobsFunction": "AWS::Serverless::Function",
+    "SubmitUpstreamFunction": "AWS::Serverless::Function",
     "CheckStatusFunction": "AWS::Serverless::Function",
     "StoreImagesFunction": "AWS::Serverless::Function",
     "RecordFailureFunction": "AWS::Serverless::Function",
@@ -76,19 +77,24 @@ XRAY_WRITE = "managed:AWSXrayWriteOnlyAccess"
 # with intrinsics rendered as <LogicalId> / <LogicalId.Attribute> / <AWS::Pseudo>. Managed
 # policies appear as (managed:<name>, ""). A change here is a deliberate change of privilege.
 ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
+    # submit_job: the key's presence (503 without it), the job row (JobStore.create, a
+    # conditional PutItem), the named execution; Powertools Idempotency on its own table.
     "SubmitFunctionRole": {
-        ("dynamodb:GetItem", "<JobsTable.Arn>"),
         ("dynamodb:PutItem", "<JobsTable.Arn>"),
-        ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
         ("dynamodb:GetItem", "<IdempotencyTable.Arn>"),
         ("dynamodb:PutItem", "<IdempotencyTable.Arn>"),
         ("dynamodb:UpdateItem", "<IdempotencyTable.Arn>"),
         ("dynamodb:DeleteItem", "<IdempotencyTable.Arn>"),
-        (
-            "states:StartExecution",
-            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>"
-            ":stateMachine:<ImageJobStateMachine.Name>",
-        ),
+        ("states:StartExecution", "<ImageJobStateMachine>"),
+        ("secretsmanager:GetSecretValue", "<UpstreamApiKeySecret>"),
+        (BASIC_EXECUTION, ""),
+        (XRAY_WRITE, ""),
+    },
+    # submit_upstream: the row (verified_record's GetItem), its claim / release / upstream id
+    # (UpdateItem), the key for the POST. No StartExecution, no S3, no other table.
+    "SubmitUpstreamFunctionRole": {
+        ("dynamodb:GetItem", "<JobsTable.Arn>"),
+        ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
         ("secretsmanager:GetSecretValue", "<UpstreamApiKeySecret>"),
         (BASIC_EXECUTION, ""),
         (XRAY_WRITE, ""),
@@ -100,6 +106,7 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         (XRAY_WRITE, ""),
     },
     "CheckStatusFunctionRole": {
+        ("dynamodb:GetItem", "<JobsTable.Arn>"),  # verified_record: the ticket is the gateway's
         ("secretsmanager:GetSecretValue", "<UpstreamApiKeySecret>"),
         (BASIC_EXECUTION, ""),
         (XRAY_WRITE, ""),
@@ -140,6 +147,7 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("sqs:SendMessage", "<ReconcilerFailureQueue.Arn>"),
     },
     "ImageJobStateMachineRole": {
+        ("lambda:InvokeFunction", "<SubmitUpstreamFunction.Arn>"),
         ("lambda:InvokeFunction", "<CheckStatusFunction.Arn>"),
         ("lambda:InvokeFunction", "<StoreImagesFunction.Arn>"),
         ("lambda:InvokeFunction", "<RecordFailureFunction.Arn>"),
@@ -155,15 +163,51 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         (XRAY_WRITE, ""),
     },
 }
-# Functions whose every Lambda error is unexpected, so one error raises an alarm. CheckStatus
-# and StoreImages raise on purpose to drive the workflow's Retry; when that fails for good the
-# execution fails, which StateMachineFailedAlarm reports.
+# Functions whose every Lambda error is unexpected, so one error raises an alarm.
 ERROR_ALARMED_FUNCTIONS = {
     "SubmitFunction",
     "JobsFunction",
     "RecordFailureFunction",
     "ReconcilerFunction",
 }
+# The workflow's task functions raise on purpose (their error names drive the ASL's Retry and
+# Catch), so single errors are expected: WorkflowStepErrorsAlarm watches a stream of them, and
+# an execution that fails for good raises StateMachineFailedAlarm.
+WORKFLOW_STEP_FUNCTIONS = {
+    "SubmitUpstreamFunction",
+    "CheckStatusFunction",
+    "StoreImagesFunction",
+}
+# The four operational alarms: the (namespace, metric name, dimension name) each watches, the
+# dimension values (several: a metric-math sum, one metric each), and its trigger.
+OPERATIONAL_ALARMS: dict[str, dict[str, Any]] = {
+    "SubmitThrottlesAlarm": {
+        "metric": ("AWS/Lambda", "Throttles", "FunctionName"),
+        "values": {"<SubmitFunction>", "<SubmitUpstreamFunction>"},
+        "trigger": ("GreaterThanThreshold", 0),  # one throttle is enough
+    },
+    "Api5xxAlarm": {
+        "metric": ("AWS/ApiGateway", "5xx", "ApiId"),
+        "values": {"<HttpApi>"},
+        "trigger": ("GreaterThanOrEqualToThreshold", 5),
+    },
+    "UpstreamSubmitErrorsAlarm": {
+        # The custom metric submit_upstream emits (Powertools: namespace and `service`
+        # dimension from the POWERTOOLS_* variables); checked against both below.
+        "metric": ("ImagepipelineGateway", "UpstreamSubmitErrors", "service"),
+        "values": {"imagepipeline-gateway"},
+        "trigger": ("GreaterThanThreshold", 0),
+    },
+    "WorkflowStepErrorsAlarm": {
+        "metric": ("AWS/Lambda", "Errors", "FunctionName"),
+        "values": {f"<{name}>" for name in WORKFLOW_STEP_FUNCTIONS},
+        "trigger": ("GreaterThanOrEqualToThreshold", 10),
+    },
+}
+# Lambda keeps this much of an account's concurrency unreserved: a reservation of N needs a
+# quota of N + 100, and new accounts often have a quota of 10 (where any reservation fails).
+LAMBDA_UNRESERVED_MINIMUM = 100
+NEW_ACCOUNT_CONCURRENCY_QUOTA = 10
 
 
 # ---------------------------------------------------------------- helpers
@@ -323,6 +367,104 @@ def flatten_definition_strings(cfn: dict[str, Any]) -> None:
             resource["Properties"]["DefinitionString"] = separator.join(parts)
 
 
+class _NoValue:
+    """AWS::NoValue: the property it is given to is removed."""
+
+
+NO_VALUE = _NoValue()
+
+
+def resolve(node: Any, template: dict[str, Any], **overrides: str) -> Any:
+    """node as CloudFormation would deploy it with these parameter values (the defaults
+    otherwise): Fn::If / Fn::Equals / Fn::Not / Fn::And / Fn::Or and Condition evaluated,
+    parameters substituted, AWS::NoValue removed. Resource refs and other intrinsics stay."""
+    unknown = overrides.keys() - template["Parameters"].keys()
+    assert not unknown, f"no such parameter: {unknown}"
+    # CloudFormation hands every parameter value over as a string.
+    parameters = {
+        name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()
+    } | overrides
+
+    def condition(name: str) -> bool:
+        value = walk(template["Conditions"][name])
+        assert isinstance(value, bool), (name, value)
+        return value
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, list):
+            return [item for item in map(walk, value) if item is not NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((function, argument),) = value.items()
+            if function == "Ref" and argument == "AWS::NoValue":
+                return NO_VALUE
+            if function == "Ref" and argument in parameters:
+                return parameters[argument]
+            if function == "Condition":
+                return condition(argument)
+            if function == "Fn::If":
+                name, if_true, if_false = argument
+                return walk(if_true if condition(name) else if_false)
+            if function == "Fn::Equals":
+                left, right = (walk(item) for item in argument)
+                return str(left) == str(right)
+            if function == "Fn::Not":
+                (operand,) = argument
+                return not walk(operand)
+            if function == "Fn::And":
+                return all(walk(item) for item in argument)
+            if function == "Fn::Or":
+                return any(walk(item) for item in argument)
+        walked = {key: walk(item) for key, item in value.items()}
+        return {key: item for key, item in walked.items() if item is not NO_VALUE}
+
+    return walk(node)
+
+
+def reserved_concurrency(cfn: dict[str, Any], **overrides: str) -> dict[str, int]:
+    """Every translated function that reserves concurrency, with how much, for these values."""
+    reserved = {}
+    for name, function in resources_of_type(cfn, "AWS::Lambda::Function").items():
+        props = resolve(function["Properties"], cfn, **overrides)
+        if "ReservedConcurrentExecutions" in props:
+            reserved[name] = int(props["ReservedConcurrentExecutions"])
+    return reserved
+
+
+def alarm_metrics(alarm: dict[str, Any]) -> set[tuple[str, str, tuple[tuple[str, str], ...]]]:
+    """(namespace, metric name, dimensions) of every metric an alarm evaluates: its single
+    metric, or every metric its math expression sums (each summed exactly once, as a Sum)."""
+    if "Metrics" not in alarm:
+        dimensions = tuple((d["Name"], render(d["Value"])) for d in alarm.get("Dimensions", []))
+        return {(alarm["Namespace"], alarm["MetricName"], dimensions)}
+    assert not {"Namespace", "MetricName", "Dimensions", "Statistic"} & alarm.keys(), alarm
+    returned = [m for m in alarm["Metrics"] if m.get("ReturnData", True)]
+    stats = {m["Id"]: m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m}
+    assert len(returned) == 1, "one expression decides the alarm"
+    assert "MetricStat" not in returned[0]
+    terms = re.fullmatch(r"\s*(\w+(?:\s*\+\s*\w+)*)\s*", returned[0]["Expression"])
+    assert terms, f"not a plain sum: {returned[0]['Expression']!r}"
+    summed = re.split(r"\s*\+\s*", terms.group(1))
+    assert sorted(summed) == sorted(stats), "the sum must take every metric exactly once"
+    assert len(stats) == len(alarm["Metrics"]) - 1, "no other expressions"
+    found = set()
+    for stat in stats.values():
+        assert stat["Stat"] == "Sum", stat
+        metric = stat["Metric"]
+        dimensions = tuple((d["Name"], render(d["Value"])) for d in metric.get("Dimensions", []))
+        found.add((metric["Namespace"], metric["MetricName"], dimensions))
+    assert len({stat["Period"] for stat in stats.values()}) == 1, "one period for every term"
+    return found
+
+
+def function_of_task(state: dict[str, Any]) -> str | None:
+    """The DefinitionSubstitutions key a lambda:invoke Task calls (e.g. CheckStatusFunctionArn)."""
+    name = state.get("Parameters", {}).get("FunctionName", "")
+    match = PLACEHOLDER.fullmatch(name)
+    return match.group(1) if match else None
+
+
 # ---------------------------------------------------------------- fixtures
 
 
@@ -417,7 +559,9 @@ def test_contract_resources_exist_with_their_types(template: dict[str, Any]) -> 
 def test_every_function_gets_the_contract_environment(translated: dict[str, Any]) -> None:
     # Given the translated Lambda functions
     functions = resources_of_type(translated, "AWS::Lambda::Function")
-    assert len(functions) == 6
+    assert set(functions) == {
+        name for name, type_ in CONTRACT_RESOURCES.items() if type_ == "AWS::Serverless::Function"
+    }
     for name, function in functions.items():
         # When their environment variables are read
         variables = function["Properties"]["Environment"]["Variables"]
@@ -432,10 +576,29 @@ def test_every_function_gets_the_contract_environment(translated: dict[str, Any]
     reconciler = functions["ReconcilerFunction"]["Properties"]["Environment"]["Variables"]
     assert reconciler["STATE_MACHINE_ARN"] == {"Ref": STATE_MACHINE_ID}
     assert reconciler["RECONCILE_MARGIN_SECONDS"] == {"Ref": "ReconcileMarginSeconds"}
+    # Only the submit and reconciler functions start executions; the workflow's own tasks
+    # (SubmitUpstream included) never need the machine's ARN.
+    assert {n for n, f in functions.items() if "STATE_MACHINE_ARN" in json.dumps(f)} == {
+        "SubmitFunction",
+        "ReconcilerFunction",
+    }
     # Only the submit function holds Idempotency-Key records.
     assert [n for n, f in functions.items() if "IDEMPOTENCY_TABLE_NAME" in json.dumps(f)] == [
         "SubmitFunction"
     ]
+
+
+def test_no_output_invites_callers_to_start_executions(template: dict[str, Any]) -> None:
+    # Given the stack's outputs, the state machine's among them
+    outputs = template["Outputs"]
+    machine = outputs["StateMachineArn"]
+    assert machine["Value"] == {"Ref": STATE_MACHINE_ID}
+    start = re.compile(r"start[\s_-]*(an\s+|the\s+)?execution", re.IGNORECASE)
+    # When their descriptions are read
+    # Then none invites StartExecution: jobs enter through the API only (the submit function
+    # records the row a workflow's tasks verify), and the machine's says it is no entry point
+    assert [name for name, output in outputs.items() if start.search(output["Description"])] == []
+    assert re.search(r"\bnot an entry point\b", machine["Description"], re.IGNORECASE)
 
 
 def test_every_function_code_dir_has_its_handler(template: dict[str, Any]) -> None:
@@ -582,7 +745,52 @@ def test_every_task_retries_lambda_service_errors_and_catches(asl: dict[str, Any
         }
         # Then Lambda's transient service errors are retried and every failure is caught
         assert "States.ALL" in covered or covered >= LAMBDA_SERVICE_ERRORS, name
-        assert task.get("Catch"), name
+        caught = {error for catcher in task.get("Catch", []) for error in catcher["ErrorEquals"]}
+        assert "States.ALL" in caught, name
+
+
+def test_submit_upstream_is_never_retried_after_an_upstream_error(asl: dict[str, Any]) -> None:
+    # Given the task that POSTs upstream, and every error name a gateway error can carry
+    # (the class names imagegateway.errors raises, which a Retry would match)
+    from imagegateway import errors
+
+    typed = {
+        name
+        for name, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, errors.GatewayError)
+    }
+    assert {"UpstreamOutcomeUnknownError", "UpstreamTimeoutError"} <= typed
+    tasks = {
+        name: state
+        for name, state in iter_states(asl)
+        if state["Type"] == "Task" and function_of_task(state) == "SubmitUpstreamFunctionArn"
+    }
+    assert list(tasks) == ["<top>/SubmitUpstream"]
+    assert asl["StartAt"] == "SubmitUpstream"  # the job goes upstream from the workflow
+    (task,) = tasks.values()
+    # When the errors its retriers match are collected
+    retried = {error for retrier in task.get("Retry", []) for error in retrier["ErrorEquals"]}
+    # Then none is an error raised after the POST may have been sent: no typed gateway error,
+    # and no catch-all that would match one (Lambda's own errors and crashes only: a re-run
+    # finds the claim on the job row and never POSTs again)
+    assert retried & typed == set()
+    assert retried & {"States.ALL", "States.TaskFailed"} == set()
+    assert retried >= LAMBDA_SERVICE_ERRORS
+
+
+def test_every_task_outlasts_its_function(asl: dict[str, Any], template: dict[str, Any]) -> None:
+    # Given every Task, the function it invokes and that function's Lambda timeout
+    substitutions = template["Resources"][STATE_MACHINE_ID]["Properties"]["DefinitionSubstitutions"]
+    default_timeout = template["Globals"]["Function"]["Timeout"]
+    tasks = {name: s for name, s in iter_states(asl) if s["Type"] == "Task"}
+    assert tasks
+    for name, task in tasks.items():
+        function = substitutions[function_of_task(task)]["Fn::GetAtt"][0]
+        props = template["Resources"][function]["Properties"]
+        # When the task's own timeout is compared with the function's
+        # Then Step Functions never gives up (and retries) while the invocation still runs:
+        # a SubmitUpstream re-run must start only after the first run has ended
+        assert task["TimeoutSeconds"] > props.get("Timeout", default_timeout), name
 
 
 def test_placeholders_match_the_definition_substitutions(template: dict[str, Any]) -> None:
@@ -691,7 +899,7 @@ def test_jobs_table_has_the_sparse_pending_by_deadline_index(template: dict[str,
     assert jobs.PENDING_ATTRIBUTE not in {k["AttributeName"] for k in props["KeySchema"]}
 
 
-def test_reconciler_runs_every_five_minutes_one_at_a_time(template: dict[str, Any]) -> None:
+def test_reconciler_runs_every_five_minutes(template: dict[str, Any]) -> None:
     # Given the reconciler function
     props = template["Resources"]["ReconcilerFunction"]["Properties"]
     schedules = [
@@ -699,15 +907,17 @@ def test_reconciler_runs_every_five_minutes_one_at_a_time(template: dict[str, An
         for event in props["Events"].values()
         if event["Type"] in {"Schedule", "ScheduleV2"}
     ]
-    # When its schedule and concurrency are read
+    # When its schedule and timeout are read
     # Then one schedule fires every 5 minutes, undeliverable runs go to the failure queue,
-    # and runs never overlap
+    # and a run ends before the next is due (overlaps come only from retries, and are
+    # harmless: every write is conditional and executions are named; it reserves no
+    # concurrency, see test_no_function_reserves_concurrency_by_default)
     assert len(schedules) == 1
     assert schedules[0]["ScheduleExpression"] == "rate(5 minutes)"
     assert schedules[0]["DeadLetterConfig"]["Arn"] == {
         "Fn::GetAtt": ["ReconcilerFailureQueue", "Arn"]
     }
-    assert props["ReservedConcurrentExecutions"] == 1
+    assert props["Timeout"] < 5 * 60
     assert props["Handler"] == "app.lambda_handler"
     assert props["CodeUri"].rstrip("/") == "functions/reconciler"
     margin = template["Parameters"]["ReconcileMarginSeconds"]
@@ -735,7 +945,7 @@ def test_reconciler_failures_are_kept_encrypted_and_alarmed(template: dict[str, 
     depth_alarms = [
         alarm["Properties"]
         for alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").values()
-        if alarm["Properties"]["Namespace"] == "AWS/SQS"
+        if alarm["Properties"].get("Namespace") == "AWS/SQS"
         and alarm["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
         and alarm["Properties"]["Dimensions"]
         == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["ReconcilerFailureQueue", "QueueName"]}}]
@@ -747,28 +957,75 @@ def test_reconciler_failures_are_kept_encrypted_and_alarmed(template: dict[str, 
     )
 
 
-def test_submit_concurrency_is_capped_by_a_parameter(template: dict[str, Any]) -> None:
-    # Given the submit function and the parameter protecting the upstream's quota
-    props = template["Resources"]["SubmitFunction"]["Properties"]
+# ---------------------------------------------------------------- concurrency
+
+
+def test_submit_concurrency_is_an_opt_in_cap_on_upstream_posts(template: dict[str, Any]) -> None:
+    # Given the parameter that caps parallel upstream POSTs, its condition and the function
+    # that makes the POSTs
     parameter = template["Parameters"]["SubmitConcurrency"]
-    # When they are read / Then the function's reserved concurrency is that parameter
-    assert props["ReservedConcurrentExecutions"] == {"Ref": "SubmitConcurrency"}
-    assert (parameter["Type"], parameter["Default"], parameter["MinValue"]) == ("Number", 10, 1)
+    condition = template["Conditions"]["ReserveSubmitConcurrency"]
+    props = template["Resources"]["SubmitUpstreamFunction"]["Properties"]
+    # When they are read
+    # Then the cap is a Number, 0 (no reservation) by default and allowed, documented with
+    # the account quota it needs
+    assert (parameter["Type"], parameter["Default"], parameter["MinValue"]) == ("Number", 0, 0)
     assert "quota" in parameter["Description"]
+    # And a value other than 0 becomes SubmitUpstream's reservation; 0 removes the property
+    assert condition == {"Fn::Not": [{"Fn::Equals": [{"Ref": "SubmitConcurrency"}, 0]}]}
+    assert props["ReservedConcurrentExecutions"] == {
+        "Fn::If": [
+            "ReserveSubmitConcurrency",
+            {"Ref": "SubmitConcurrency"},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+
+
+def test_no_function_reserves_concurrency_by_default(translated: dict[str, Any]) -> None:
+    # Given the stack as deployed with the default parameters (SubmitConcurrency 0), and
+    # Lambda's rule that N reserved needs an account quota of at least N + 100
+    # When every function's reserved concurrency is resolved
+    by_default = reserved_concurrency(translated)
+    explicit_zero = reserved_concurrency(translated, SubmitConcurrency="0")
+    # Then none reserves any: a first deploy succeeds on a new account whose quota is 10
+    assert by_default == {}
+    assert explicit_zero == {}
+    total = sum(by_default.values())
+    assert total == 0 or total + LAMBDA_UNRESERVED_MINIMUM <= NEW_ACCOUNT_CONCURRENCY_QUOTA
+    # And nothing else claims account concurrency either (no provisioned concurrency)
+    assert "ProvisionedConcurrencyConfig" not in json.dumps(translated["Resources"])
+
+
+def test_submit_concurrency_reserves_only_the_upstream_submits(translated: dict[str, Any]) -> None:
+    # Given the stack deployed with SubmitConcurrency=5
+    # When every function's reserved concurrency is resolved
+    reserved = reserved_concurrency(translated, SubmitConcurrency="5")
+    # Then only the function making the paid upstream POSTs reserves, exactly 5: the HTTP
+    # submit function (which only records the job) and the reconciler stay unreserved
+    assert reserved == {"SubmitUpstreamFunction": 5}
 
 
 # ---------------------------------------------------------------- alarms
 
 
-def _alarms(template: dict[str, Any]) -> list[dict[str, Any]]:
-    return [a["Properties"] for a in resources_of_type(template, "AWS::CloudWatch::Alarm").values()]
+def _alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: alarm["Properties"]
+        for name, alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").items()
+    }
+
+
+def _single_metric_alarms(template: dict[str, Any]) -> list[dict[str, Any]]:
+    """The alarms on one metric (metric-math alarms have no Namespace of their own)."""
+    return [alarm for alarm in _alarms(template).values() if "Metrics" not in alarm]
 
 
 def test_state_machine_failures_and_timeouts_raise_alarms(template: dict[str, Any]) -> None:
     # Given the alarms on the state machine's metrics
     watched = {
         alarm["MetricName"]
-        for alarm in _alarms(template)
+        for alarm in _single_metric_alarms(template)
         if alarm["Namespace"] == "AWS/States"
         and alarm["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": STATE_MACHINE_ID}}]
         and alarm["ComparisonOperator"] == "GreaterThanThreshold"
@@ -779,17 +1036,92 @@ def test_state_machine_failures_and_timeouts_raise_alarms(template: dict[str, An
 
 
 def test_unexpected_lambda_errors_raise_alarms(template: dict[str, Any]) -> None:
-    # Given the alarms on Lambda's Errors metric
+    # Given the alarms on one function's Lambda Errors metric
     watched = {
         alarm["Dimensions"][0]["Value"]["Ref"]
-        for alarm in _alarms(template)
+        for alarm in _single_metric_alarms(template)
         if alarm["Namespace"] == "AWS/Lambda"
         and alarm["MetricName"] == "Errors"
         and alarm["Dimensions"][0]["Name"] == "FunctionName"
+        and alarm["ComparisonOperator"] == "GreaterThanThreshold"
         and alarm["Threshold"] == 0
     }
-    # When they are listed / Then every function whose errors are never expected is watched
+    # When they are listed / Then every function whose errors are never expected is watched,
+    # and one error is enough
     assert watched == ERROR_ALARMED_FUNCTIONS
+
+
+def test_every_function_has_its_errors_watched(template: dict[str, Any]) -> None:
+    # Given every function, and every alarm on Lambda's Errors metric (single or summed)
+    functions = set(resources_of_type(template, "AWS::Serverless::Function"))
+    watched = {
+        value.strip("<>")
+        for alarm in _alarms(template).values()
+        for namespace, metric, dimensions in alarm_metrics(alarm)
+        if (namespace, metric) == ("AWS/Lambda", "Errors")
+        for name, value in dimensions
+        if name == "FunctionName"
+    }
+    # When they are compared / Then no function's errors go unseen, a new one included, and
+    # the two kinds split them: one-error alarms, or the workflow steps' summed alarm
+    assert watched == functions
+    assert functions == ERROR_ALARMED_FUNCTIONS | WORKFLOW_STEP_FUNCTIONS
+    assert not ERROR_ALARMED_FUNCTIONS & WORKFLOW_STEP_FUNCTIONS
+
+
+@pytest.mark.parametrize("alarm_id", sorted(OPERATIONAL_ALARMS))
+def test_operational_alarm_watches_its_metric(template: dict[str, Any], alarm_id: str) -> None:
+    # Given one of the operational alarms and what it should watch
+    expected = OPERATIONAL_ALARMS[alarm_id]
+    namespace, metric, dimension = expected["metric"]
+    alarm = _alarms(template).get(alarm_id)
+    assert alarm is not None, f"{alarm_id} is missing"
+    # When the metrics it evaluates are collected (a metric-math alarm's every summed term)
+    watched = alarm_metrics(alarm)
+    # Then it watches exactly that metric, of exactly those functions / that API / service
+    assert watched == {(namespace, metric, ((dimension, value),)) for value in expected["values"]}
+    # And it fires on the intended threshold, once per 5-minute period
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == expected["trigger"]
+    assert alarm["EvaluationPeriods"] == 1
+    periods = {m["MetricStat"]["Period"] for m in alarm.get("Metrics", []) if "MetricStat" in m}
+    assert periods | ({alarm["Period"]} if "Period" in alarm else set()) == {300}
+
+
+def test_upstream_submit_errors_alarm_matches_what_the_code_emits(
+    translated: dict[str, Any],
+) -> None:
+    # Given the alarm on the custom metric, the environment Powertools Metrics reads in the
+    # function that emits it, and that function's source
+    alarm = _alarms(translated)["UpstreamSubmitErrorsAlarm"]
+    env = translated["Resources"]["SubmitUpstreamFunction"]["Properties"]["Environment"]
+    variables = env["Variables"]
+    source = (ROOT / "layers" / "common" / "imagegateway" / "service.py").read_text("utf-8")
+    submit_upstream = re.search(r"^def submit_upstream\(.*?(?=^def )", source, re.M | re.S)
+    assert submit_upstream
+    # When the alarm's metric is compared with them
+    ((namespace, metric, dimensions),) = alarm_metrics(alarm)
+    # Then it is the namespace and `service` dimension Powertools publishes under, and a
+    # metric submit_upstream really emits (a rename on either side would silence the alarm)
+    assert namespace == variables["POWERTOOLS_METRICS_NAMESPACE"]
+    assert dimensions == (("service", variables["POWERTOOLS_SERVICE_NAME"]),)
+    assert f'add_metric(name="{metric}"' in submit_upstream.group(0)
+
+
+@pytest.mark.parametrize("alarm_id", sorted(OPERATIONAL_ALARMS))
+def test_operational_alarm_notifies_the_topic_when_given(
+    template: dict[str, Any], alarm_id: str
+) -> None:
+    # Given one of the operational alarms and a topic ARN
+    alarm = template["Resources"][alarm_id]
+    topic = "arn:aws:sns:us-east-1:123456789012:operators"
+    # When it is deployed with that topic, and without one (the default)
+    with_topic = resolve(alarm, template, AlarmTopicArn=topic)["Properties"]
+    without_topic = resolve(alarm, template)["Properties"]
+    # Then it notifies the topic on alarm and on recovery, and nothing when none is given
+    assert (with_topic["AlarmActions"], with_topic["OKActions"]) == ([topic], [topic])
+    assert "AlarmActions" not in without_topic
+    assert "OKActions" not in without_topic
+    assert with_topic.get("ActionsEnabled", True) is True
 
 
 def test_alarms_notify_the_optional_topic(template: dict[str, Any]) -> None:
@@ -800,12 +1132,13 @@ def test_alarms_notify_the_optional_topic(template: dict[str, Any]) -> None:
     }
     expected = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
     alarms = _alarms(template)
-    assert alarms
-    for alarm in alarms:
+    assert alarms.keys() >= OPERATIONAL_ALARMS.keys()
+    for name, alarm in alarms.items():
         # When an alarm's actions are read / Then they go to the topic, when there is one
-        assert alarm["AlarmActions"] == expected, alarm["MetricName"]
+        assert alarm["AlarmActions"] == expected, name
+        assert alarm["OKActions"] == expected, name
         # And no traffic (missing data) is not a breach
-        assert alarm["TreatMissingData"] == "notBreaching", alarm["MetricName"]
+        assert alarm["TreatMissingData"] == "notBreaching", name
 
 
 # ---------------------------------------------------------------- least privilege
