@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
-import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, cast
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
-import requests
 from boto3.s3.transfer import TransferConfig
+from urllib3.exceptions import HTTPError
+from urllib3.response import BaseHTTPResponse
 
 from imagegateway.aws import s3_client
+from imagegateway.downloads import DownloadClient, check_download_url
 from imagegateway.errors import ImageDownloadError, ImageRejectedError
 from imagegateway.models import StoredImage
+from imagegateway.observability import logger
 from imagegateway.settings import Settings, get_settings
-from imagegateway.upstream import UpstreamClient
 
 CHUNK_BYTES = 64 * 1024
 MAX_REDIRECTS = 3
@@ -41,44 +41,6 @@ def sniff_image_type(head: bytes) -> tuple[str, str]:
         ):
             return content_type, extension
     raise ImageRejectedError("the upstream's file is not a PNG, JPEG or WebP image")
-
-
-def resolve_host(host: str) -> list[str]:
-    """Every address the host resolves to (IPv4 and IPv6)."""
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except OSError as exc:
-        raise ImageDownloadError(f"cannot resolve {host}") from exc
-    return sorted({str(info[4][0]) for info in infos})
-
-
-def host_allowed(host: str, patterns: tuple[str, ...]) -> bool:
-    host = host.lower().rstrip(".")
-    for pattern in patterns:
-        if pattern == "*" or host == pattern:
-            return True
-        if pattern.startswith("*.") and host.endswith(pattern[1:]):
-            return True
-    return False
-
-
-def check_download_url(
-    url: str, settings: Settings, resolve: Callable[[str], list[str]] = resolve_host
-) -> None:
-    """Refuse what a hostile download URL could reach: other schemes, hosts off the allow-list,
-    and (when deployed) private, loopback and link-local addresses such as 169.254.169.254."""
-    parts = urlsplit(url)
-    insecure_ok = settings.allow_insecure_downloads
-    if parts.scheme != "https" and not (parts.scheme == "http" and insecure_ok):
-        raise ImageRejectedError(f"refusing to fetch a {parts.scheme or 'schemeless'} URL")
-    host = parts.hostname or ""
-    if not host or not host_allowed(host, settings.allowed_download_hosts):
-        raise ImageRejectedError(f"refusing to fetch from {host or 'no host'}: not an allowed host")
-    if insecure_ok:
-        return
-    for address in resolve(host):
-        if not ipaddress.ip_address(address).is_global:
-            raise ImageRejectedError(f"refusing to fetch from {host}: it resolves to {address}")
 
 
 def image_key(job_id: str, index: int, extension: str) -> str:
@@ -128,9 +90,11 @@ class _HashingStream:
 
 
 class ImageStore:
-    def __init__(self, settings: Settings | None = None, upstream: UpstreamClient | None = None):
+    def __init__(
+        self, settings: Settings | None = None, downloads: DownloadClient | None = None
+    ) -> None:
         self._settings = settings or get_settings()
-        self._upstream = upstream or UpstreamClient(self._settings)
+        self._downloads = downloads or DownloadClient(self._settings)
 
     def copy_all(self, job_id: str, urls: list[str]) -> list[StoredImage]:
         """Copy every image, in parallel; any failure fails the whole set (no partial results)."""
@@ -143,52 +107,66 @@ class ImageStore:
             ]
             return [future.result() for future in futures]
 
-    def _open(self, index: int, url: str) -> requests.Response:
-        """GET the image, following at most a few redirects, each hop checked like the first."""
+    def _open(self, index: int, url: str) -> BaseHTTPResponse:
+        """GET the image, following at most a few redirects, each hop checked like the first and
+        fetched from the address its check resolved."""
         for _ in range(MAX_REDIRECTS + 1):
-            check_download_url(url, self._settings)
             try:
-                response = self._upstream.open_image(url)
-            except requests.RequestException as exc:
+                target = check_download_url(url, self._settings)
+                response = self._downloads.open(target)
+            except (ImageRejectedError, ImageDownloadError) as exc:
+                raise type(exc)(f"image {index}: {exc.message}") from exc
+            except HTTPError as exc:
+                logger.warning(
+                    "image download failed",
+                    extra={"image": index, "host": target.host, "error": repr(exc)},
+                )
                 raise ImageDownloadError(f"image {index}: {type(exc).__name__}") from exc
-            if not response.is_redirect:
+            location = response.get_redirect_location()
+            if not location:
                 return response
             response.close()
-            url = urljoin(url, response.headers.get("Location", ""))
+            url = urljoin(target.url, location)
         raise ImageRejectedError(f"image {index}: more than {MAX_REDIRECTS} redirects")
 
     def copy_one(self, job_id: str, index: int, url: str) -> StoredImage:
         response = self._open(index, url)
-        with response:
-            if response.status_code != 200:
-                raise ImageDownloadError(
-                    f"image {index}: the upstream answered {response.status_code}"
-                )
-            declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > self._settings.max_image_bytes:
-                raise ImageRejectedError(
-                    f"image {index} is larger than {self._settings.max_image_bytes} bytes"
-                )
-            chunks = response.iter_content(CHUNK_BYTES)
-            head = b""
-            try:
-                while len(head) < SNIFF_BYTES:
-                    chunk = next(chunks, b"")
-                    if not chunk:
-                        break
-                    head += chunk
-                content_type, extension = sniff_image_type(head)
-                stream = _HashingStream(head, chunks, self._settings.max_image_bytes)
-                key = image_key(job_id, index, extension)
-                s3_client().upload_fileobj(
-                    cast("IO[bytes]", stream),  # it has the read() s3transfer needs
-                    self._settings.images_bucket_name,
-                    key,
-                    ExtraArgs={"ContentType": content_type},
-                    Config=TRANSFER,
-                )
-            except requests.RequestException as exc:
-                raise ImageDownloadError(f"image {index}: {type(exc).__name__}") from exc
+        try:
+            stored = self._store(job_id, index, response)
+        except BaseException:
+            response.close()  # the body may be unread: the connection cannot be reused
+            raise
+        response.release_conn()
+        return stored
+
+    def _store(self, job_id: str, index: int, response: BaseHTTPResponse) -> StoredImage:
+        if response.status != 200:
+            raise ImageDownloadError(f"image {index}: the upstream answered {response.status}")
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self._settings.max_image_bytes:
+            raise ImageRejectedError(
+                f"image {index} is larger than {self._settings.max_image_bytes} bytes"
+            )
+        chunks = response.stream(CHUNK_BYTES)
+        head = b""
+        try:
+            while len(head) < SNIFF_BYTES:
+                chunk = next(chunks, b"")
+                if not chunk:
+                    break
+                head += chunk
+            content_type, extension = sniff_image_type(head)
+            stream = _HashingStream(head, chunks, self._settings.max_image_bytes)
+            key = image_key(job_id, index, extension)
+            s3_client().upload_fileobj(
+                cast("IO[bytes]", stream),  # it has the read() s3transfer needs
+                self._settings.images_bucket_name,
+                key,
+                ExtraArgs={"ContentType": content_type},
+                Config=TRANSFER,
+            )
+        except HTTPError as exc:
+            raise ImageDownloadError(f"image {index}: {type(exc).__name__}") from exc
         return StoredImage(
             index=index,
             key=key,
