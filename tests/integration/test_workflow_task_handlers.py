@@ -4,6 +4,7 @@ fake upstream (no state machine here: that is tests/workflow)."""
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -163,6 +164,39 @@ def test_record_failure_marks_the_job_failure_with_code_and_message(
     row = job_row(stack, job_id)
     assert row is not None
     assert (row["status"], row["error_code"], row["error_message"]) == ("FAILURE", code, message)
+
+
+@pytest.mark.parametrize(
+    ("error", "cause", "code"),
+    [
+        (
+            "ClientError",
+            "An error occurred (AccessDeniedException) when calling the PutObject operation: "
+            "User: arn:aws:sts::123456789012:assumed-role/gw-StoreImagesRole/x is not "
+            "authorized on arn:aws:s3:::gw-imagesbucket-abc/jobs/1/0.png",
+            "INTERNAL_ERROR",
+        ),
+        ("Sandbox.Timedout", "Task timed out after 120.00 seconds", "INTERNAL_ERROR"),
+        ("GatewayError", "resolves to 10.0.3.7 via vpc-0abc", "INTERNAL_ERROR"),
+    ],
+)
+def test_internal_error_text_never_reaches_the_caller(
+    stack: LocalStack, upstream: FakeUpstream, error: str, cause: str, code: str
+) -> None:
+    # Given a task that failed on an error whose text names roles, buckets or addresses
+    job_id = accept_job(stack, {"model_id": "sd1.5", "prompt": "a fox"})
+    ticket = ticket_for(stack, job_id, "record_failure_caught")
+    ticket["error"] = {
+        "Error": error,
+        "Cause": json.dumps({"errorType": error, "errorMessage": cause}),
+    }
+    # When the failure path records it
+    invoke(stack, "record_failure", ticket)
+    # Then the caller reads a stable code and words written for callers, none of that text
+    view = response_body(invoke(stack, "jobs", status_event(job_id)))
+    assert (view["status"], view["error_code"]) == ("FAILURE", code)
+    for leaked in ("arn:", "10.0.3.7", "gw-imagesbucket", "AccessDenied", "Task timed out"):
+        assert leaked not in view["error"]
 
 
 def test_record_failure_never_overwrites_a_success(
