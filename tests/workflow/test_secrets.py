@@ -38,8 +38,9 @@ def test_the_random_key_appears_in_no_log_response_row_object_or_history(
     caplog: pytest.LogCaptureFixture,
     request: pytest.FixtureRequest,
 ) -> None:
-    # INFO everywhere (DEBUG for our own logs): botocore's DEBUG wire dumps are never on in Lambda.
-    caplog.set_level(logging.INFO)
+    # DEBUG everywhere: with LogLevel=DEBUG the Lambda runtime sets the root logger to DEBUG,
+    # so botocore's wire dumps (GetSecretValue's body) would be on unless pinned above it.
+    caplog.set_level(logging.DEBUG)
     # Every structured log line, with all its keys, as Lambda would ship it.
     structured = io.StringIO()
     handler = logging.StreamHandler(structured)

@@ -269,13 +269,3 @@ class UpstreamClient:
         if answer.status is JobStatus.FAILURE and not answer.error:
             answer.error = f"the upstream reported FAILURE (HTTP {code}) without a message"
         return answer
-
-    def open_image(self, url: str) -> requests.Response:
-        """A streaming GET of one image (retried on 429/5xx and connection errors). Redirects are
-        not followed here: the caller checks every hop's address first."""
-        return self._get_session().get(
-            url,
-            stream=True,
-            timeout=self._timeout(self._settings.upstream_read_timeout_seconds),
-            allow_redirects=False,
-        )
