@@ -16,6 +16,8 @@ from tests.support.events import http_event_with_body, load_event
 from tests.support.stack import (
     UPSTREAM_KEY,
     bucket_keys,
+    entered_states,
+    execution_history,
     invoke,
     job_row,
     response_body,
@@ -84,9 +86,12 @@ def test_a_job_whose_execution_never_started_is_resumed_and_its_images_stored(
     overdue(stack, job_id)
     # When the reconciler runs
     report = reconcile(stack)
-    # Then it resumed the job, whose execution stores the paid-for images
+    # Then it resumed the job, whose execution stores the paid-for images at once
     assert report["resumed"] == [job_id]
-    assert wait_for_execution(job_id, stack)["status"] == "SUCCEEDED"
+    resumed = job_id  # its own execution never started, so the name is free
+    assert wait_for_execution(resumed, stack)["status"] == "SUCCEEDED"
+    states = entered_states(execution_history(resumed, stack))
+    assert states == ["SubmitUpstream", "RouteSubmitAnswer", "StoreImages", "JobSucceeded"]
     assert job_row(stack, job_id)["status"] == "SUCCESS"  # type: ignore[index]
     assert bucket_keys(stack) == [f"jobs/{job_id}/0.png"]
     assert upstream.stats()["submits"] == 1

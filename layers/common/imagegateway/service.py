@@ -194,7 +194,9 @@ def submit_upstream(ticket: JobTicket) -> JobTicket:
     jobs = JobStore(settings)
     record = verified_record(ticket, jobs)
     now = utcnow()
-    if record.upstream_id:  # a re-run after the first run recorded the upstream's answer
+    if record.upstream_id:  # a re-run, or a resume: the upstream already has the job
+        if ticket.status is JobStatus.SUCCESS and ticket.download_urls:
+            return ticket  # the reconciler resumed a finished job: store it at once
         return ticket.model_copy(
             update={
                 "upstream_id": record.upstream_id,
