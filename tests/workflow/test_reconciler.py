@@ -260,3 +260,26 @@ def test_jobs_within_their_deadline_and_finished_jobs_are_left_alone(
     assert job_row(stack, fresh)["status"] == "PENDING"  # type: ignore[index]
     # (and the fresh job's own deadline ends it, so no execution outlives the test)
     assert wait_for_execution(fresh, stack)["status"] == "SUCCEEDED"
+
+
+def test_a_run_short_of_time_leaves_jobs_to_the_next_run(
+    stack: LocalStack, upstream: FakeUpstream, invocations: list[dict[str, Any]]
+) -> None:
+    # Given two overdue jobs, and a run with only 10 s of its 120 s left
+    for job_id in ("late-1", "late-2"):
+        jobs_table(stack).put_item(Item=stale_row(job_id))
+    from imagegateway.service import reconcile_overdue_jobs
+    from imagegateway.time_budget import invocation_budget
+
+    class AlmostOver:
+        def get_remaining_time_in_millis(self) -> int:
+            return 10_000
+
+    # When the run goes on
+    with invocation_budget(AlmostOver()):
+        report = reconcile_overdue_jobs()
+    # Then it takes no job it may not finish: both are left for the next run, untouched
+    assert (report.examined, report.deferred) == (0, 2)
+    assert job_row(stack, "late-1")["status"] == "PENDING"  # type: ignore[index]
+    # And the next run, with its full time, ends them
+    assert sorted(reconcile(stack)["failed"]) == ["late-1", "late-2"]
