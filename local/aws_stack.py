@@ -345,8 +345,8 @@ def _job_id_in_event(event: Any) -> str | None:
     if isinstance(event.get("job_id"), str):
         return str(event["job_id"])
     params = event.get("pathParameters")
-    if isinstance(params, dict) and isinstance(params.get("id"), str):
-        return str(params["id"])
+    if isinstance(params, dict) and isinstance(params.get("job_id"), str):
+        return str(params["job_id"])
     return None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import pytest
 
@@ -68,7 +69,11 @@ def test_json_that_is_not_an_object_is_a_422(
     assert response_body(response)["details"]
 
 
-def test_the_openapi_document_describes_both_routes(
+def schemas_required(document: dict[str, Any], name: str) -> set[str]:
+    return set(document["components"]["schemas"][name].get("required", []))
+
+
+def test_the_openapi_document_describes_every_route(
     stack: LocalStack, upstream: FakeUpstream
 ) -> None:
     # Given a GET of /openapi.json on the status function
@@ -81,9 +86,19 @@ def test_the_openapi_document_describes_both_routes(
     document = json.loads(response["body"])
     # Then it is Powertools' OpenAPI document, with the request model and the error shapes
     assert response["statusCode"] == 200
-    assert set(document["paths"]) == {"/sd/text2image/v1", "/sd/text2image/v1/status/{job_id}"}
-    post = document["paths"]["/sd/text2image/v1"]["post"]
-    assert {"202", "400", "413", "415", "422", "503"} <= set(post["responses"])
+    assert set(document["paths"]) == {
+        "/sd/text2image/v1",
+        "/sd/image2image/v1",
+        "/sd/inpainting/v1",
+        "/sd/{kind}/v1/status/{job_id}",
+    }
+    for kind in ("text2image", "image2image", "inpainting"):
+        post = document["paths"][f"/sd/{kind}/v1"]["post"]
+        assert {"202", "400", "413", "415", "422", "503"} <= set(post["responses"])
+    assert "init_image" in schemas_required(document, "Image2ImageRequest")
+    assert {"init_image", "mask_image"} <= schemas_required(document, "InpaintingRequest")
+    status = document["paths"]["/sd/{kind}/v1/status/{job_id}"]["get"]
+    assert {p["name"] for p in status["parameters"]} == {"kind", "job_id"}
     schemas = document["components"]["schemas"]
     assert schemas["Text2ImageRequest"]["additionalProperties"] is False
     assert schemas["Text2ImageRequest"]["properties"]["samples"]["anyOf"][0]["maximum"] == 4

@@ -17,6 +17,7 @@ import boto3
 import pytest
 import requests
 
+from imagegateway.models import JobKind
 from imagegateway.observability import guard_handlers, logger, quiet_libraries
 from imagegateway.settings import get_settings
 from imagegateway.upstream import UpstreamClient, upstream_api_key
@@ -77,7 +78,7 @@ def test_the_key_is_in_no_record_at_debug(
     # When the gateway reads the key through Secrets Manager (a real GetSecretValue in moto)
     # and checks the job's status upstream with it (requests and urllib3 at work)
     assert upstream_api_key(get_settings()) == key
-    answer = UpstreamClient(get_settings()).status(str(job))
+    answer = UpstreamClient(get_settings()).status(JobKind.TEXT2IMAGE, str(job))
     assert answer.status.value in ("PENDING", "SUCCESS")
     # Then no record, at any level from any logger, holds the key
     leaked = [line for line in lambda_debug_logging.lines if key in line]

@@ -34,12 +34,10 @@ def http_event_with_body(
     return event
 
 
-def status_event(job_id: str) -> dict[str, Any]:
+def status_event(job_id: str, kind: str = "text2image") -> dict[str, Any]:
     event = load_event("jobs")
-    event["rawPath"] = event["requestContext"]["http"]["path"] = (
-        f"/sd/text2image/v1/status/{job_id}"
-    )
-    event["pathParameters"] = {"id": job_id}
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/sd/{kind}/v1/status/{job_id}"
+    event["pathParameters"] = {"kind": kind, "job_id": job_id}
     return event
 
 

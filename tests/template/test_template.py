@@ -653,7 +653,9 @@ def test_every_route_requires_iam_auth(translated: dict[str, Any]) -> None:
     # Then they are exactly the public ones, all IAM (SigV4) protected
     assert set(routes) == {
         "POST /sd/text2image/v1",
-        "GET /sd/text2image/v1/status/{id}",
+        "POST /sd/image2image/v1",
+        "POST /sd/inpainting/v1",
+        "GET /sd/{kind}/v1/status/{job_id}",
         "GET /openapi.json",
     }
     for route, operation in routes.items():

@@ -18,7 +18,7 @@ from imagegateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from imagegateway.models import JobStatus, Text2ImageRequest
+from imagegateway.models import JobKind, JobStatus, Text2ImageRequest
 from imagegateway.settings import get_settings
 from imagegateway.time_budget import invocation_budget
 from imagegateway.upstream import UpstreamClient, upstream_api_key
@@ -39,7 +39,7 @@ def test_pending_answer_with_id(client: UpstreamClient) -> None:
     # Given the upstream accepts the job
     responses.post(SUBMIT, json={"status": "PENDING", "id": "job-1"})
     # When it is submitted
-    answer = client.submit(BODY)
+    answer = client.submit(JobKind.TEXT2IMAGE, BODY)
     # Then the answer is PENDING with the upstream's id, sent with the API key and the body
     assert (answer.status, answer.id) == (JobStatus.PENDING, "job-1")
     sent = responses.calls[0].request
@@ -53,7 +53,7 @@ def test_success_answer_with_urls(client: UpstreamClient) -> None:
     responses.post(
         SUBMIT, json={"status": "SUCCESS", "id": 7, "download_urls": ["https://x/0.png"]}
     )
-    answer = client.submit(BODY)
+    answer = client.submit(JobKind.TEXT2IMAGE, BODY)
     assert answer.status is JobStatus.SUCCESS
     assert answer.id == "7"
     assert answer.download_urls == ["https://x/0.png"]
@@ -62,20 +62,20 @@ def test_success_answer_with_urls(client: UpstreamClient) -> None:
 @responses.activate
 def test_failure_answer_is_a_result_with_its_message(client: UpstreamClient) -> None:
     responses.post(SUBMIT, json={"status": "FAILURE", "error": "model not found"})
-    answer = client.submit(BODY)
+    answer = client.submit(JobKind.TEXT2IMAGE, BODY)
     assert (answer.status, answer.error) == (JobStatus.FAILURE, "model not found")
 
 
 @responses.activate
 def test_failure_answer_with_a_4xx_keeps_the_upstreams_message(client: UpstreamClient) -> None:
     responses.post(SUBMIT, status=400, json={"status": "FAILURE", "error": "bad width"})
-    assert client.submit(BODY).error == "bad width"
+    assert client.submit(JobKind.TEXT2IMAGE, BODY).error == "bad width"
 
 
 @responses.activate
 def test_failure_without_a_message_gets_one(client: UpstreamClient) -> None:
     responses.post(SUBMIT, json={"status": "FAILURE"})
-    assert client.submit(BODY).error
+    assert client.submit(JobKind.TEXT2IMAGE, BODY).error
 
 
 @responses.activate
@@ -84,7 +84,7 @@ def test_pending_without_an_id_may_hide_an_accepted_job(client: UpstreamClient) 
     responses.post(SUBMIT, json={"status": "PENDING"})
     # Then the outcome is unknown (the upstream may hold and charge it), not "unreachable"
     with pytest.raises(UpstreamOutcomeUnknownError):
-        client.submit(BODY)
+        client.submit(JobKind.TEXT2IMAGE, BODY)
 
 
 @pytest.mark.parametrize(
@@ -114,7 +114,7 @@ def test_unusable_answers_are_typed_errors(
 ) -> None:
     responses.post(SUBMIT, status=status, body=body)
     with pytest.raises(error):
-        client.submit(BODY)
+        client.submit(JobKind.TEXT2IMAGE, BODY)
 
 
 @responses.activate
@@ -124,14 +124,14 @@ def test_a_connection_that_never_opened_is_unavailable(client: UpstreamClient) -
     )
     responses.post(SUBMIT, body=refused)
     with pytest.raises(UpstreamUnavailableError):
-        client.submit(BODY)
+        client.submit(JobKind.TEXT2IMAGE, BODY)
 
 
 @responses.activate
 def test_a_connect_timeout_is_unavailable(client: UpstreamClient) -> None:
     responses.post(SUBMIT, body=requests.ConnectTimeout("connect timed out"))
     with pytest.raises(UpstreamUnavailableError):
-        client.submit(BODY)
+        client.submit(JobKind.TEXT2IMAGE, BODY)
 
 
 @pytest.mark.parametrize(
@@ -150,20 +150,20 @@ def test_a_post_that_may_have_arrived_is_a_timeout_not_a_retry(
     # When it is submitted
     # Then the error says the job may exist, and the POST was sent exactly once
     with pytest.raises(UpstreamTimeoutError):
-        client.submit(BODY)
+        client.submit(JobKind.TEXT2IMAGE, BODY)
     assert len(responses.calls) == 1
 
 
 @responses.activate
 def test_status_answers_map_like_submit(client: UpstreamClient) -> None:
     responses.get(STATUS, json={"status": "PENDING", "id": "job-1"})
-    assert client.status("job-1").status is JobStatus.PENDING
+    assert client.status(JobKind.TEXT2IMAGE, "job-1").status is JobStatus.PENDING
 
 
 @responses.activate
 def test_status_of_a_job_the_upstream_forgot_is_a_failure_result(client: UpstreamClient) -> None:
     responses.get(STATUS, status=404, json={"status": "FAILURE", "error": "no such job"})
-    answer = client.status("job-1")
+    answer = client.status(JobKind.TEXT2IMAGE, "job-1")
     assert (answer.status, answer.error) == (JobStatus.FAILURE, "no such job")
 
 
@@ -171,7 +171,7 @@ def test_status_of_a_job_the_upstream_forgot_is_a_failure_result(client: Upstrea
 def test_status_network_errors_are_unavailable(client: UpstreamClient) -> None:
     responses.get(STATUS, body=requests.ConnectionError("reset"))
     with pytest.raises(UpstreamUnavailableError):
-        client.status("job-1")
+        client.status(JobKind.TEXT2IMAGE, "job-1")
 
 
 @responses.activate
@@ -183,7 +183,7 @@ def test_a_redirected_submit_is_not_followed_and_the_key_goes_nowhere_else(
     responses.post("http://collector.test/steal", json={"status": "PENDING", "id": "x"})
     # When the job is submitted
     with pytest.raises(UpstreamOutcomeUnknownError):
-        client.submit(BODY)
+        client.submit(JobKind.TEXT2IMAGE, BODY)
     # Then only the upstream was called: the key never left for the other host
     assert [call.request.url for call in responses.calls] == [SUBMIT]
 
@@ -193,7 +193,7 @@ def test_a_redirected_status_check_is_not_followed(client: UpstreamClient) -> No
     responses.get(STATUS, status=302, headers={"Location": "https://collector.test/x"})
     responses.get("https://collector.test/x", json={"status": "PENDING", "id": "job-1"})
     with pytest.raises(UpstreamProtocolError):
-        client.status("job-1")
+        client.status(JobKind.TEXT2IMAGE, "job-1")
     assert [call.request.url for call in responses.calls] == [STATUS]
 
 
@@ -207,7 +207,7 @@ def test_a_long_retry_after_is_handed_back_not_slept(
     responses.get(STATUS, status=429, headers={"Retry-After": "3600"}, body="slow down")
     # When the job's status is checked
     with pytest.raises(UpstreamRateLimitedError) as raised:
-        client.status("job-1")
+        client.status(JobKind.TEXT2IMAGE, "job-1")
     # Then nothing sleeps here: the wait is handed back to the state machine
     assert raised.value.retry_after == 3600
     assert slept == []
@@ -233,7 +233,7 @@ def test_retries_stop_where_the_invocation_would_end(
     # When the status is checked with 14 s left in the invocation (12 s after the safety
     # margin): one attempt fits, a wait plus a second attempt of up to 3.05 + 10 s does not
     with invocation_budget(_Context(remaining_ms=14_000)), pytest.raises(UpstreamUnavailableError):
-        client.status("job-1")
+        client.status(JobKind.TEXT2IMAGE, "job-1")
     # Then it gave up at once, with a typed error the state machine retries, instead of
     # being killed by the function's timeout
     assert len(responses.calls) == 1
@@ -247,7 +247,7 @@ def test_retries_go_on_while_they_fit(
     monkeypatch.setattr("time.sleep", lambda seconds: None)
     responses.get(STATUS, status=503, body="busy")
     with invocation_budget(_Context(remaining_ms=120_000)), pytest.raises(UpstreamUnavailableError):
-        client.status("job-1")
+        client.status(JobKind.TEXT2IMAGE, "job-1")
     assert len(responses.calls) == 5
 
 
@@ -255,7 +255,7 @@ def test_retries_go_on_while_they_fit(
 def test_no_call_starts_without_time_for_an_answer(client: UpstreamClient) -> None:
     responses.post(SUBMIT, json={"status": "PENDING", "id": "job-1"})
     with invocation_budget(_Context(remaining_ms=3_000)), pytest.raises(UpstreamUnavailableError):
-        client.submit(BODY)
+        client.submit(JobKind.TEXT2IMAGE, BODY)
     assert len(responses.calls) == 0
 
 
@@ -263,7 +263,7 @@ def test_no_call_starts_without_time_for_an_answer(client: UpstreamClient) -> No
 def test_the_read_timeout_shrinks_to_the_time_left(client: UpstreamClient) -> None:
     responses.post(SUBMIT, json={"status": "PENDING", "id": "job-1"})
     with invocation_budget(_Context(remaining_ms=30_000)):
-        client.submit(BODY)
+        client.submit(JobKind.TEXT2IMAGE, BODY)
     connect, read = responses.calls[0].request.req_kwargs["timeout"]
     # 30 s minus the 2 s safety margin minus the connect timeout, not the 100 s setting
     assert read <= 30 - 2 - connect + 0.5

@@ -23,12 +23,20 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from imagegateway.errors import BodyTooLargeError, MalformedBodyError, UnsupportedMediaTypeError
 from imagegateway.http import caller_identity, json_answer, register_error_handlers
 from imagegateway.idempotency import submit_job_once, validated_key
-from imagegateway.models import ErrorResponse, JobStatus, JobView, Text2ImageRequest
+from imagegateway.models import (
+    ErrorResponse,
+    Image2ImageRequest,
+    ImageRequest,
+    InpaintingRequest,
+    JobKind,
+    JobStatus,
+    JobView,
+    Text2ImageRequest,
+)
 from imagegateway.observability import tracer
 from imagegateway.service import job_view, submit_job
 
-SUBMIT_PATH = "/sd/text2image/v1"
-STATUS_PATH = "/sd/text2image/v1/status/<job_id>"
+STATUS_PATH = "/sd/<kind>/v1/status/<job_id>"
 OPENAPI_PATH = "/openapi.json"
 # HTTP API v2 lower-cases header names.
 IDEMPOTENCY_HEADER = "idempotency-key"
@@ -55,40 +63,69 @@ def _event(router: Router) -> APIGatewayProxyEventV2:
     return event
 
 
-@submit_routes.post(
-    SUBMIT_PATH,
-    summary="Submit a text2image job (the upstream's own request body)",
-    responses={
-        202: _job("Accepted: poll the status endpoint with the id"),
-        400: _error("Malformed JSON, or a body that is not UTF-8"),
-        409: _error("A request with the same Idempotency-Key is still running; retry"),
-        413: _error(f"The body is larger than {MAX_BODY_BYTES} bytes"),
-        415: _error("The body is not JSON"),
-        422: _error("A field is invalid; details name it"),
-        503: _error("The gateway has no upstream API key yet (UPSTREAM_NOT_CONFIGURED)"),
-    },
-)
-@tracer.capture_method
-def submit(request: Annotated[Text2ImageRequest, Body()]) -> Response[Any]:
+SUBMIT_RESPONSES: dict[int, OpenAPIResponse] = {
+    202: _job("Accepted: poll the status endpoint with the id"),
+    400: _error("Malformed JSON, or a body that is not UTF-8"),
+    409: _error("A request with the same Idempotency-Key is still running; retry"),
+    413: _error(f"The body is larger than {MAX_BODY_BYTES} bytes"),
+    415: _error("The body is not JSON"),
+    422: _error("A field is invalid; details name it"),
+    503: _error("The gateway has no upstream API key yet (UPSTREAM_NOT_CONFIGURED)"),
+}
+
+
+def _submit(kind: JobKind, request: ImageRequest) -> Response[Any]:
+    """Every kind's submit: the upstream body is built once, here, and passed down as is."""
     event = _event(submit_routes)
     owner = caller_identity(event)
     key = validated_key(event.headers.get(IDEMPOTENCY_HEADER))
+    body = request.upstream_body()
     if key is None:
-        view = submit_job(request, owner=owner)
+        view = submit_job(kind, body, owner=owner)
     else:
         context = submit_routes.lambda_context
-        view = submit_job_once(request, owner=owner, key=key, lambda_context=context)
+        view = submit_job_once(kind, body, owner=owner, key=key, lambda_context=context)
     status = HTTPStatus.ACCEPTED if view.status is JobStatus.PENDING else HTTPStatus.OK
     return json_answer(status, view)
+
+
+@submit_routes.post(
+    JobKind.TEXT2IMAGE.submit_path,
+    summary="Submit a text2image job (the upstream's own request body)",
+    responses=SUBMIT_RESPONSES,
+)
+@tracer.capture_method
+def submit_text2image(request: Annotated[Text2ImageRequest, Body()]) -> Response[Any]:
+    return _submit(JobKind.TEXT2IMAGE, request)
+
+
+@submit_routes.post(
+    JobKind.IMAGE2IMAGE.submit_path,
+    summary="Submit an image2image job (the upstream's own request body)",
+    responses=SUBMIT_RESPONSES,
+)
+@tracer.capture_method
+def submit_image2image(request: Annotated[Image2ImageRequest, Body()]) -> Response[Any]:
+    return _submit(JobKind.IMAGE2IMAGE, request)
+
+
+@submit_routes.post(
+    JobKind.INPAINTING.submit_path,
+    summary="Submit an inpainting job (the upstream's own request body)",
+    responses=SUBMIT_RESPONSES,
+)
+@tracer.capture_method
+def submit_inpainting(request: Annotated[InpaintingRequest, Body()]) -> Response[Any]:
+    return _submit(JobKind.INPAINTING, request)
 
 
 @status_routes.get(
     STATUS_PATH,
     summary="A job's status, with freshly presigned download URLs once it succeeded",
-    responses={200: _job("The job"), 404: _error("No such job (or not yours)")},
+    responses={200: _job("The job"), 404: _error("No such job (or not yours, or another kind)")},
 )
-def get_status(job_id: str) -> Response[Any]:
-    view = job_view(job_id, owner=caller_identity(_event(status_routes)))
+def get_status(kind: JobKind, job_id: str) -> Response[Any]:
+    view = job_view(job_id, owner=caller_identity(_event(status_routes)), kind=kind)
     return json_answer(HTTPStatus.OK, view)
 
 
@@ -130,7 +167,8 @@ def make_resolver(*routers: Router, serve_openapi: bool = False) -> APIGatewayHt
                 body=app.get_openapi_json_schema(
                     title="imagepipeline-gateway",
                     version="1.0.0",
-                    summary="The imagepipeline.io SD 1.5 text2image API, behind an AWS gateway",
+                    summary="The imagepipeline.io SD 1.5 API (text2image, image2image, "
+                    "inpainting), behind an AWS gateway",
                 ),
             )
 

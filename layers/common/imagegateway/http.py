@@ -104,6 +104,9 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
     @app.exception_handler(RequestValidationError)
     def _invalid_request(exc: RequestValidationError) -> Response[Any]:
         errors = list(exc.errors())
+        if any(tuple(err.get("loc", ()))[:1] == ("path",) for err in errors):
+            # e.g. /sd/<not a kind>/v1/status/<id>: no such route, as API Gateway would say.
+            return error_answer(HTTPStatus.NOT_FOUND, ErrorResponse(error="no such job or route"))
         if any(err.get("type") == "json_invalid" for err in errors):
             return error_answer(
                 HTTPStatus.BAD_REQUEST, ErrorResponse(error="the body is not valid JSON")

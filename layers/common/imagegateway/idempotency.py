@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from imagegateway.errors import ConfigurationError, InvalidIdempotencyKeyError
-from imagegateway.models import JobView, Text2ImageRequest
+from imagegateway.models import JobKind, JobView
 from imagegateway.service import submit_job
 from imagegateway.settings import get_settings
 
@@ -36,7 +36,8 @@ MAX_KEY_LENGTH = 255
 class IdempotentSubmission(BaseModel):
     caller: str
     key: str
-    body: dict[str, Any]
+    # Validated together: the same key for another kind or body is a different request.
+    request: dict[str, Any]
 
 
 def validated_key(raw: str | None) -> str | None:
@@ -59,7 +60,7 @@ def _submitter() -> tuple[IdempotencyConfig, Callable[..., JobView]]:
         raise ConfigurationError("IDEMPOTENCY_TABLE_NAME is not set")
     config = IdempotencyConfig(
         event_key_jmespath="[caller, key]",
-        payload_validation_jmespath="body",
+        payload_validation_jmespath="request",
         raise_on_no_idempotency_key=True,
         expires_after_seconds=settings.idempotency_expiry_seconds,
     )
@@ -72,14 +73,19 @@ def _submitter() -> tuple[IdempotencyConfig, Callable[..., JobView]]:
         output_serializer=PydanticSerializer(model=JobView),
     )
     def submit_once(submission: IdempotentSubmission) -> JobView:
-        request = Text2ImageRequest.model_validate(submission.body)
-        return submit_job(request, owner=submission.caller)
+        kind = JobKind(submission.request["kind"])
+        return submit_job(kind, submission.request["body"], owner=submission.caller)
 
     return config, submit_once
 
 
 def submit_job_once(
-    request: Text2ImageRequest, *, owner: str, key: str, lambda_context: LambdaContext | None
+    kind: JobKind,
+    body: dict[str, Any],
+    *,
+    owner: str,
+    key: str,
+    lambda_context: LambdaContext | None,
 ) -> JobView:
     config, submit_once = _submitter()
     if lambda_context is not None:
@@ -87,7 +93,9 @@ def submit_job_once(
         # not block its key for the whole expiry window.
         config.register_lambda_context(lambda_context)
     view: JobView = submit_once(
-        submission=IdempotentSubmission(caller=owner, key=key, body=request.upstream_body())
+        submission=IdempotentSubmission(
+            caller=owner, key=key, request={"kind": kind.value, "body": body}
+        )
     )
     return view
 

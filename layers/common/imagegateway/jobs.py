@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from imagegateway.aws import dynamodb_table, error_code
 from imagegateway.errors import JobNotFoundError
-from imagegateway.models import JobRecord, JobStatus, StoredImage
+from imagegateway.models import JobKind, JobRecord, JobStatus, StoredImage
 from imagegateway.settings import Settings, get_settings
 
 PENDING_ATTRIBUTE = "pending"
@@ -39,6 +39,7 @@ class JobStore:
         *,
         job_id: str,
         owner: str,
+        kind: JobKind,
         request: dict[str, Any],
         now: datetime,
         deadline_at: datetime,
@@ -47,6 +48,7 @@ class JobStore:
         record = JobRecord(
             job_id=job_id,
             owner=owner,
+            kind=kind,
             status=JobStatus.PENDING,
             request=request,
             run_token=run_token,

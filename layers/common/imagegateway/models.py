@@ -4,11 +4,14 @@ the job row and the caller's view of a job."""
 from __future__ import annotations
 
 import math
+import os
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -44,8 +47,60 @@ class JobStatus(StrEnum):
     FAILURE = "FAILURE"
 
 
-class Text2ImageRequest(BaseModel):
-    """The upstream's text2image body, field for field, with the upstream page's ranges."""
+class JobKind(StrEnum):
+    """The upstream's SD 1.5 endpoints: one protocol, three request bodies."""
+
+    TEXT2IMAGE = "text2image"
+    IMAGE2IMAGE = "image2image"
+    INPAINTING = "inpainting"
+
+    @property
+    def submit_path(self) -> str:
+        return f"/sd/{self.value}/v1"
+
+    def status_path(self, upstream_id: str) -> str:
+        return f"/sd/{self.value}/v1/status/{upstream_id}"
+
+
+MAX_IMAGE_URL_CHARS = 2048
+SCHEDULER_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+# Locally the fake upstream serves http on 127.0.0.1; this is the store step's own switch.
+INSECURE_URLS_VARIABLE = "ALLOW_INSECURE_DOWNLOADS"
+
+
+def _insecure_urls_allowed() -> bool:
+    return os.environ.get(INSECURE_URLS_VARIABLE, "").strip().lower() == "true"
+
+
+def _checked_image_url(value: str) -> str:
+    """An image URL the upstream fetches itself: checked for shape before a paid call."""
+    if len(value) > MAX_IMAGE_URL_CHARS:
+        raise PydanticCustomError(
+            "url_too_long", "must be at most {limit} characters", {"limit": MAX_IMAGE_URL_CHARS}
+        )
+    if any(char.isspace() or ord(char) < 32 or char == "\\" for char in value):
+        raise PydanticCustomError("url_characters", "must not contain spaces or backslashes")
+    parts = urlsplit(value)
+    schemes = ("https", "http") if _insecure_urls_allowed() else ("https",)
+    if parts.scheme.lower() not in schemes or not parts.netloc:
+        raise PydanticCustomError("url_scheme", "must be an absolute https URL")
+    if "@" in parts.netloc or parts.username or parts.password:
+        raise PydanticCustomError("url_credentials", "must not contain credentials")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if not parts.hostname or port == -1:
+        raise PydanticCustomError("url_host", "must name a host")
+    return value
+
+
+ImageUrl = Annotated[str, AfterValidator(_checked_image_url)]
+
+
+class ImageRequest(BaseModel):
+    """The fields the upstream's three kinds share: text2image's body, field for field, with the
+    upstream page's ranges."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -187,6 +242,64 @@ class Text2ImageRequest(BaseModel):
         return self.samples or 1
 
 
+class Text2ImageRequest(ImageRequest):
+    """POST /sd/text2image/v1: an image from a prompt."""
+
+
+class Image2ImageRequest(ImageRequest):
+    """POST /sd/image2image/v1: text2image's body plus the picture to transform."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model_id": "sd1.5",
+                    "prompt": "the same scene as an oil painting",
+                    "init_image": "https://example.com/photos/lighthouse.png",
+                    "strength": 0.6,
+                    "scheduler": "UniPCMultistepScheduler",
+                }
+            ]
+        }
+    )
+
+    init_image: ImageUrl = Field(
+        description="A publicly reachable https URL of the picture to transform (the upstream "
+        "fetches it); `strength` is the denoise applied to it."
+    )
+    scheduler: Annotated[str, StringConstraints(pattern=SCHEDULER_PATTERN)] | None = Field(
+        default=None, description='A diffusers scheduler name, e.g. "UniPCMultistepScheduler".'
+    )
+
+
+class InpaintingRequest(Image2ImageRequest):
+    """POST /sd/inpainting/v1: image2image's body plus the mask of what to repaint."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model_id": "sd1.5",
+                    "prompt": "a red door",
+                    "init_image": "https://example.com/photos/house.png",
+                    "mask_image": "https://example.com/photos/house-door-mask.png",
+                }
+            ]
+        }
+    )
+
+    mask_image: ImageUrl = Field(
+        description="A publicly reachable https URL of the mask: white is repainted, black kept."
+    )
+
+
+REQUEST_MODELS: dict[JobKind, type[ImageRequest]] = {
+    JobKind.TEXT2IMAGE: Text2ImageRequest,
+    JobKind.IMAGE2IMAGE: Image2ImageRequest,
+    JobKind.INPAINTING: InpaintingRequest,
+}
+
+
 class UpstreamAnswer(BaseModel):
     """An upstream SUCCESS / PENDING / FAILURE answer (submit or status)."""
 
@@ -270,6 +383,8 @@ class JobRecord(BaseModel):
 
     job_id: str
     owner: str
+    # Rows written before the other kinds existed are text2image jobs.
+    kind: JobKind = JobKind.TEXT2IMAGE
     status: JobStatus
     request: dict[str, Any]
     upstream_id: str | None = None

@@ -7,6 +7,7 @@ import math
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field
@@ -40,12 +41,12 @@ from imagegateway.models import (
     CaughtError,
     Failure,
     ImageView,
+    JobKind,
     JobRecord,
     JobStatus,
     JobTicket,
     JobView,
     StoredImages,
-    Text2ImageRequest,
     Timings,
 )
 from imagegateway.observability import logger, metrics
@@ -71,7 +72,7 @@ def new_job_id() -> str:
     return str(uuid.uuid4())
 
 
-def submit_job(request: Text2ImageRequest, *, owner: str) -> JobView:
+def submit_job(kind: JobKind, body: dict[str, Any], *, owner: str) -> JobView:
     """Record the job and start its workflow, which sends it upstream exactly once.
 
     The caller's answer never waits on the upstream: an upstream POST can take longer than
@@ -89,7 +90,8 @@ def submit_job(request: Text2ImageRequest, *, owner: str) -> JobView:
     jobs.create(
         job_id=job_id,
         owner=owner,
-        request=request.upstream_body(),
+        kind=kind,
+        request=body,
         now=now,
         deadline_at=deadline_at,
         run_token=run_token,
@@ -98,7 +100,7 @@ def submit_job(request: Text2ImageRequest, *, owner: str) -> JobView:
         job_id=job_id,
         run_token=run_token,
         status=JobStatus.PENDING,
-        expected_images=request.expected_images,
+        expected_images=_samples(body),
         wait_seconds=1,
         deadline_at=deadline_at,
     )
@@ -223,7 +225,7 @@ def submit_upstream(ticket: JobTicket) -> JobTicket:
             "reached the upstream; it may have accepted (and charged) the job"
         )
     try:
-        answer = UpstreamClient(settings).submit(record.request)
+        answer = UpstreamClient(settings).submit(record.kind, record.request)
     except UpstreamUnavailableError as exc:  # nothing was sent, or the upstream refused it
         jobs.release_submit(ticket.job_id)
         return _submit_later(ticket, exc, now=utcnow())
@@ -286,12 +288,12 @@ def _submit_later(ticket: JobTicket, exc: UpstreamUnavailableError, *, now: date
 def check_job(ticket: JobTicket) -> JobTicket:
     """One status check: the upstream's answer, the next wait and whether the deadline passed."""
     settings = get_settings()
-    verified_record(ticket, JobStore(settings))
+    record = verified_record(ticket, JobStore(settings))
     if not ticket.upstream_id:
         raise UpstreamProtocolError("the job has no upstream id to check")
     polls = ticket.polls + 1
     try:
-        answer = UpstreamClient(settings).status(ticket.upstream_id)
+        answer = UpstreamClient(settings).status(record.kind, ticket.upstream_id)
     except UpstreamRateLimitedError as exc:
         # The upstream asked for a longer wait than this function can sleep: the state
         # machine waits instead (capped by the deadline), and a transient limit fails nothing.
@@ -397,12 +399,12 @@ def _message_from_cause(caught: CaughtError) -> str:
     return PUBLIC_MESSAGES.get(_code_for(caught.error), PUBLIC_MESSAGES[INTERNAL_ERROR])
 
 
-def job_view(job_id: str, *, owner: str) -> JobView:
-    """The caller's view of its job, with freshly presigned URLs. Another caller's job is
-    reported as unknown, so ids cannot be probed."""
+def job_view(job_id: str, *, owner: str, kind: JobKind | None = None) -> JobView:
+    """The caller's view of its job, with freshly presigned URLs. Another caller's job, or a
+    job asked for on another kind's route, is reported as unknown, so ids cannot be probed."""
     settings = get_settings()
     record = JobStore(settings).get(job_id)
-    if record.owner != owner:
+    if record.owner != owner or (kind is not None and record.kind is not kind):
         raise JobNotFoundError(f"no job {job_id}")
     logger.append_keys(job_id=job_id)
     view = JobView(status=record.status, id=job_id, timings=_timings(record))
@@ -552,13 +554,13 @@ def _reconcile(record: JobRecord, jobs: JobStore, now: datetime) -> str:
         jobs.mark_failed(record.job_id, code=code, message=message, now=now)
         return "failed"
     try:
-        answer = UpstreamClient().status(record.upstream_id)
+        answer = UpstreamClient().status(record.kind, record.upstream_id)
     except UpstreamError as exc:
         if now - record.deadline_at < GIVE_UP_AFTER:
             return "retry_later"
         jobs.mark_failed(record.job_id, code=exc.code, message=exc.message, now=now)
         return "failed"
-    expected = _samples(record)
+    expected = _samples(record.request)
     if answer.status is JobStatus.SUCCESS and answer.download_urls:
         free_name = next((name for name, status in statuses.items() if status is None), None)
         try:
@@ -589,8 +591,8 @@ def _reconcile(record: JobRecord, jobs: JobStore, now: datetime) -> str:
     return "failed"
 
 
-def _samples(record: JobRecord) -> int:
-    samples = record.request.get("samples", 1)
+def _samples(body: dict[str, Any]) -> int:
+    samples = body.get("samples", 1)
     return samples if isinstance(samples, int) and 1 <= samples <= 4 else 1
 
 

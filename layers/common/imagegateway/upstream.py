@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from aws_lambda_powertools.utilities import parameters
@@ -34,13 +35,11 @@ from imagegateway.errors import (
     UpstreamUnavailableError,
 )
 from imagegateway.http_retry import BudgetedRetry, retry_after_seconds
-from imagegateway.models import JobStatus, UpstreamAnswer
+from imagegateway.models import JobKind, JobStatus, UpstreamAnswer
 from imagegateway.observability import logger
 from imagegateway.settings import Settings, get_settings
 from imagegateway.time_budget import remaining_seconds
 
-SUBMIT_PATH = "/sd/text2image/v1"
-STATUS_PATH = "/sd/text2image/v1/status/{id}"
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # The upstream's answers that prove it did not take the job (nothing charged).
 REFUSED_STATUSES = frozenset({429})
@@ -164,9 +163,10 @@ class UpstreamClient:
             raise UpstreamUnavailableError("no time left in this invocation to call the upstream")
         return connect, read
 
-    def submit(self, body: dict[str, Any]) -> UpstreamAnswer:
-        """POST the job once. A FAILURE answer is returned, not raised: it is the result."""
-        url = self._settings.upstream_base + SUBMIT_PATH
+    def submit(self, kind: JobKind, body: dict[str, Any]) -> UpstreamAnswer:
+        """POST the job once, to its kind's route. A FAILURE answer is returned, not raised: it
+        is the result."""
+        url = self._settings.upstream_base + kind.submit_path
         headers = self._headers()
         timeout = self._timeout(self._settings.upstream_submit_read_timeout_seconds)
         try:
@@ -229,8 +229,8 @@ class UpstreamClient:
             )
         return answer
 
-    def status(self, upstream_id: str) -> UpstreamAnswer:
-        url = self._settings.upstream_base + STATUS_PATH.format(id=upstream_id)
+    def status(self, kind: JobKind, upstream_id: str) -> UpstreamAnswer:
+        url = self._settings.upstream_base + kind.status_path(quote(upstream_id, safe=""))
         headers = self._headers()
         timeout = self._timeout(self._settings.upstream_read_timeout_seconds)
         try:
