@@ -369,3 +369,84 @@ def test_the_reconciler_runs_on_its_schedule_and_ends_a_stuck_job(gateway: Gatew
     view = gateway.wait(job_id, timeout=20)
     # Then the job ended with a reason, as it would when deployed
     assert (view["status"], view["error_code"]) == ("FAILURE", "NOT_SUBMITTED")
+
+
+# --------------------------------------------------------------------------- the three kinds
+
+KIND_BODIES: dict[str, dict[str, Any]] = {
+    "image2image": {
+        "model_id": "sd1.5",
+        "prompt": "the lighthouse as an oil painting",
+        "init_image": "https://images.example.com/lighthouse.png",
+        "strength": 0.6,
+        "scheduler": "UniPCMultistepScheduler",
+        "width": 128,
+        "height": 96,
+    },
+    "inpainting": {
+        "model_id": "sd1.5",
+        "prompt": "a red door",
+        "init_image": "https://images.example.com/house.png",
+        "mask_image": "https://images.example.com/house-door-mask.png",
+        "samples": 2,
+        "width": 64,
+        "height": 64,
+    },
+}
+
+
+@pytest.mark.parametrize("kind", ["image2image", "inpainting"])
+def test_each_kind_ends_success_with_pngs_on_its_own_route(gateway: Gateway, kind: str) -> None:
+    # Given a body of that kind, sent the way the upstream's own client sends it
+    body = KIND_BODIES[kind]
+    response = gateway.session.post(f"{gateway.url}/sd/{kind}/v1", json=body, timeout=30)
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    # When the job is followed on its own kind's status route
+    deadline = time.monotonic() + 60
+    while True:
+        view = gateway.session.get(f"{gateway.url}/sd/{kind}/v1/status/{job_id}", timeout=30)
+        assert view.status_code == 200, view.text
+        if view.json()["status"] != "PENDING" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    # Then it ended SUCCESS with PNGs of the asked size, one per sample
+    answer = view.json()
+    assert answer["status"] == "SUCCESS", answer
+    assert len(answer["download_urls"]) == body.get("samples", 1)
+    for url in answer["download_urls"]:
+        data = requests.get(url, timeout=10).content
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert struct.unpack(">II", data[16:24]) == (body["width"], body["height"])
+    # And the upstream got it on that kind's own route
+    kinds = {job["kind"] for job in gateway.upstream_stats()["jobs"].values()}
+    assert kind in kinds
+    # And the job is not visible on another kind's route
+    other = gateway.session.get(f"{gateway.url}/sd/text2image/v1/status/{job_id}", timeout=30)
+    assert other.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "value"),
+    [
+        ("image2image", "init_image", None),
+        ("image2image", "init_image", "https://user:pw@images.example.com/a.png"),
+        ("inpainting", "mask_image", None),
+        ("inpainting", "mask_image", "not a url"),
+    ],
+)
+def test_a_missing_or_malformed_image_url_is_a_422_with_no_upstream_call(
+    gateway: Gateway, kind: str, field: str, value: str | None
+) -> None:
+    # Given a body of that kind with the image URL missing or malformed
+    body = {**KIND_BODIES[kind], "model_id": f"never-sent-{uuid.uuid4().hex[:8]}"}
+    if value is None:
+        del body[field]
+    else:
+        body[field] = value
+    # When it is submitted
+    response = gateway.session.post(f"{gateway.url}/sd/{kind}/v1", json=body, timeout=30)
+    # Then it is a 422 naming the field, and the upstream never heard of it
+    assert response.status_code == 422, response.text
+    assert [detail["field"] for detail in response.json()["details"]] == [field]
+    assert body["model_id"] not in gateway.upstream_stats()["submits_by_model"]
