@@ -1,14 +1,21 @@
 """`make demo`: the gateway producing images on this machine, end to end, over HTTP.
 
 Starts the local stack (`python -m local.stack`) as a subprocess on free ports, submits the
-sample request from events/ the way a client of the upstream would (plain JSON body, no
-Content-Type), follows the job with GET status, downloads every image through its presigned
-URL into out/<job id>/<n>.png, checks each one (PNG, requested size, size and sha256 as the
-gateway reported them), prints the URLs and the job's timings, and stops the stack.
-Exits 0 when all of that worked, 1 otherwise.
+sample request of one kind, events/<kind>_request.json, to POST /sd/<kind>/v1 the way a client
+of the upstream would (plain JSON body, no Content-Type), follows the job with
+GET /sd/<kind>/v1/status/<id>, checks (through the fake upstream's stats) that the upstream was
+sent one job of that kind, downloads every image through its presigned URL into
+out/<job id>/<n>.png, checks each one (PNG, requested size, size and sha256 as the gateway
+reported them), prints the URLs and the job's timings, and stops the stack.
+Exits 0 when all of that worked, 1 otherwise (2 for a bad option or KIND).
 
-Options: --request FILE (another body), --out DIR, --keep or DEMO_KEEP=1 (leave the stack
-running afterwards, so the printed URLs can be opened with curl or a browser, until Ctrl-C).
+The kind is text2image, image2image or inpainting: --kind KIND, else the KIND environment
+variable (`KIND=image2image make demo`), else text2image. The fake upstream never fetches the
+sample's init_image / mask_image URLs.
+
+Options: --kind KIND, --request FILE (another body, sent to the kind's route), --out DIR,
+--keep or DEMO_KEEP=1 (leave the stack running afterwards, so the printed URLs can be opened
+with curl or a browser, until Ctrl-C).
 """
 
 from __future__ import annotations
@@ -21,15 +28,21 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from local.aws_stack import REPO
-from local.stack import StackError, StackProcess
+from local.stack import HOST, StackError, StackProcess
 
-SAMPLE_REQUEST = REPO / "events" / "text2image_request.json"
+# The upstream's SD 1.5 kinds (imagegateway.models.JobKind), each with its own routes and sample.
+KINDS = ("text2image", "image2image", "inpainting")
+DEFAULT_KIND = "text2image"
+KIND_VARIABLE = "KIND"
+EVENTS = REPO / "events"
 JOB_TIMEOUT_SECONDS = 90.0
 POLL_EVERY_SECONDS = 1.0
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -58,10 +71,41 @@ def png_size(data: bytes) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def submit(gateway: str, body: bytes) -> str:
-    say(f"==> POST {gateway}/sd/text2image/v1  (the sample body, sent without a Content-Type)")
+def sample_request(kind: str) -> Path:
+    return EVENTS / f"{kind}_request.json"
+
+
+def submit_path(kind: str) -> str:
+    return f"/sd/{kind}/v1"
+
+
+def status_path(kind: str, job_id: str) -> str:
+    return f"/sd/{kind}/v1/status/{job_id}"
+
+
+def shown_path(path: Path) -> Path:
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
+
+
+def chosen_kind(option: str | None, environ: Mapping[str, str]) -> str:
+    """--kind, else $KIND, else text2image; anything but the three kinds is a DemoError."""
+    if option is not None:
+        source, value = "--kind ", option
+    else:
+        source, value = f"{KIND_VARIABLE}=", environ.get(KIND_VARIABLE, "")
+        if not value.strip():
+            return DEFAULT_KIND
+    kind = value.strip()
+    if kind not in KINDS:
+        raise DemoError(f"{source}{value!r} is not a kind: use one of {', '.join(KINDS)}")
+    return kind
+
+
+def submit(gateway: str, kind: str, body: bytes, source: Path) -> str:
+    path = submit_path(kind)
+    say(f"==> POST {gateway}{path}  ({shown_path(source)}, sent without a Content-Type)")
     started = time.monotonic()
-    response = requests.post(f"{gateway}/sd/text2image/v1", data=body, timeout=30)
+    response = requests.post(gateway + path, data=body, timeout=30)
     took = time.monotonic() - started
     say(f"    {response.status_code} {response.text.strip()}  ({took:.2f} s)")
     if response.status_code != 202:
@@ -70,14 +114,15 @@ def submit(gateway: str, body: bytes) -> str:
     return job_id
 
 
-def wait_for(gateway: str, job_id: str) -> dict[str, Any]:
-    say(f"==> GET {gateway}/sd/text2image/v1/status/{job_id}  (every {POLL_EVERY_SECONDS:.0f} s)")
+def wait_for(gateway: str, kind: str, job_id: str) -> dict[str, Any]:
+    path = status_path(kind, job_id)
+    say(f"==> GET {gateway}{path}  (every {POLL_EVERY_SECONDS:.0f} s)")
     started = time.monotonic()
     polls = 0
     shown: Any = None
     shown_at = 0.0
     while True:
-        response = requests.get(f"{gateway}/sd/text2image/v1/status/{job_id}", timeout=30)
+        response = requests.get(gateway + path, timeout=30)
         polls += 1
         view: dict[str, Any] = response.json()
         elapsed = time.monotonic() - started
@@ -92,6 +137,17 @@ def wait_for(gateway: str, job_id: str) -> dict[str, Any]:
         if elapsed > JOB_TIMEOUT_SECONDS:
             raise DemoError(f"the job was still PENDING after {JOB_TIMEOUT_SECONDS:.0f} s")
         time.sleep(POLL_EVERY_SECONDS)
+
+
+def upstream_kinds(upstream: str) -> list[str] | None:
+    """The kind of every job the fake upstream took (its stats hook); None for the real one."""
+    if urlsplit(upstream).hostname != HOST:
+        return None
+    response = requests.get(f"{upstream}/__fake__/stats", timeout=10)
+    if response.status_code != 200:
+        raise DemoError(f"the fake upstream's stats answered {response.status_code}")
+    jobs: dict[str, dict[str, Any]] = response.json().get("jobs") or {}
+    return [str(job.get("kind")) for job in jobs.values()]
 
 
 def save_images(view: dict[str, Any], request: dict[str, Any], out: Path) -> list[Path]:
@@ -120,7 +176,7 @@ def save_images(view: dict[str, Any], request: dict[str, Any], out: Path) -> lis
         path = folder / f"{index}.png"
         path.write_bytes(data)
         saved.append(path)
-        shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+        shown = shown_path(path)
         say(f"    {shown}  {size[0]}x{size[1]} PNG, {len(data)} bytes, sha256 {digest[:16]}...")
         say(f"      {image['url']}")
     return saved
@@ -142,39 +198,60 @@ def print_timings(view: dict[str, Any], seen_after: float) -> None:
     say(f"    seen by client  {seen_after:.2f} s after the submit")
 
 
-def run(stack: StackProcess, body: bytes, request: dict[str, Any], out: Path) -> None:
+def run(
+    stack: StackProcess, kind: str, source: Path, body: bytes, request: dict[str, Any], out: Path
+) -> None:
     assert stack.urls is not None
     gateway = stack.urls.gateway
     started = time.monotonic()
-    job_id = submit(gateway, body)
-    view = wait_for(gateway, job_id)
+    job_id = submit(gateway, kind, body, source)
+    view = wait_for(gateway, kind, job_id)
     seen_after = time.monotonic() - started
     if view["status"] != "SUCCESS":
         raise DemoError(
             f"the job ended {view['status']}: {view.get('error_code', '')} {view.get('error', '')}"
         )
+    kinds = upstream_kinds(stack.urls.upstream)
+    if kinds is not None:
+        say(f"==> the fake upstream took {len(kinds)} job(s): {', '.join(kinds) or '-'}")
+        if kinds != [kind]:
+            raise DemoError(f"the fake upstream was sent {kinds}, not one {kind} job")
     save_images(view, request, out)
     print_timings(view, seen_after)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__)
-    parser.add_argument("--request", type=Path, default=SAMPLE_REQUEST, help="the request body")
+    parser.add_argument(
+        "--kind",
+        metavar="KIND",
+        help=f"one of {', '.join(KINDS)} (default: $KIND, else {DEFAULT_KIND})",
+    )
+    parser.add_argument(
+        "--request", type=Path, help="the request body (default: events/<kind>_request.json)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "out", help="where images go")
     parser.add_argument("--keep", action="store_true", help="keep the stack up until Ctrl-C")
     args = parser.parse_args(argv)
 
-    body = args.request.read_bytes()
-    request = json.loads(body)
+    try:
+        kind = chosen_kind(args.kind, os.environ)
+        source: Path = args.request or sample_request(kind)
+        body = source.read_bytes()
+        request = json.loads(body)
+        if not isinstance(request, dict):
+            raise DemoError(f"{shown_path(source)} does not hold a JSON object")
+    except (DemoError, OSError, ValueError) as exc:
+        parser.error(str(exc))
     began = time.monotonic()
-    say("imagepipeline-gateway demo: the whole gateway on this machine")
+    say(f"imagepipeline-gateway demo: the whole gateway on this machine ({kind})")
     say("==> starting the local stack: python -m local.stack (free ports)")
     stack = StackProcess(echo=stack_line)
     ok = False
     try:
         urls = stack.start()
         say(f"==> ready after {time.monotonic() - began:.1f} s: gateway {urls.gateway}")
-        run(stack, body, request, args.out.resolve())
+        run(stack, kind, source, body, request, args.out.resolve())
         ok = True
         if args.keep or os.environ.get("DEMO_KEEP") == "1":
             say(f"==> the stack stays up (gateway {urls.gateway}, moto {urls.moto}); Ctrl-C stops")

@@ -1,0 +1,92 @@
+"""`make demo` for each kind: its sample body, the KIND choice, and the demo's own client code
+(submit, poll, download) against the running local stack."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from imagegateway.models import REQUEST_MODELS, JobKind
+from local import demo
+from tests.e2e.conftest import Gateway
+
+IMAGE_FIELDS = {
+    JobKind.TEXT2IMAGE: set(),
+    JobKind.IMAGE2IMAGE: {"init_image"},
+    JobKind.INPAINTING: {"init_image", "mask_image"},
+}
+
+
+def test_the_demo_knows_every_kind_and_each_has_a_sample_its_model_accepts() -> None:
+    # Given the demo's kinds and the gateway's
+    assert tuple(kind.value for kind in JobKind) == demo.KINDS
+    for kind in JobKind:
+        # When the kind's sample body is read by the kind's model
+        request = REQUEST_MODELS[kind].model_validate_json(demo.sample_request(kind).read_bytes())
+        # Then it is valid and forwards exactly its image URLs, all https
+        body = request.upstream_body()
+        assert {name for name in body if name.endswith("_image")} == IMAGE_FIELDS[kind]
+        assert all(body[name].startswith("https://") for name in IMAGE_FIELDS[kind])
+
+
+def test_the_kind_is_the_option_then_KIND_then_text2image() -> None:
+    assert demo.chosen_kind("inpainting", {"KIND": "image2image"}) == "inpainting"
+    assert demo.chosen_kind(None, {"KIND": "image2image"}) == "image2image"
+    assert demo.chosen_kind(None, {"KIND": " "}) == "text2image"
+    assert demo.chosen_kind(None, {}) == "text2image"
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "named"),
+    [(["--kind", "img2img"], {}, "--kind 'img2img'"), ([], {"KIND": "Inpainting"}, "KIND=")],
+)
+def test_an_unknown_kind_stops_the_demo_before_any_stack_starts(
+    argv: list[str],
+    environ: dict[str, str],
+    named: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a kind that is not one of the three
+    monkeypatch.delenv("KIND", raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+
+    def no_stack(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a stack was started")
+
+    monkeypatch.setattr(demo, "StackProcess", no_stack)
+    # When the demo starts
+    with pytest.raises(SystemExit) as stopped:
+        demo.main(argv)
+    # Then it exits 2 with an error naming the setting and the three kinds
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert named in error
+    assert "text2image, image2image, inpainting" in error
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("kind", demo.KINDS)
+def test_the_demo_client_gets_images_of_each_kind(
+    gateway: Gateway, kind: str, tmp_path: Path
+) -> None:
+    # Given the kind's sample body, under a model id of its own
+    source = demo.sample_request(kind)
+    request = json.loads(source.read_bytes())
+    model_id = f"demo-{kind}-{uuid.uuid4().hex[:8]}"
+    request["model_id"] = model_id
+    body = json.dumps(request).encode()
+    # When the demo submits it to the kind's route and follows it on the kind's status route
+    job_id = demo.submit(gateway.url, kind, body, source)
+    view = demo.wait_for(gateway.url, kind, job_id)
+    # Then it ends SUCCESS with the requested PNGs, from an upstream job of that kind
+    assert view["status"] == "SUCCESS", view
+    saved = demo.save_images(view, request, tmp_path)
+    assert [path.name for path in saved] == ["0.png"]
+    jobs = requests.get(gateway.upstream_url + "/__fake__/stats", timeout=10).json()["jobs"]
+    assert [job["kind"] for job in jobs.values() if job["model_id"] == model_id] == [kind]
