@@ -1,15 +1,76 @@
-"""Every domain error, in one module.
+"""Every domain error and every failure code, in one module.
 
 HTTP status codes are decided only in the HTTP resolvers' exception handlers. In Step Functions
 tasks the error escapes the handler: its class name is the `Error` that `Retry` and `Catch` match.
-Each class carries the stable `code` a caller sees on a FAILURE job.
+Each class carries the stable `code` a caller sees on a FAILURE job (or in an error answer).
+
+`FailureCode` is the one list of those codes: the classes, `ERROR_CODES` (built from the classes),
+the module constants and the messages all refer to it, and `tests/template/test_asl_codes.py`
+holds the state machine's error names, codes and messages, and the README's table, to it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from enum import StrEnum
+from typing import ClassVar, NamedTuple
+
+
+class FailureCode(StrEnum):
+    """Every `error_code` the gateway hands out. The values are a public contract (callers
+    branch on them, job rows store them): never rename one; each value is its member's name."""
+
+    # -- the gateway itself
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    CONFIGURATION_ERROR = "CONFIGURATION_ERROR"
+    UPSTREAM_NOT_CONFIGURED = "UPSTREAM_NOT_CONFIGURED"
+    WORKFLOW_FAILED = "WORKFLOW_FAILED"
+    RECONCILE_FAILED = "RECONCILE_FAILED"
+    # -- the upstream
+    UPSTREAM_ERROR = "UPSTREAM_ERROR"
+    UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
+    UPSTREAM_RATE_LIMITED = "UPSTREAM_RATE_LIMITED"
+    UPSTREAM_OUTCOME_UNKNOWN = "UPSTREAM_OUTCOME_UNKNOWN"
+    UPSTREAM_TIMEOUT = "UPSTREAM_TIMEOUT"
+    UPSTREAM_AUTH_FAILED = "UPSTREAM_AUTH_FAILED"
+    UPSTREAM_BAD_RESPONSE = "UPSTREAM_BAD_RESPONSE"
+    UPSTREAM_REJECTED = "UPSTREAM_REJECTED"
+    UPSTREAM_FAILURE = "UPSTREAM_FAILURE"
+    NOT_SUBMITTED = "NOT_SUBMITTED"
+    TIMED_OUT = "TIMED_OUT"
+    # -- jobs and requests
+    JOB_NOT_FOUND = "JOB_NOT_FOUND"
+    FOREIGN_TICKET = "FOREIGN_TICKET"
+    INCOMPLETE_RESULT = "INCOMPLETE_RESULT"
+    MALFORMED_BODY = "MALFORMED_BODY"
+    BODY_TOO_LARGE = "BODY_TOO_LARGE"
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    INVALID_IDEMPOTENCY_KEY = "INVALID_IDEMPOTENCY_KEY"
+    # -- images
+    DOWNLOAD_FAILED = "DOWNLOAD_FAILED"
+    IMAGE_REJECTED = "IMAGE_REJECTED"
+
+
+# Codes that never end a job: the HTTP error answers of a request refused before any job exists
+# or for a job the caller may not see, a ticket the workflow refuses to act on (RecordFailure
+# refuses it too, so nothing is written), and UpstreamError's own code (only its subclasses are
+# raised). Every other code can be a FAILURE job's `error_code` (the README's table lists them).
+NOT_JOB_CODES: frozenset[FailureCode] = frozenset(
+    {
+        FailureCode.JOB_NOT_FOUND,
+        FailureCode.FOREIGN_TICKET,
+        FailureCode.MALFORMED_BODY,
+        FailureCode.BODY_TOO_LARGE,
+        FailureCode.UNSUPPORTED_MEDIA_TYPE,
+        FailureCode.INVALID_IDEMPOTENCY_KEY,
+        FailureCode.UPSTREAM_ERROR,
+    }
+)
+JOB_FAILURE_CODES: frozenset[FailureCode] = frozenset(FailureCode) - NOT_JOB_CODES
+
 
 class GatewayError(Exception):
-    code = "INTERNAL_ERROR"
+    code: ClassVar[FailureCode] = FailureCode.INTERNAL_ERROR
 
     def __init__(self, message: str, *, job_id: str | None = None) -> None:
         super().__init__(message)
@@ -19,33 +80,33 @@ class GatewayError(Exception):
 
 
 class ConfigurationError(GatewayError):
-    code = "CONFIGURATION_ERROR"
+    code = FailureCode.CONFIGURATION_ERROR
 
 
 class UpstreamKeyMissingError(ConfigurationError):
     """The upstream API key secret has no value yet (a first deploy): nothing can be sent."""
 
-    code = "UPSTREAM_NOT_CONFIGURED"
+    code = FailureCode.UPSTREAM_NOT_CONFIGURED
 
 
 # --- the upstream ---------------------------------------------------------------------------
 
 
 class UpstreamError(GatewayError):
-    code = "UPSTREAM_ERROR"
+    code = FailureCode.UPSTREAM_ERROR
 
 
 class UpstreamUnavailableError(UpstreamError):
     """The upstream could not be reached, or kept answering 429/5xx after our retries."""
 
-    code = "UPSTREAM_UNAVAILABLE"
+    code = FailureCode.UPSTREAM_UNAVAILABLE
 
 
 class UpstreamRateLimitedError(UpstreamUnavailableError):
     """The upstream answered 429 (or 503) with a Retry-After longer than the function can wait:
     the wait happens in the state machine instead."""
 
-    code = "UPSTREAM_RATE_LIMITED"
+    code = FailureCode.UPSTREAM_RATE_LIMITED
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -57,61 +118,61 @@ class UpstreamOutcomeUnknownError(UpstreamError):
     job was accepted (a 5xx from a load balancer, a 2xx without an id or without JSON, a crash
     after sending). The upstream may hold (and charge) the job: it is never POSTed again."""
 
-    code = "UPSTREAM_OUTCOME_UNKNOWN"
+    code = FailureCode.UPSTREAM_OUTCOME_UNKNOWN
 
 
 class UpstreamTimeoutError(UpstreamOutcomeUnknownError):
     """The upstream took the request but did not answer in time: it may have accepted it."""
 
-    code = "UPSTREAM_TIMEOUT"
+    code = FailureCode.UPSTREAM_TIMEOUT
 
 
 class UpstreamAuthError(UpstreamError):
     """The upstream refused the gateway's own API key: an operator problem, not the caller's."""
 
-    code = "UPSTREAM_AUTH_FAILED"
+    code = FailureCode.UPSTREAM_AUTH_FAILED
 
 
 class UpstreamProtocolError(UpstreamError):
     """The upstream answered something that is not its documented protocol."""
 
-    code = "UPSTREAM_BAD_RESPONSE"
+    code = FailureCode.UPSTREAM_BAD_RESPONSE
 
 
 # --- jobs -----------------------------------------------------------------------------------
 
 
 class JobNotFoundError(GatewayError):
-    code = "JOB_NOT_FOUND"
+    code = FailureCode.JOB_NOT_FOUND
 
 
 class ForeignTicketError(GatewayError):
     """A workflow task got a ticket that does not match its job row (an execution not started by
     the gateway, or a tampered input): it refuses to act on it."""
 
-    code = "FOREIGN_TICKET"
+    code = FailureCode.FOREIGN_TICKET
 
 
 class IncompleteResultError(GatewayError):
     """The upstream reported SUCCESS with fewer distinct images than the job asked for."""
 
-    code = "INCOMPLETE_RESULT"
+    code = FailureCode.INCOMPLETE_RESULT
 
 
 class MalformedBodyError(GatewayError):
-    code = "MALFORMED_BODY"
+    code = FailureCode.MALFORMED_BODY
 
 
 class BodyTooLargeError(GatewayError):
-    code = "BODY_TOO_LARGE"
+    code = FailureCode.BODY_TOO_LARGE
 
 
 class UnsupportedMediaTypeError(GatewayError):
-    code = "UNSUPPORTED_MEDIA_TYPE"
+    code = FailureCode.UNSUPPORTED_MEDIA_TYPE
 
 
 class InvalidIdempotencyKeyError(GatewayError):
-    code = "INVALID_IDEMPOTENCY_KEY"
+    code = FailureCode.INVALID_IDEMPOTENCY_KEY
 
 
 # --- images ---------------------------------------------------------------------------------
@@ -120,56 +181,83 @@ class InvalidIdempotencyKeyError(GatewayError):
 class ImageDownloadError(GatewayError):
     """A transient failure fetching an image; the workflow retries the whole (idempotent) copy."""
 
-    code = "DOWNLOAD_FAILED"
+    code = FailureCode.DOWNLOAD_FAILED
 
 
 class ImageRejectedError(GatewayError):
     """The image can never be stored (not an image, too large, a host we do not fetch from)."""
 
-    code = "IMAGE_REJECTED"
+    code = FailureCode.IMAGE_REJECTED
 
 
 # --- failure codes without an exception class (set by the workflow or the reconciler) ---------
+# Aliases kept for the modules that import them; they are the FailureCode members themselves.
 
-UPSTREAM_REJECTED = "UPSTREAM_REJECTED"  # the upstream's submit answer was FAILURE
-UPSTREAM_FAILURE = "UPSTREAM_FAILURE"  # the upstream reported the job FAILURE
-TIMED_OUT = "TIMED_OUT"  # the upstream did not finish before the job's deadline
-NOT_SUBMITTED = "NOT_SUBMITTED"  # the gateway never sent the job upstream: nothing was charged
-WORKFLOW_FAILED = "WORKFLOW_FAILED"  # the execution ended without recording the job's outcome
-RECONCILE_FAILED = "RECONCILE_FAILED"  # the reconciler kept failing on the job: ended by it
-INTERNAL_ERROR = GatewayError.code
+UPSTREAM_REJECTED = FailureCode.UPSTREAM_REJECTED  # the upstream's submit answer was FAILURE
+UPSTREAM_FAILURE = FailureCode.UPSTREAM_FAILURE  # the upstream reported the job FAILURE
+TIMED_OUT = FailureCode.TIMED_OUT  # the upstream did not finish before the job's deadline
+NOT_SUBMITTED = FailureCode.NOT_SUBMITTED  # never sent upstream: nothing was charged
+WORKFLOW_FAILED = FailureCode.WORKFLOW_FAILED  # the execution ended without recording the outcome
+RECONCILE_FAILED = FailureCode.RECONCILE_FAILED  # the reconciler kept failing on the job
+INTERNAL_ERROR = FailureCode.INTERNAL_ERROR  # GatewayError.code
 
 # Errors Step Functions itself raises, by the name a Catch sees.
-STATES_ERROR_CODES = {"States.Timeout": TIMED_OUT, "States.HeartbeatTimeout": TIMED_OUT}
+STATES_ERROR_CODES: dict[str, FailureCode] = {
+    "States.Timeout": FailureCode.TIMED_OUT,
+    "States.HeartbeatTimeout": FailureCode.TIMED_OUT,
+}
 
 # What a caller reads for a failure whose own message is not meant for callers (an unexpected
 # exception, a Lambda crash): stable text per code; the details stay in the logs.
 PUBLIC_MESSAGES: dict[str, str] = {
-    INTERNAL_ERROR: "the gateway failed while handling this job; see the error_code",
-    "CONFIGURATION_ERROR": "the gateway is misconfigured; its operator has been alerted",
-    "UPSTREAM_NOT_CONFIGURED": "the gateway has no upstream API key yet; its operator must add it",
-    WORKFLOW_FAILED: "the job's workflow ended without storing its images",
-    TIMED_OUT: "the upstream did not finish the job before its deadline",
+    FailureCode.INTERNAL_ERROR: "the gateway failed while handling this job; see the error_code",
+    FailureCode.CONFIGURATION_ERROR: "the gateway is misconfigured; its operator has been alerted",
+    FailureCode.UPSTREAM_NOT_CONFIGURED: (
+        "the gateway has no upstream API key yet; its operator must add it"
+    ),
+    FailureCode.WORKFLOW_FAILED: "the job's workflow ended without storing its images",
+    FailureCode.TIMED_OUT: "the upstream did not finish the job before its deadline",
 }
 
-ERROR_CODES: dict[str, str] = {
-    cls.__name__: cls.code
-    for cls in (
-        GatewayError,
-        ConfigurationError,
-        UpstreamKeyMissingError,
-        UpstreamError,
-        UpstreamUnavailableError,
-        UpstreamRateLimitedError,
-        UpstreamOutcomeUnknownError,
-        UpstreamTimeoutError,
-        UpstreamAuthError,
-        UpstreamProtocolError,
-        JobNotFoundError,
-        ForeignTicketError,
-        IncompleteResultError,
-        InvalidIdempotencyKeyError,
-        ImageDownloadError,
-        ImageRejectedError,
-    )
+# The upstream never took the job (429s, unreachable) and its deadline passed: the submit task
+# and the state machine's SubmitDeadlinePassed state end the job with this text.
+NOT_SUBMITTED_BY_DEADLINE_MESSAGE = (
+    "the upstream did not take the job before its deadline; nothing was charged, submit it again"
+)
+
+
+class StateFailure(NamedTuple):
+    code: FailureCode
+    message: str
+
+
+# The failures the state machine records by itself, in its Pass states, by state name. The ASL
+# cannot import this module, so it repeats them; tests/template/test_asl_codes.py holds the two
+# identical.
+ASL_STATE_FAILURES: dict[str, StateFailure] = {
+    "SubmitDeadlinePassed": StateFailure(
+        FailureCode.NOT_SUBMITTED, NOT_SUBMITTED_BY_DEADLINE_MESSAGE
+    ),
+    "UnexpectedStart": StateFailure(
+        FailureCode.INTERNAL_ERROR, "the workflow reached a state it does not expect"
+    ),
+    "DeadlinePassed": StateFailure(FailureCode.TIMED_OUT, PUBLIC_MESSAGES[FailureCode.TIMED_OUT]),
 }
+
+
+def gateway_error_classes() -> Iterator[type[GatewayError]]:
+    """GatewayError and every subclass defined in this module, however deep, parents first."""
+    pending: list[type[GatewayError]] = [GatewayError]
+    seen: set[type[GatewayError]] = set()
+    while pending:
+        cls = pending.pop(0)
+        if cls in seen or cls.__module__ != __name__:
+            continue
+        seen.add(cls)
+        yield cls
+        pending.extend(cls.__subclasses__())
+
+
+# The code of each error class, by the class name a Step Functions Catch sees as its `Error`.
+# Built from the classes themselves, so a new class is in it without anyone listing it.
+ERROR_CODES: dict[str, FailureCode] = {cls.__name__: cls.code for cls in gateway_error_classes()}
