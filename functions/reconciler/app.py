@@ -6,8 +6,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from imagegateway.collaborators import collaborators
 from imagegateway.observability import logger, metrics, tracer
-from imagegateway.service import reconcile_overdue_jobs
+from imagegateway.reconciler import reconcile_overdue_jobs
 from imagegateway.time_budget import invocation_budget
 
 
@@ -16,7 +17,7 @@ from imagegateway.time_budget import invocation_budget
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     with invocation_budget(context):
-        report = reconcile_overdue_jobs()
+        report = reconcile_overdue_jobs(collaborators())
     metrics.add_metric(
         name="JobsReconciled", unit="Count", value=len(report.resumed) + len(report.failed)
     )

@@ -1,6 +1,6 @@
 """Workflow task: copy every image into S3 and mark the job SUCCESS (idempotent on retry)."""
 
 from imagegateway.handlers import workflow_task
-from imagegateway.service import store_job_images
+from imagegateway.store_job import store_job
 
-lambda_handler = workflow_task(store_job_images)
+lambda_handler = workflow_task(store_job)

@@ -6,6 +6,7 @@ from aws_lambda_powertools.utilities import parameters
 
 from imagegateway import idempotency
 from imagegateway.aws import clear_clients
+from imagegateway.collaborators import collaborators
 from imagegateway.settings import get_settings
 from imagegateway.upstream import retrying_get_session, submit_session
 
@@ -17,3 +18,4 @@ def clear_all() -> None:
     submit_session.cache_clear()
     retrying_get_session.cache_clear()
     idempotency.clear_cache()
+    collaborators.cache_clear()

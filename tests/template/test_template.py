@@ -1097,8 +1097,8 @@ def test_upstream_submit_errors_alarm_matches_what_the_code_emits(
     alarm = _alarms(translated)["UpstreamSubmitErrorsAlarm"]
     env = translated["Resources"]["SubmitUpstreamFunction"]["Properties"]["Environment"]
     variables = env["Variables"]
-    source = (ROOT / "layers" / "common" / "imagegateway" / "service.py").read_text("utf-8")
-    submit_upstream = re.search(r"^def submit_upstream\(.*?(?=^def )", source, re.M | re.S)
+    source = (ROOT / "layers" / "common" / "imagegateway" / "send_job.py").read_text("utf-8")
+    submit_upstream = re.search(r"^def send_job\(.*?(?=^def )", source, re.M | re.S)
     assert submit_upstream
     # When the alarm's metric is compared with them
     ((namespace, metric, dimensions),) = alarm_metrics(alarm)

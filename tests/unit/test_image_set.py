@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from imagegateway.errors import IncompleteResultError
-from imagegateway.service import select_image_urls
+from imagegateway.image_set import select_image_urls
 
 URLS = [f"https://cdn.imagepipeline.io/{n}.png" for n in range(6)]
 

@@ -183,19 +183,19 @@ def test_one_bad_job_does_not_stop_the_others_and_ends_after_bounded_runs(
     )
     from botocore.exceptions import ClientError
 
-    from imagegateway import service
+    from imagegateway.workflow import Workflow
 
-    real_status = service.execution_status
+    real_status = Workflow.status
 
-    def throttled(name: str) -> str | None:
+    def throttled(self: Workflow, name: str) -> str | None:
         if name.startswith("throttled-1"):
             raise ClientError(
                 {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
                 "DescribeExecution",
             )
-        return real_status(name)
+        return real_status(self, name)
 
-    monkeypatch.setattr(service, "execution_status", throttled)
+    monkeypatch.setattr(Workflow, "status", throttled)
     # When the reconciler runs
     report = reconcile(stack)
     # Then the healthy job is handled; the other two are counted, not fatal
@@ -268,7 +268,8 @@ def test_a_run_short_of_time_leaves_jobs_to_the_next_run(
     # Given two overdue jobs, and a run with only 10 s of its 120 s left
     for job_id in ("late-1", "late-2"):
         jobs_table(stack).put_item(Item=stale_row(job_id))
-    from imagegateway.service import reconcile_overdue_jobs
+    from imagegateway.collaborators import collaborators
+    from imagegateway.reconciler import reconcile_overdue_jobs
     from imagegateway.time_budget import invocation_budget
 
     class AlmostOver:
@@ -277,7 +278,7 @@ def test_a_run_short_of_time_leaves_jobs_to_the_next_run(
 
     # When the run goes on
     with invocation_budget(AlmostOver()):
-        report = reconcile_overdue_jobs()
+        report = reconcile_overdue_jobs(collaborators())
     # Then it takes no job it may not finish: both are left for the next run, untouched
     assert (report.examined, report.deferred) == (0, 2)
     assert job_row(stack, "late-1")["status"] == "PENDING"  # type: ignore[index]

@@ -20,6 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.types import EventHandlerInstance
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
+from imagegateway.collaborators import collaborators
 from imagegateway.errors import BodyTooLargeError, MalformedBodyError, UnsupportedMediaTypeError
 from imagegateway.http import caller_identity, json_answer, register_error_handlers
 from imagegateway.idempotency import submit_job_once, validated_key
@@ -33,8 +34,8 @@ from imagegateway.models import (
     JobView,
     Text2ImageRequest,
 )
-from imagegateway.observability import tracer
-from imagegateway.service import job_view, submit_job
+from imagegateway.submit_job import submit_job
+from imagegateway.view_job import view_job
 
 STATUS_PATH = "/sd/<kind>/v1/status/<job_id>"
 OPENAPI_PATH = "/openapi.json"
@@ -81,7 +82,7 @@ def _submit(kind: JobKind, request: ImageRequest) -> Response[Any]:
     key = validated_key(event.headers.get(IDEMPOTENCY_HEADER))
     body = request.upstream_body()
     if key is None:
-        view = submit_job(kind, body, owner=owner)
+        view = submit_job(kind, body, owner=owner, deps=collaborators())
     else:
         context = submit_routes.lambda_context
         view = submit_job_once(kind, body, owner=owner, key=key, lambda_context=context)
@@ -94,7 +95,6 @@ def _submit(kind: JobKind, request: ImageRequest) -> Response[Any]:
     summary="Submit a text2image job (the upstream's own request body)",
     responses=SUBMIT_RESPONSES,
 )
-@tracer.capture_method
 def submit_text2image(request: Annotated[Text2ImageRequest, Body()]) -> Response[Any]:
     return _submit(JobKind.TEXT2IMAGE, request)
 
@@ -104,7 +104,6 @@ def submit_text2image(request: Annotated[Text2ImageRequest, Body()]) -> Response
     summary="Submit an image2image job (the upstream's own request body)",
     responses=SUBMIT_RESPONSES,
 )
-@tracer.capture_method
 def submit_image2image(request: Annotated[Image2ImageRequest, Body()]) -> Response[Any]:
     return _submit(JobKind.IMAGE2IMAGE, request)
 
@@ -114,7 +113,6 @@ def submit_image2image(request: Annotated[Image2ImageRequest, Body()]) -> Respon
     summary="Submit an inpainting job (the upstream's own request body)",
     responses=SUBMIT_RESPONSES,
 )
-@tracer.capture_method
 def submit_inpainting(request: Annotated[InpaintingRequest, Body()]) -> Response[Any]:
     return _submit(JobKind.INPAINTING, request)
 
@@ -125,7 +123,8 @@ def submit_inpainting(request: Annotated[InpaintingRequest, Body()]) -> Response
     responses={200: _job("The job"), 404: _error("No such job (or not yours, or another kind)")},
 )
 def get_status(kind: JobKind, job_id: str) -> Response[Any]:
-    view = job_view(job_id, owner=caller_identity(_event(status_routes)), kind=kind)
+    owner = caller_identity(_event(status_routes))
+    view = view_job(job_id, owner=owner, kind=kind, deps=collaborators())
     return json_answer(HTTPStatus.OK, view)
 
 

@@ -11,6 +11,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
+from imagegateway.collaborators import Collaborators, collaborators
 from imagegateway.models import JobTicket
 from imagegateway.observability import logger, metrics, tracer
 from imagegateway.time_budget import invocation_budget
@@ -31,7 +32,7 @@ def http_handler(app: APIGatewayHttpResolver) -> LambdaHandler:
     return lambda_handler
 
 
-def workflow_task(operation: Callable[[JobTicket], BaseModel]) -> LambdaHandler:
+def workflow_task(operation: Callable[[JobTicket, Collaborators], BaseModel]) -> LambdaHandler:
     """A state machine task: the state's JSON in as a JobTicket, the operation's model out.
     Typed errors escape on purpose: their class name is what the ASL's Retry and Catch match."""
 
@@ -42,7 +43,7 @@ def workflow_task(operation: Callable[[JobTicket], BaseModel]) -> LambdaHandler:
         ticket = JobTicket.model_validate(event)
         logger.append_keys(job_id=ticket.job_id)
         with invocation_budget(context):
-            result = operation(ticket)
+            result = operation(ticket, collaborators())
         return result.model_dump(mode="json", exclude_none=True, by_alias=True)
 
     return lambda_handler

@@ -25,10 +25,11 @@ from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import P
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
+from imagegateway.collaborators import collaborators
 from imagegateway.errors import ConfigurationError, InvalidIdempotencyKeyError
 from imagegateway.models import JobKind, JobView
-from imagegateway.service import submit_job
 from imagegateway.settings import get_settings
+from imagegateway.submit_job import submit_job
 
 MAX_KEY_LENGTH = 255
 
@@ -74,7 +75,8 @@ def _submitter() -> tuple[IdempotencyConfig, Callable[..., JobView]]:
     )
     def submit_once(submission: IdempotentSubmission) -> JobView:
         kind = JobKind(submission.request["kind"])
-        return submit_job(kind, submission.request["body"], owner=submission.caller)
+        body = submission.request["body"]
+        return submit_job(kind, body, owner=submission.caller, deps=collaborators())
 
     return config, submit_once
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,8 +11,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from imagegateway.aws import dynamodb_table, error_code
-from imagegateway.errors import JobNotFoundError
-from imagegateway.models import JobKind, JobRecord, JobStatus, StoredImage
+from imagegateway.errors import ForeignTicketError, JobNotFoundError
+from imagegateway.models import JobKind, JobRecord, JobStatus, JobTicket, StoredImage
+from imagegateway.observability import logger, metrics
 from imagegateway.settings import Settings, get_settings
 
 PENDING_ATTRIBUTE = "pending"
@@ -68,6 +70,21 @@ class JobStore:
     @staticmethod
     def parse(item: Mapping[str, Any]) -> JobRecord:
         return _record(item)
+
+    def for_ticket(self, ticket: JobTicket) -> JobRecord:
+        """The ticket's job row, if the ticket is the gateway's own: its run token matches the
+        row's (an execution started by anyone else, or with a tampered input, gets nothing)."""
+        try:
+            record = self.get(ticket.job_id)
+        except JobNotFoundError as exc:
+            raise ForeignTicketError("the workflow's input names no job of this gateway") from exc
+        if not record.run_token or not secrets.compare_digest(record.run_token, ticket.run_token):
+            logger.warning("refused a workflow input whose run token does not match its job")
+            metrics.add_metric(name="ForeignTickets", unit="Count", value=1)
+            raise ForeignTicketError("the workflow's input does not match its job")
+        if ticket.upstream_id and record.upstream_id and ticket.upstream_id != record.upstream_id:
+            raise ForeignTicketError("the workflow's input does not match its job's upstream id")
+        return record
 
     def get(self, job_id: str) -> JobRecord:
         item = self._table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")

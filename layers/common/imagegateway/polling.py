@@ -21,3 +21,10 @@ def next_wait_seconds(
 
 def deadline_passed(*, now: datetime, deadline_at: datetime) -> bool:
     return now >= deadline_at
+
+
+def capped_wait(seconds: float, *, now: datetime, deadline_at: datetime) -> int:
+    """A wait in the state machine someone asked for (a Retry-After): at least 1 s, never past
+    the job's deadline."""
+    remaining = math.ceil((deadline_at - now).total_seconds())
+    return max(1, min(math.ceil(seconds), remaining))

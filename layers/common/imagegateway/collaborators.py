@@ -1,0 +1,41 @@
+"""What the use cases work with, built once per cold start and passed in (never reached for), so
+unit tests hand them in-memory fakes instead."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from imagegateway.images import ImageStore
+from imagegateway.jobs import JobStore
+from imagegateway.settings import Settings, get_settings
+from imagegateway.upstream import UpstreamClient
+from imagegateway.workflow import Workflow
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Collaborators:
+    settings: Settings
+    jobs: JobStore
+    upstream: UpstreamClient
+    images: ImageStore
+    workflow: Workflow
+    clock: Callable[[], datetime] = utcnow
+
+
+@lru_cache(maxsize=1)
+def collaborators() -> Collaborators:
+    settings = get_settings()
+    return Collaborators(
+        settings=settings,
+        jobs=JobStore(settings),
+        upstream=UpstreamClient(settings),
+        images=ImageStore(settings),
+        workflow=Workflow(settings.state_machine_arn),
+    )

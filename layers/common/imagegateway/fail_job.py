@@ -1,0 +1,69 @@
+"""Use case, the workflow's one failure path: mark the job FAILURE with a code and a message
+written for its caller."""
+
+from __future__ import annotations
+
+import json
+
+from imagegateway.collaborators import Collaborators
+from imagegateway.errors import (
+    ERROR_CODES,
+    INTERNAL_ERROR,
+    PUBLIC_MESSAGES,
+    STATES_ERROR_CODES,
+)
+from imagegateway.models import CaughtError, Failure, JobTicket
+from imagegateway.observability import logger, metrics
+
+# Errors whose message the gateway wrote for callers; any other error's text (botocore, a
+# crash) stays in the logs and the caller reads PUBLIC_MESSAGES for its code.
+CALLER_SAFE_ERRORS = frozenset(ERROR_CODES) - {"GatewayError", "ConfigurationError"}
+
+
+def failure_from(ticket: JobTicket) -> Failure:
+    """Set by a state, or the error a Catch caught (its raw text logged, and shown only if the
+    gateway wrote it for callers)."""
+    if ticket.failure is not None:
+        return ticket.failure
+    caught = ticket.error or CaughtError(error="States.Unknown", cause="")
+    code = _code_for(caught.error)
+    if caught.error in CALLER_SAFE_ERRORS:
+        message = _message_from_cause(caught)
+    else:
+        logger.error(
+            "the job failed on an unexpected error",
+            extra={"error": caught.error, "cause": caught.cause[:2000]},
+        )
+        message = PUBLIC_MESSAGES.get(code, PUBLIC_MESSAGES[INTERNAL_ERROR])
+    return Failure(code=code, message=message)
+
+
+def fail_job(ticket: JobTicket, deps: Collaborators) -> Failure:
+    deps.jobs.for_ticket(ticket)
+    failure = failure_from(ticket)
+    recorded = deps.jobs.mark_failed(
+        ticket.job_id, code=failure.code, message=failure.message, now=deps.clock()
+    )
+    logger.info(
+        "job failed",
+        extra={"error_code": failure.code, "error": failure.message, "recorded": recorded},
+    )
+    metrics.add_metric(name="JobsFailed", unit="Count", value=1)
+    return failure
+
+
+def _code_for(error_name: str) -> str:
+    if error_name in STATES_ERROR_CODES:
+        return str(STATES_ERROR_CODES[error_name])
+    return str(ERROR_CODES.get(error_name, INTERNAL_ERROR))
+
+
+def _message_from_cause(caught: CaughtError) -> str:
+    # A Lambda task's Cause is the JSON error the runtime reported; keep its message only.
+    try:
+        cause = json.loads(caught.cause)
+    except ValueError:
+        cause = None
+    if isinstance(cause, dict) and cause.get("errorMessage"):
+        return str(cause["errorMessage"])
+    return PUBLIC_MESSAGES.get(_code_for(caught.error), PUBLIC_MESSAGES[INTERNAL_ERROR])

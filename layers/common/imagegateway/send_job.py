@@ -1,0 +1,124 @@
+"""Use case, the workflow's first task: POST the job's stored request upstream, at most once.
+
+The request comes from the job row, never from the execution input. A claim on the row is taken
+before the POST: a re-run (Step Functions retrying a crashed task) that finds it never POSTs
+again, and ends the job UPSTREAM_OUTCOME_UNKNOWN unless the first run recorded the upstream's
+id. The claim is released only when the POST provably never reached the upstream (connection
+refused, 429), and the job then waits in the state machine and tries again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from imagegateway.collaborators import Collaborators
+from imagegateway.errors import (
+    INTERNAL_ERROR,
+    NOT_SUBMITTED,
+    NOT_SUBMITTED_BY_DEADLINE_MESSAGE,
+    UPSTREAM_REJECTED,
+    ConfigurationError,
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamOutcomeUnknownError,
+    UpstreamRateLimitedError,
+    UpstreamUnavailableError,
+)
+from imagegateway.image_set import select_image_urls
+from imagegateway.models import Failure, JobStatus, JobTicket
+from imagegateway.observability import logger, metrics
+from imagegateway.polling import capped_wait, deadline_passed, next_wait_seconds
+
+# Waits between submit attempts the upstream refused without taking the job (429, unreachable).
+SUBMIT_RETRY_FIRST_WAIT_SECONDS = 5
+SUBMIT_RETRY_MAX_WAIT_SECONDS = 120
+
+
+def _failed(ticket: JobTicket, code: str, message: str) -> JobTicket:
+    failure = Failure(code=code, message=message)
+    return ticket.model_copy(update={"status": JobStatus.FAILURE, "failure": failure})
+
+
+def send_job(ticket: JobTicket, deps: Collaborators) -> JobTicket:
+    record = deps.jobs.for_ticket(ticket)
+    now = deps.clock()
+    if record.upstream_id:  # a re-run, or a resume: the upstream already has the job
+        if ticket.status is JobStatus.SUCCESS and ticket.download_urls:
+            return ticket  # the reconciler resumed a finished job: store it at once
+        update = {"upstream_id": record.upstream_id, "status": JobStatus.PENDING, "wait_seconds": 1}
+        return ticket.model_copy(update=update)
+    if record.status is not JobStatus.PENDING:
+        return _failed(
+            ticket, record.error_code or INTERNAL_ERROR, record.error_message or "the job ended"
+        )
+    if deadline_passed(now=now, deadline_at=ticket.deadline_at):
+        return _failed(ticket, NOT_SUBMITTED, NOT_SUBMITTED_BY_DEADLINE_MESSAGE)
+    if not deps.jobs.claim_submit(ticket.job_id, run_token=ticket.run_token, now=now):
+        raise UpstreamOutcomeUnknownError(
+            "an earlier attempt to send this job upstream was interrupted after it may have "
+            "reached the upstream; it may have accepted (and charged) the job"
+        )
+    try:
+        answer = deps.upstream.submit(record.kind, record.request)
+    except UpstreamUnavailableError as exc:  # nothing was sent, or the upstream refused it
+        deps.jobs.release_submit(ticket.job_id)
+        return _send_later(ticket, exc, now=deps.clock())
+    except (ConfigurationError, UpstreamAuthError):
+        deps.jobs.release_submit(ticket.job_id)  # nothing was sent: the key is missing or refused
+        metrics.add_metric(name="UpstreamSubmitErrors", unit="Count", value=1)
+        raise
+    except UpstreamError:
+        metrics.add_metric(name="UpstreamSubmitErrors", unit="Count", value=1)
+        raise
+    now = deps.clock()
+    if answer.status is JobStatus.FAILURE:
+        message = answer.error or "the upstream refused the job"
+        logger.info("upstream refused the job", extra={"error": message})
+        return _failed(ticket, UPSTREAM_REJECTED, message)
+    upstream_id = str(answer.id)
+    deps.jobs.mark_accepted(ticket.job_id, upstream_id=upstream_id, now=now)
+    logger.info("upstream accepted the job", extra={"upstream_id": upstream_id})
+    metrics.add_metric(name="UpstreamSubmits", unit="Count", value=1)
+    settings = deps.settings
+    accepted: dict[str, object] = {
+        "upstream_id": upstream_id,
+        "status": answer.status,
+        "submit_attempts": ticket.submit_attempts + 1,
+        "wait_seconds": next_wait_seconds(
+            polls=0,
+            now=now,
+            deadline_at=ticket.deadline_at,
+            initial=settings.poll_interval_seconds,
+            maximum=settings.poll_max_interval_seconds,
+        ),
+    }
+    if answer.status is JobStatus.SUCCESS:
+        accepted |= {
+            "download_urls": select_image_urls(answer.download_urls, ticket.expected_images),
+            "upstream_completed_at": now,
+        }
+    return ticket.model_copy(update=accepted)
+
+
+def _send_later(ticket: JobTicket, exc: UpstreamUnavailableError, *, now: datetime) -> JobTicket:
+    attempts = ticket.submit_attempts + 1
+    backoff = min(
+        SUBMIT_RETRY_MAX_WAIT_SECONDS, SUBMIT_RETRY_FIRST_WAIT_SECONDS * 2 ** (attempts - 1)
+    )
+    asked = exc.retry_after if isinstance(exc, UpstreamRateLimitedError) else None
+    wanted = asked if asked is not None else backoff
+    wait = capped_wait(wanted, now=now, deadline_at=ticket.deadline_at)
+    logger.warning(
+        "the upstream did not take the job; trying again later",
+        extra={"error": exc.message, "attempts": attempts, "wait_seconds": wait},
+    )
+    metrics.add_metric(name="UpstreamSubmitDeferred", unit="Count", value=1)
+    return ticket.model_copy(
+        update={
+            "status": JobStatus.PENDING,
+            "submit_attempts": attempts,
+            "wait_seconds": wait,
+            "deadline_passed": deadline_passed(now=now, deadline_at=ticket.deadline_at)
+            or now + timedelta(seconds=wait) >= ticket.deadline_at,
+        }
+    )

@@ -1,0 +1,25 @@
+"""Use case, the workflow's success path: copy every image into S3 and mark the job SUCCESS.
+Safe to retry: keys are deterministic per job and image, so a retried copy overwrites."""
+
+from __future__ import annotations
+
+from imagegateway.collaborators import Collaborators
+from imagegateway.image_set import select_image_urls
+from imagegateway.models import JobTicket, StoredImages
+from imagegateway.observability import logger, metrics
+
+
+def store_job(ticket: JobTicket, deps: Collaborators) -> StoredImages:
+    deps.jobs.for_ticket(ticket)
+    urls = select_image_urls(ticket.download_urls, ticket.expected_images)
+    images = deps.images.copy_all(ticket.job_id, urls)
+    now = deps.clock()
+    deps.jobs.mark_succeeded(
+        ticket.job_id,
+        images=images,
+        upstream_completed_at=ticket.upstream_completed_at or now,
+        now=now,
+    )
+    logger.info("stored the job's images", extra={"images": len(images)})
+    metrics.add_metric(name="ImagesStored", unit="Count", value=len(images))
+    return StoredImages(job_id=ticket.job_id, images=images)
