@@ -27,7 +27,7 @@ def no_network() -> Iterator[None]:
     pytest_socket.enable_socket()
 
 
-STATUS = HttpRoute("GET", "/sd/text2image/v1/status/{id}", "JobsFunction")
+STATUS = HttpRoute("GET", "/sd/{kind}/v1/status/{job_id}", "JobsFunction")
 
 
 def event_for(
@@ -44,7 +44,7 @@ def event_for(
         headers=headers or [("Host", "127.0.0.1:3000"), ("User-Agent", "curl/8")],
         body=body,
         route=route,
-        path_parameters={"id": "abc"} if params is None else params,
+        path_parameters={"kind": "text2image", "job_id": "abc"} if params is None else params,
         user_arn=caller_arn(None),
         request_id="req-1",
         now=datetime(2026, 11, 25, 16, 0, tzinfo=UTC),
@@ -59,7 +59,8 @@ def test_the_routes_are_the_templates_http_api_events() -> None:
     # When its routes are listed
     routes = http_api_routes()
     # Then they are the functions' HttpApi events, with their methods and paths
-    assert HttpRoute("POST", "/sd/text2image/v1", "SubmitFunction") in routes
+    for kind in ("text2image", "image2image", "inpainting"):
+        assert HttpRoute("POST", f"/sd/{kind}/v1", "SubmitFunction") in routes
     assert STATUS in routes
 
 
@@ -139,7 +140,7 @@ def test_a_request_becomes_an_http_api_v2_event() -> None:
     assert event["queryStringParameters"] == {"x": "1,2", "y": ""}
     assert event["headers"] == {"host": "127.0.0.1:3000", "accept": "application/json,text/plain"}
     assert event["cookies"] == ["a=1", "b=2"]
-    assert event["pathParameters"] == {"id": "abc"}
+    assert event["pathParameters"] == {"kind": "text2image", "job_id": "abc"}
     assert event["requestContext"]["http"]["method"] == "GET"
     assert event["requestContext"]["requestId"] == "req-1"
     assert event["requestContext"]["timeEpoch"] == 1795622400000
@@ -166,7 +167,7 @@ def test_the_functions_read_the_caller_from_the_event() -> None:
         headers=[],
         body=b"",
         route=STATUS,
-        path_parameters={"id": "abc"},
+        path_parameters={"kind": "text2image", "job_id": "abc"},
         user_arn=caller_arn("alice"),
     )
     # When the gateway's own code reads the caller
@@ -220,7 +221,7 @@ def test_an_answer_without_status_code_is_a_200_json_body() -> None:
 def test_an_invocation_names_its_job_from_the_event_or_the_answer() -> None:
     # Given a task event, a status request and a submit answer
     task = Invocation("check_status", "fn", {"job_id": "j1"})
-    status = Invocation("jobs", "fn", {"pathParameters": {"id": "j2"}})
+    status = Invocation("jobs", "fn", {"pathParameters": {"kind": "inpainting", "job_id": "j2"}})
     submit = Invocation(
         "submit", "fn", {"body": '{"id": "not-this"}'}, {"statusCode": 202, "body": '{"id": "j3"}'}
     )
