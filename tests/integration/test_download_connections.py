@@ -38,7 +38,7 @@ LOCAL = Settings(
     jobs_table_name="jobs",
     images_bucket_name=BUCKET,
     allow_insecure_downloads=True,  # the local stack's setting: http and any port on loopback
-    download_allowed_hosts="images.test,other.test",
+    download_allowed_hosts=("images.test", "other.test"),
 )
 _real_getaddrinfo = socket.getaddrinfo
 

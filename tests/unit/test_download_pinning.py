@@ -132,7 +132,7 @@ def test_the_request_names_the_host_in_its_host_header(
 ) -> None:
     # Given the local stack's settings (plain http allowed) and a name on a local port
     local = DEPLOYED.model_copy(
-        update={"allow_insecure_downloads": True, "download_allowed_hosts": "images.test"}
+        update={"allow_insecure_downloads": True, "download_allowed_hosts": ("images.test",)}
     )
     monkeypatch.setattr(socket, "getaddrinfo", Resolver({"images.test": [["127.0.0.9"]]}))
     sent: list[bytes] = []

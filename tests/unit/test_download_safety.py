@@ -16,7 +16,7 @@ from imagegateway.settings import Settings
 
 DEPLOYED = Settings(jobs_table_name="jobs", images_bucket_name="images")
 LOCAL = DEPLOYED.model_copy(
-    update={"allow_insecure_downloads": True, "download_allowed_hosts": "127.0.0.1"}
+    update={"allow_insecure_downloads": True, "download_allowed_hosts": ("127.0.0.1",)}
 )
 
 

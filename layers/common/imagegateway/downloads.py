@@ -154,7 +154,7 @@ def _parse(url: str, settings: Settings) -> tuple[str, str, int, str]:
     port = ours.port or DEFAULT_PORTS[scheme]
     if port != DEFAULT_PORTS[scheme] and not insecure_ok:
         raise _refuse(f"only the default {scheme} port is fetched", host=host, port=port)
-    if not host_allowed(host, settings.allowed_download_hosts):
+    if not host_allowed(host, settings.download_allowed_hosts):
         raise _refuse("its host is not an allowed host", host=host)
     return scheme, host, port, ours.request_uri
 

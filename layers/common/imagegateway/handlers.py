@@ -1,5 +1,6 @@
-"""The Lambda entry points' shared shape: Powertools logging, tracing and metrics around either
-an HTTP resolver or one workflow operation on the job ticket."""
+"""The Lambda entry points' shared shape: Powertools logging, tracing and metrics, and the
+invocation's time budget, around an HTTP resolver, one workflow operation on the job ticket, or
+a scheduled operation. Every function's app.py is one of these."""
 
 from __future__ import annotations
 
@@ -45,5 +46,19 @@ def workflow_task(operation: Callable[[JobTicket, Collaborators], BaseModel]) ->
         with invocation_budget(context):
             result = operation(ticket, collaborators())
         return result.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+    return lambda_handler
+
+
+def scheduled_task(operation: Callable[[Collaborators], BaseModel]) -> LambdaHandler:
+    """A scheduled run (EventBridge Scheduler): the event carries nothing the run needs."""
+
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        with invocation_budget(context):
+            result = operation(collaborators())
+        return result.model_dump(mode="json")
 
     return lambda_handler

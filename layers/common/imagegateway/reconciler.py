@@ -72,6 +72,8 @@ def reconcile_overdue_jobs(deps: Collaborators) -> ReconcileReport:
         getattr(report, outcome).append(job_id)
         logger.info("reconciled an overdue job", extra={"outcome": outcome})
     logger.remove_keys(["job_id"])
+    reconciled = len(report.resumed) + len(report.failed)
+    metrics.add_metric(name="JobsReconciled", unit="Count", value=reconciled)
     return report
 
 

@@ -34,7 +34,8 @@ class Settings(BaseModel):
     job_retention_days: int = Field(default=30, ge=1, le=3650)
     max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     # Hosts the store step may fetch images from ("*.example.com" matches its subdomains).
-    download_allowed_hosts: str = "imagepipeline.io,*.imagepipeline.io"
+    # Read from a comma-separated list (the template parameter's form).
+    download_allowed_hosts: tuple[str, ...] = ("imagepipeline.io", "*.imagepipeline.io")
     # Only for the local stack and tests (the fake upstream serves http on 127.0.0.1): allows
     # plain http and private addresses. Never set when deployed.
     allow_insecure_downloads: bool = False
@@ -50,16 +51,18 @@ class Settings(BaseModel):
     def _strip_trailing_slash(cls, value: object) -> object:
         return value.rstrip("/") if isinstance(value, str) else value
 
+    @field_validator("download_allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(host.strip().lower() for host in value.split(",") if host.strip())
+        return value
+
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
         known = cls.model_fields.keys()
         return cls.model_validate({k.lower(): v for k, v in environ.items() if k.lower() in known})
 
-    @property
-    def allowed_download_hosts(self) -> tuple[str, ...]:
-        return tuple(
-            host.strip().lower() for host in self.download_allowed_hosts.split(",") if host.strip()
-        )
 
     @property
     def upstream_base(self) -> str:
