@@ -63,7 +63,6 @@ class Settings(BaseModel):
         known = cls.model_fields.keys()
         return cls.model_validate({k.lower(): v for k, v in environ.items() if k.lower() in known})
 
-
     @property
     def upstream_base(self) -> str:
         return str(self.upstream_base_url).rstrip("/")
