@@ -380,6 +380,16 @@ def function_lock(function_name: str) -> threading.Lock:
         return _function_locks.setdefault(function_name, threading.Lock())
 
 
+_function_slots: dict[str, threading.BoundedSemaphore] = {}
+
+
+def function_slots(function_name: str, slots: int) -> threading.BoundedSemaphore:
+    """At most `slots` invocations of the function at once, like a reserved concurrency: a
+    burst of workflow tasks then queues instead of starving the HTTP handlers of the GIL."""
+    with _function_locks_guard:
+        return _function_slots.setdefault(function_name, threading.BoundedSemaphore(slots))
+
+
 def run_handler(
     stack: LocalStack,
     function_name: str,
@@ -390,6 +400,7 @@ def run_handler(
     before_invoke: InvokeHook | None = None,
     on_invoke: InvocationObserver | None = None,
     one_at_a_time: bool = False,
+    max_concurrency: int | None = None,
 ) -> Any:
     """Run one of the stack's functions with its real handler, here, as the Lambda runtime
     would: a fresh context per call. Returns what the handler returns and raises what it
@@ -401,9 +412,11 @@ def run_handler(
         invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}",
         deadline_ms=int(time.time() * 1000) + timeout_ms,
     )
-    lock: AbstractContextManager[Any] = (
-        function_lock(function_name) if one_at_a_time else nullcontext()
-    )
+    lock: AbstractContextManager[Any] = nullcontext()
+    if one_at_a_time:
+        lock = function_lock(function_name)
+    elif max_concurrency is not None:
+        lock = function_slots(function_name, max_concurrency)
     result: Any = None
     error: BaseException | None = None
     with lock:
@@ -438,6 +451,7 @@ def handlers_in_process(
     *,
     on_invoke: InvocationObserver | None = None,
     one_at_a_time: bool = False,
+    max_concurrency: int | None = None,
     record: bool = True,
 ) -> Iterator[list[dict[str, Any]]]:
     """Patch moto so invoking one of the stack's functions calls its real handler here.
@@ -471,6 +485,7 @@ def handlers_in_process(
                 before_invoke=before_invoke,
                 on_invoke=on_invoke,
                 one_at_a_time=one_at_a_time,
+                max_concurrency=max_concurrency,
             )
         except Exception as exc:  # the runtime turns any exception into a function error
             # An exception may name the Lambda error it stands for (e.g. "Sandbox.Timedout").

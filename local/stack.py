@@ -79,6 +79,8 @@ LOCAL_FUNCTION_DEFAULTS = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_DISABLED": "true",
 }
+# Workflow task invocations of one function running at once locally.
+LOCAL_TASK_CONCURRENCY = 4
 # The deployed reconciler runs every 5 minutes; locally every RECONCILE_INTERVAL_SECONDS.
 DEFAULT_RECONCILE_INTERVAL_SECONDS = 30.0
 OUTPUTS_FILE = REPO / "out" / "stack-outputs.json"
@@ -435,11 +437,15 @@ class LocalGatewayStack:
         if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
             _no_cold_start_metric()
         # Workflow tasks run concurrently, like Lambda's many execution environments: a slow
-        # upstream POST of one job must not hold up the others. (HTTP routes keep one at a
-        # time: the Powertools resolver keeps the current request in a module global.)
+        # upstream POST of one job must not hold up the others; a few at a time per function, so
+        # a burst does not starve the HTTP routes, which run one at a time (the Powertools
+        # resolver keeps the current request in a module global).
         self._exit.enter_context(
             handlers_in_process(
-                stack, on_invoke=self.console.invocation, one_at_a_time=False, record=False
+                stack,
+                on_invoke=self.console.invocation,
+                max_concurrency=LOCAL_TASK_CONCURRENCY,
+                record=False,
             )
         )
         env = stack.environment

@@ -57,13 +57,14 @@ class Gateway:
         raw: bytes | None = None,
         caller: str | None = None,
         headers: dict[str, str] | None = None,
+        timeout: float = 30,
     ) -> requests.Response:
         """POST a body: a JSON value, or `raw` bytes as they are; no Content-Type unless given."""
         data = raw if raw is not None else json.dumps(body).encode()
         sent = dict(headers or {})
         if caller is not None:
             sent["X-Local-Caller"] = caller
-        return self.session.post(self.url + SUBMIT_PATH, data=data, headers=sent, timeout=30)
+        return self.session.post(self.url + SUBMIT_PATH, data=data, headers=sent, timeout=timeout)
 
     def status(self, job_id: str, *, caller: str | None = None) -> requests.Response:
         headers = {"X-Local-Caller": caller} if caller is not None else {}
