@@ -35,18 +35,15 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util import Timeout, parse_url
 
 from imagegateway.errors import ImageDownloadError, ImageRejectedError
-from imagegateway.http_retry import BudgetedRetry
+from imagegateway.http_retry import RETRYABLE_STATUSES, BudgetedRetry
 from imagegateway.observability import logger
 from imagegateway.settings import Settings
-from imagegateway.time_budget import remaining_seconds
+from imagegateway.time_budget import read_timeout_within_budget
 
 DEFAULT_PORTS = {"https": 443, "http": 80}
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # A Retry-After up to this is waited inside the function; a longer one ends the attempt (the
 # 429/503 answer is handed back and fails the copy, which the workflow retries later).
 RETRY_AFTER_MAX_SECONDS = 10
-# Below this much time left in the invocation for an answer, a download is not started.
-MIN_ATTEMPT_SECONDS = 1.0
 # The characters of a host name (letters, digits, hyphens, underscores, dots); any other host
 # must be an IP address.
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
@@ -272,8 +269,8 @@ class DownloadClient:
     def _timeout(self) -> Timeout:
         """The connect and read timeouts, the read one cut to what the invocation has left."""
         connect = self._settings.upstream_connect_timeout_seconds
-        read = min(self._settings.upstream_read_timeout_seconds, remaining_seconds() - connect)
-        if read < MIN_ATTEMPT_SECONDS:
+        read = read_timeout_within_budget(self._settings.upstream_read_timeout_seconds, connect)
+        if read is None:
             raise ImageDownloadError("no time was left in this invocation to download the image")
         return Timeout(connect=connect, read=read)
 

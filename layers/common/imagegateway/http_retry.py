@@ -15,6 +15,9 @@ from urllib3.util.retry import Retry
 
 from imagegateway.time_budget import remaining_seconds
 
+# Answers worth another attempt of an idempotent GET (status checks, image downloads).
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
 
 class BudgetedRetry(Retry):
     """`attempt_seconds` is the longest one attempt can take (connect + read timeouts)."""

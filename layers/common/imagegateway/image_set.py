@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from imagegateway.errors import IncompleteResultError
+from imagegateway.models import MAX_SAMPLES
 from imagegateway.observability import logger
-
-MAX_SAMPLES = 4
 
 
 def samples_of(body: dict[str, Any]) -> int:

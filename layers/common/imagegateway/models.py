@@ -28,6 +28,7 @@ from pydantic_core import PydanticCustomError
 MAX_PROMPT_CHARS = 2000
 MIN_SIDE, MAX_SIDE, SIDE_STEP = 64, 1024, 8
 MAX_SEED = 2**32 - 1
+MAX_SAMPLES = 4
 # The usual "random seed" of SD clients: accepted, and not forwarded (the upstream then picks).
 RANDOM_SEED = -1
 # Integer fields: JSON has one number type, so 20.0 is read as 20 (20.5 is refused).
@@ -139,7 +140,7 @@ class ImageRequest(BaseModel):
     )
     num_inference_steps: Annotated[int, Field(ge=1, le=100)] | None = None
     strength: Annotated[float, Field(ge=0, le=1)] | None = None
-    samples: Annotated[int, Field(ge=1, le=4)] | None = None
+    samples: Annotated[int, Field(ge=1, le=MAX_SAMPLES)] | None = None
     guidance_scale: Annotated[float, Field(ge=1, le=20)] | None = None
     width: ImageSide | None = None
     height: ImageSide | None = None
@@ -236,10 +237,6 @@ class ImageRequest(BaseModel):
         """What the upstream receives: exactly the fields the caller set to a value, so its
         defaults apply (an explicit null, "" or a -1 seed is the same as leaving it out)."""
         return self.model_dump(mode="json", exclude_unset=True, exclude_none=True)
-
-    @property
-    def expected_images(self) -> int:
-        return self.samples or 1
 
 
 class Text2ImageRequest(ImageRequest):
@@ -348,7 +345,7 @@ class JobTicket(BaseModel):
     upstream_id: str | None = None
     status: JobStatus
     download_urls: list[str] = Field(default_factory=list)
-    expected_images: int = Field(default=1, ge=1, le=4)
+    expected_images: int = Field(default=1, ge=1, le=MAX_SAMPLES)
     submit_attempts: int = 0
     polls: int = 0
     wait_seconds: int = Field(ge=1)

@@ -32,6 +32,17 @@ def remaining_seconds() -> float:
     return max(0.0, deadline - time.monotonic())
 
 
+# Below this much time for an answer, a network call is not started at all.
+MIN_CALL_SECONDS = 1.0
+
+
+def read_timeout_within_budget(read_seconds: float, connect_seconds: float) -> float | None:
+    """The read timeout cut so that connect + read ends inside the budget; None when less than
+    MIN_CALL_SECONDS would be left for the answer (the caller raises its own typed error)."""
+    read = min(read_seconds, remaining_seconds() - connect_seconds)
+    return read if read >= MIN_CALL_SECONDS else None
+
+
 @contextmanager
 def invocation_budget(
     context: HasRemainingTime | None, margin: float = SAFETY_MARGIN_SECONDS

@@ -34,19 +34,16 @@ from imagegateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from imagegateway.http_retry import BudgetedRetry, retry_after_seconds
+from imagegateway.http_retry import RETRYABLE_STATUSES, BudgetedRetry, retry_after_seconds
 from imagegateway.models import JobKind, JobStatus, UpstreamAnswer
 from imagegateway.observability import logger
 from imagegateway.settings import Settings, get_settings
-from imagegateway.time_budget import remaining_seconds
+from imagegateway.time_budget import read_timeout_within_budget
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # The upstream's answers that prove it did not take the job (nothing charged).
 REFUSED_STATUSES = frozenset({429})
 # A Retry-After up to this is slept inside the function; a longer one becomes a Wait state.
 MAX_INLINE_RETRY_AFTER_SECONDS = 5
-# Below this much time for an answer, an upstream call is not started at all.
-MIN_CALL_SECONDS = 1.0
 
 
 def _adapter(retry: BudgetedRetry) -> HTTPAdapter:
@@ -158,8 +155,8 @@ class UpstreamClient:
     def _timeout(self, read_seconds: float) -> tuple[float, float]:
         """(connect, read) timeouts that fit in the invocation's remaining time."""
         connect = self._settings.upstream_connect_timeout_seconds
-        read = min(read_seconds, remaining_seconds() - connect)
-        if read < MIN_CALL_SECONDS:
+        read = read_timeout_within_budget(read_seconds, connect)
+        if read is None:
             raise UpstreamUnavailableError("no time left in this invocation to call the upstream")
         return connect, read
 
