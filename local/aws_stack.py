@@ -512,7 +512,7 @@ class HttpRoute(NamedTuple):
     """One route of the HTTP API, as a function's `HttpApi` event declares it."""
 
     method: str  # upper case; "ANY" matches every method
-    path: str  # the template's path, e.g. /sd/text2image/v1/status/{id}; "$default" for catch-all
+    path: str  # the template's path, e.g. /sd/{kind}/v1/status/{job_id}; "$default" for catch-all
     function: str  # the function's logical id
 
     @property

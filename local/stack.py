@@ -20,8 +20,10 @@ Settings, from the environment:
   FAKE_UPSTREAM_API_KEY (local-dev-key), FAKE_PENDING_POLLS (2)   the fake upstream
   IMAGEPIPELINE_API_KEY, UPSTREAM_BASE_URL      the real upstream instead of the fake
   LOG_LEVEL (WARNING)                           the functions' Powertools log level
-  POLL_INTERVAL_SECONDS (2 here), JOB_DEADLINE_SECONDS, and any other setting the functions
-  read (imagegateway.settings), passed to them as the template's parameter or variable.
+  RECONCILE_INTERVAL_SECONDS (30), STACK_OUTPUTS_FILE (out/stack-outputs.json)
+  POLL_INTERVAL_SECONDS, JOB_DEADLINE_SECONDS and any other setting the functions read
+  (imagegateway.settings; the template's values unless set), passed to them as the template's
+  parameter or variable.
 """
 
 from __future__ import annotations

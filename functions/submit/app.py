@@ -1,6 +1,7 @@
-"""POST /sd/text2image/v1: validate the upstream's own body, send it once, start the workflow.
+"""POST /sd/{kind}/v1: validate the upstream's own body, record the job, start its workflow
+(whose first task sends it upstream, once).
 
-The route itself is `imagegateway.api.submit` (shared with the OpenAPI document).
+The routes themselves are in `imagegateway.api` (shared with the OpenAPI document).
 """
 
 from imagegateway.api import make_resolver, submit_routes
