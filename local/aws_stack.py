@@ -320,7 +320,7 @@ InvokeHook = Callable[[str, Any], None]
 class Invocation:
     """One run of a real handler, as reported to an `on_invoke` observer."""
 
-    function: str  # the function's code directory, e.g. "check_status"
+    function: str  # the function's code directory, e.g. "check_upstream"
     function_name: str  # its name in moto
     event: Any
     result: Any = None  # what the handler returned (None when it raised)

@@ -8,4 +8,7 @@ from imagegateway.api import make_resolver, submit_routes
 from imagegateway.handlers import http_handler
 
 app = make_resolver(submit_routes)
-lambda_handler = http_handler(app)
+lambda_handler = http_handler(
+    app,
+    requires=("state_machine_arn", "idempotency_table_name", "upstream_api_key_secret_name"),
+)

@@ -67,7 +67,7 @@ DDB_WRITE_OPERATIONS = {
 }
 DDB_READ_OPERATIONS = {"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"}
 
-FUNCTION_ORDER = ("submit", "check_status", "store_images", "record_failure", "jobs")
+FUNCTION_ORDER = ("submit", "check_upstream", "store_images", "record_failure", "job_status")
 
 
 # --------------------------------------------------------------------------- counting
@@ -234,7 +234,7 @@ class JobRunner:
             execution = wait_for_execution(job_id, self.stack, timeout=120)
         view = run_handler(
             self.stack,
-            self._names["JobsFunction"],
+            self._names["JobStatusFunction"],
             status_event(job_id),
             trigger="GET /sd/text2image/v1/status/{id}",
             on_invoke=self.record,
@@ -331,7 +331,7 @@ def per_job_cost(scenario: Scenario, memory: Mapping[str, int]) -> Cost:
     rru_per_read = total(lambda job: math.ceil(job.row_bytes / 4096))
     ddb_writes = total(lambda job: _calls(job, "dynamodb", DDB_WRITE_OPERATIONS))
     ddb_reads = total(lambda job: _calls(job, "dynamodb", DDB_READ_OPERATIONS))
-    api_requests = total(lambda job: job.invocations["submit"] + job.invocations["jobs"])
+    api_requests = total(lambda job: job.invocations["submit"] + job.invocations["job_status"])
     log_bytes = total(
         lambda job: job.log_bytes + PLATFORM_LOG_BYTES * sum(job.invocations.values())
     )
@@ -574,8 +574,8 @@ def print_polling_projection(
     ]
     per_check_transitions = len(loop_states)
     fixed_transitions = transitions - per_check_transitions * checks
-    check_ms = [ms for job in measured.jobs for ms in job.durations_ms.get("check_status", [])]
-    check_gb_s = memory["check_status"] / 1024 * billed_ms(statistics.fmean(check_ms)) / 1000
+    check_ms = [ms for job in measured.jobs for ms in job.durations_ms.get("check_upstream", [])]
+    check_gb_s = memory["check_upstream"] / 1024 * billed_ms(statistics.fmean(check_ms)) / 1000
     per_check_cost = (
         per_check_transitions * SFN_PER_TRANSITION
         + LAMBDA_PER_REQUEST
@@ -592,7 +592,7 @@ def print_polling_projection(
     )
     note(
         f"transitions = {fixed_transitions:g} + {per_check_transitions} x checks "
-        f"(per check: {', '.join(loop_states)}); each check also costs one check_status "
+        f"(per check: {', '.join(loop_states)}); each check also costs one check_upstream "
         f"invocation ({statistics.fmean(check_ms):.1f} ms measured) and one upstream status GET"
     )
     note(
@@ -626,10 +626,10 @@ def print_polling_projection(
     schedule = ", ".join(str(at) for at in check_times(DEFAULT_DEADLINE)[:9])
     note(f"checks happen at t = {schedule}, ... s after submit (then every 30 s)")
     api_get = API_PER_REQUEST + LAMBDA_PER_REQUEST + DDB_PER_RRU
-    jobs_ms = [ms for job in measured.jobs for ms in job.durations_ms.get("jobs", [])]
+    jobs_ms = [ms for job in measured.jobs for ms in job.durations_ms.get("job_status", [])]
     if jobs_ms:
         api_get += (
-            memory["jobs"]
+            memory["job_status"]
             / 1024
             * billed_ms(statistics.fmean(jobs_ms))
             / 1000

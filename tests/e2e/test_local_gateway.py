@@ -27,7 +27,7 @@ def no_network() -> Iterator[None]:
     pytest_socket.enable_socket()
 
 
-STATUS = HttpRoute("GET", "/sd/{kind}/v1/status/{job_id}", "JobsFunction")
+STATUS = HttpRoute("GET", "/sd/{kind}/v1/status/{job_id}", "JobStatusFunction")
 
 
 def event_for(
@@ -220,8 +220,10 @@ def test_an_answer_without_status_code_is_a_200_json_body() -> None:
 
 def test_an_invocation_names_its_job_from_the_event_or_the_answer() -> None:
     # Given a task event, a status request and a submit answer
-    task = Invocation("check_status", "fn", {"job_id": "j1"})
-    status = Invocation("jobs", "fn", {"pathParameters": {"kind": "inpainting", "job_id": "j2"}})
+    task = Invocation("check_upstream", "fn", {"job_id": "j1"})
+    status = Invocation(
+        "job_status", "fn", {"pathParameters": {"kind": "inpainting", "job_id": "j2"}}
+    )
     submit = Invocation(
         "submit", "fn", {"body": '{"id": "not-this"}'}, {"statusCode": 202, "body": '{"id": "j3"}'}
     )

@@ -77,12 +77,12 @@ def test_the_openapi_document_describes_every_route(
     stack: LocalStack, upstream: FakeUpstream
 ) -> None:
     # Given a GET of /openapi.json on the status function
-    event = load_event("jobs")
+    event = load_event("job_status")
     event["rawPath"] = event["requestContext"]["http"]["path"] = "/openapi.json"
     event["routeKey"] = "GET /openapi.json"
     event.pop("pathParameters")
     # When it answers
-    response = invoke(stack, "jobs", event)
+    response = invoke(stack, "job_status", event)
     document = json.loads(response["body"])
     # Then it is Powertools' OpenAPI document, with the request model and the error shapes
     assert response["statusCode"] == 200

@@ -51,10 +51,10 @@ def test_each_kind_is_recorded_sent_to_its_own_route_and_seen_on_its_own_status_
     # And the upstream got it on that kind's own route
     assert upstream.stats()["jobs"][sent["upstream_id"]]["kind"] == kind
     # And the job is visible on its own kind's status route, and nowhere else
-    assert invoke(stack, "jobs", status_event(job_id, kind))["statusCode"] == 200
-    assert invoke(stack, "jobs", status_event(job_id, "text2image"))["statusCode"] == 404
+    assert invoke(stack, "job_status", status_event(job_id, kind))["statusCode"] == 200
+    assert invoke(stack, "job_status", status_event(job_id, "text2image"))["statusCode"] == 404
     # And the status check asks the upstream on that kind's route too
-    checked = invoke(stack, "check_status", {**sent, "wait_seconds": 1})
+    checked = invoke(stack, "check_upstream", {**sent, "wait_seconds": 1})
     assert checked["status"] in {"PENDING", "SUCCESS"}
     assert upstream.stats()["jobs"][sent["upstream_id"]]["status_checks"] == 1
 
@@ -88,6 +88,6 @@ def test_a_missing_or_malformed_image_url_is_a_422_naming_it_and_reaches_nobody(
 
 
 def test_a_status_route_of_no_kind_is_a_404(stack: LocalStack, upstream: FakeUpstream) -> None:
-    response = invoke(stack, "jobs", status_event("any-id", "outpainting"))
+    response = invoke(stack, "job_status", status_event("any-id", "outpainting"))
     assert response["statusCode"] == 404
     assert response_body(response)["status"] == "FAILURE"

@@ -67,9 +67,9 @@ def wsgi_gateway(stack: LocalStack) -> Callable[[dict[str, Any], StartResponse],
 
 def _served_document() -> dict[str, Any]:
     """The document the status function serves at /openapi.json (no AWS call is needed)."""
-    load_handler(REPO / "functions" / "jobs")
-    jobs_app = sys.modules["functions.jobs.app"].app
-    document: dict[str, Any] = json.loads(jobs_app.get_openapi_json_schema())
+    load_handler(REPO / "functions" / "job_status")
+    status_app = sys.modules["functions.job_status.app"].app
+    document: dict[str, Any] = json.loads(status_app.get_openapi_json_schema())
     return document
 
 

@@ -49,16 +49,16 @@ def upstream_urls(upstream: FakeUpstream, upstream_id: str) -> list[str]:
     return urls
 
 
-def test_check_status_reports_pending_then_success_with_waits(
+def test_check_upstream_reports_pending_then_success_with_waits(
     stack: LocalStack, upstream: FakeUpstream
 ) -> None:
-    # Given an accepted job and the sample check_status ticket for it
+    # Given an accepted job and the sample check_upstream ticket for it
     job_id = accept_job(stack, {"model_id": "sd1.5", "prompt": "a fox"})
-    ticket = ticket_for(stack, job_id, "check_status")
+    ticket = ticket_for(stack, job_id, "check_upstream")
     # When the status is checked until the upstream finishes
     seen = []
     for _ in range(upstream.pending_polls + 1):
-        ticket = invoke(stack, "check_status", ticket)
+        ticket = invoke(stack, "check_upstream", ticket)
         seen.append(ticket["status"])
     # Then it was PENDING with a wait, then SUCCESS with the download URLs and the time seen
     assert seen == ["PENDING"] * upstream.pending_polls + ["SUCCESS"]
@@ -70,22 +70,22 @@ def test_check_status_reports_pending_then_success_with_waits(
     assert parsed.upstream_completed_at is not None
 
 
-def test_check_status_flags_a_passed_deadline(stack: LocalStack, upstream: FakeUpstream) -> None:
+def test_check_upstream_flags_a_passed_deadline(stack: LocalStack, upstream: FakeUpstream) -> None:
     # Given a job whose deadline is already behind it
     job_id = accept_job(stack, {"model_id": "fake-never", "prompt": "a fox"})
-    ticket = ticket_for(stack, job_id, "check_status")
+    ticket = ticket_for(stack, job_id, "check_upstream")
     ticket["deadline_at"] = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
     # When it is checked
-    result = invoke(stack, "check_status", ticket)
+    result = invoke(stack, "check_upstream", ticket)
     # Then it is still PENDING upstream, and the deadline is reported passed
     assert (result["status"], result["deadline_passed"]) == ("PENDING", True)
 
 
-def test_check_status_lets_a_typed_error_escape_for_retry_and_catch(
+def test_check_upstream_lets_a_typed_error_escape_for_retry_and_catch(
     stack: LocalStack, upstream: FakeUpstream
 ) -> None:
     # Given an accepted job, and the secret now holds a key the upstream refuses
-    ticket = ticket_for(stack, accept_job(stack), "check_status")
+    ticket = ticket_for(stack, accept_job(stack), "check_upstream")
     boto3.client("secretsmanager", region_name="us-east-1").put_secret_value(
         SecretId=stack.secret_arn, SecretString="not-the-key"
     )
@@ -97,7 +97,7 @@ def test_check_status_lets_a_typed_error_escape_for_retry_and_catch(
     from imagegateway.errors import UpstreamAuthError
 
     with pytest.raises(UpstreamAuthError):
-        invoke(stack, "check_status", ticket)
+        invoke(stack, "check_upstream", ticket)
 
 
 def test_store_images_copies_every_image_and_marks_the_job_success(
@@ -186,14 +186,14 @@ def test_internal_error_text_never_reaches_the_caller(
     # Given a task that failed on an error whose text names roles, buckets or addresses
     job_id = accept_job(stack, {"model_id": "sd1.5", "prompt": "a fox"})
     ticket = ticket_for(stack, job_id, "record_failure_caught")
-    ticket["error"] = {
+    ticket["failure"] = {
         "Error": error,
         "Cause": json.dumps({"errorType": error, "errorMessage": cause}),
     }
     # When the failure path records it
     invoke(stack, "record_failure", ticket)
     # Then the caller reads a stable code and words written for callers, none of that text
-    view = response_body(invoke(stack, "jobs", status_event(job_id)))
+    view = response_body(invoke(stack, "job_status", status_event(job_id)))
     assert (view["status"], view["error_code"]) == ("FAILURE", code)
     for leaked in ("arn:", "10.0.3.7", "gw-imagesbucket", "AccessDenied", "Task timed out"):
         assert leaked not in view["error"]
@@ -219,7 +219,7 @@ def test_record_failure_never_overwrites_a_success(
 
 def test_jobs_answers_404_for_an_unknown_id(stack: LocalStack, upstream: FakeUpstream) -> None:
     # Given the sample status event, for an id nobody created
-    response = invoke(stack, "jobs", load_event("jobs"))
+    response = invoke(stack, "job_status", load_event("job_status"))
     # Then the answer is 404 in the contract's shape
     assert response["statusCode"] == 404
     assert response_body(response)["status"] == "FAILURE"
@@ -231,7 +231,7 @@ def test_jobs_shows_a_pending_job_to_its_owner_only(
     # Given a job submitted by the sample event's IAM caller
     job_id = accept_job(stack, {"model_id": "sd1.5", "prompt": "a fox"})
     # When its owner asks, it is PENDING without URLs or error
-    mine = invoke(stack, "jobs", status_event(job_id))
+    mine = invoke(stack, "job_status", status_event(job_id))
     assert mine["statusCode"] == 200
     assert response_body(mine) | {"timings": None} == {
         "status": "PENDING",
@@ -241,7 +241,7 @@ def test_jobs_shows_a_pending_job_to_its_owner_only(
     # And another principal gets 404, exactly as for an unknown id
     theirs = invoke(
         stack,
-        "jobs",
+        "job_status",
         with_caller(status_event(job_id), "arn:aws:sts::123456789012:assumed-role/other/bob"),
     )
     assert theirs["statusCode"] == 404
@@ -266,7 +266,7 @@ def test_store_images_never_stores_a_partial_set(stack: LocalStack, upstream: Fa
     assert bucket_keys(stack) == []
 
 
-@pytest.mark.parametrize("task", ["check_status", "store_images", "record_failure"])
+@pytest.mark.parametrize("task", ["check_upstream", "store_images", "record_failure"])
 def test_every_task_refuses_a_ticket_that_does_not_match_its_job(
     stack: LocalStack, upstream: FakeUpstream, task: str
 ) -> None:

@@ -35,7 +35,7 @@ def http_event_with_body(
 
 
 def status_event(job_id: str, kind: str = "text2image") -> dict[str, Any]:
-    event = load_event("jobs")
+    event = load_event("job_status")
     event["rawPath"] = event["requestContext"]["http"]["path"] = f"/sd/{kind}/v1/status/{job_id}"
     event["pathParameters"] = {"kind": kind, "job_id": job_id}
     return event

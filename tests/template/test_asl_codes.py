@@ -373,3 +373,31 @@ def test_a_reworded_message_in_the_asl_is_caught(asl: dict[str, Any]) -> None:
         name: {"code": f.code, "message": f.message}
         for name, f in errors.ASL_STATE_FAILURES.items()
     }
+
+
+def test_a_job_ticket_carries_its_failure_once(asl: dict[str, Any]) -> None:
+    # Given every state that leads to RecordFailure: the Pass states that decide a failure and
+    # the Catches that catch one
+    from imagegateway.models import CaughtError, Failure, JobTicket
+
+    writers = [
+        (name, state.get("ResultPath"))
+        for name, state in iter_states(asl)
+        if state.get("Next") == "RecordFailure" and state["Type"] == "Pass"
+    ] + [
+        (name, catch.get("ResultPath"))
+        for name, state in iter_states(asl)
+        for catch in state.get("Catch", [])
+        if catch["Next"] == "RecordFailure"
+    ]
+    assert len(writers) >= 4
+    # Then all of them write the ticket's one failure field, which the ticket reads either way
+    assert {path for _, path in writers} == {"$.failure"}, writers
+    assert "error" not in JobTicket.model_fields
+    base = {"job_id": "j", "run_token": "t" * 16, "status": "PENDING", "wait_seconds": 1}
+    base["deadline_at"] = "2026-11-25T16:15:00+00:00"
+    caught = JobTicket.model_validate({**base, "failure": {"Error": "E", "Cause": "c"}})
+    decided = JobTicket.model_validate({**base, "failure": {"code": "TIMED_OUT", "message": "m"}})
+    assert isinstance(caught.failure, CaughtError)
+    assert isinstance(decided.failure, Failure)
+    assert caught.to_state()["failure"] == {"Error": "E", "Cause": "c"}

@@ -44,9 +44,9 @@ CONTRACT_RESOURCES = {
     "CommonLayer": "AWS::Serverless::LayerVersion",
     "HttpApi": "AWS::Serverless::HttpApi",
     "SubmitFunction": "AWS::Serverless::Function",
-    "JobsFunction": "AWS::Serverless::Function",
+    "JobStatusFunction": "AWS::Serverless::Function",
     "SubmitUpstreamFunction": "AWS::Serverless::Function",
-    "CheckStatusFunction": "AWS::Serverless::Function",
+    "CheckUpstreamFunction": "AWS::Serverless::Function",
     "StoreImagesFunction": "AWS::Serverless::Function",
     "RecordFailureFunction": "AWS::Serverless::Function",
     "ReconcilerFunction": "AWS::Serverless::Function",
@@ -99,13 +99,13 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         (BASIC_EXECUTION, ""),
         (XRAY_WRITE, ""),
     },
-    "JobsFunctionRole": {
+    "JobStatusFunctionRole": {
         ("dynamodb:GetItem", "<JobsTable.Arn>"),
         ("s3:GetObject", "<ImagesBucket.Arn>/*"),
         (BASIC_EXECUTION, ""),
         (XRAY_WRITE, ""),
     },
-    "CheckStatusFunctionRole": {
+    "CheckUpstreamFunctionRole": {
         ("dynamodb:GetItem", "<JobsTable.Arn>"),  # verified_record: the ticket is the gateway's
         ("secretsmanager:GetSecretValue", "<UpstreamApiKeySecret>"),
         (BASIC_EXECUTION, ""),
@@ -148,7 +148,7 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
     },
     "ImageJobStateMachineRole": {
         ("lambda:InvokeFunction", "<SubmitUpstreamFunction.Arn>"),
-        ("lambda:InvokeFunction", "<CheckStatusFunction.Arn>"),
+        ("lambda:InvokeFunction", "<CheckUpstreamFunction.Arn>"),
         ("lambda:InvokeFunction", "<StoreImagesFunction.Arn>"),
         ("lambda:InvokeFunction", "<RecordFailureFunction.Arn>"),
         # CloudWatch Logs delivery has no resource-level permissions (AWS documents "*").
@@ -166,7 +166,7 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
 # Functions whose every Lambda error is unexpected, so one error raises an alarm.
 ERROR_ALARMED_FUNCTIONS = {
     "SubmitFunction",
-    "JobsFunction",
+    "JobStatusFunction",
     "RecordFailureFunction",
     "ReconcilerFunction",
 }
@@ -175,7 +175,7 @@ ERROR_ALARMED_FUNCTIONS = {
 # an execution that fails for good raises StateMachineFailedAlarm.
 WORKFLOW_STEP_FUNCTIONS = {
     "SubmitUpstreamFunction",
-    "CheckStatusFunction",
+    "CheckUpstreamFunction",
     "StoreImagesFunction",
 }
 # The four operational alarms: the (namespace, metric name, dimension name) each watches, the
@@ -459,7 +459,7 @@ def alarm_metrics(alarm: dict[str, Any]) -> set[tuple[str, str, tuple[tuple[str,
 
 
 def function_of_task(state: dict[str, Any]) -> str | None:
-    """The DefinitionSubstitutions key a lambda:invoke Task calls (e.g. CheckStatusFunctionArn)."""
+    """The DefinitionSubstitutions key a lambda:invoke Task calls (CheckUpstreamFunctionArn)."""
     name = state.get("Parameters", {}).get("FunctionName", "")
     match = PLACEHOLDER.fullmatch(name)
     return match.group(1) if match else None

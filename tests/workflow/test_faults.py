@@ -27,7 +27,7 @@ from tests.support.stack import (
 
 
 def view(stack: LocalStack, job_id: str) -> dict[str, Any]:
-    answer: dict[str, Any] = response_body(invoke(stack, "jobs", status_event(job_id)))
+    answer: dict[str, Any] = response_body(invoke(stack, "job_status", status_event(job_id)))
     return answer
 
 

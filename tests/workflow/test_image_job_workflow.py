@@ -69,7 +69,7 @@ def test_happy_path_stores_every_image_and_hands_out_presigned_urls(
         assert image["sha256"] == hashlib.sha256(data).hexdigest()
         assert png_size(data) == (256, 192)
     # And GET status answers SUCCESS with presigned URLs that serve those images
-    response = invoke(stack, "jobs", status_event(job_id))
+    response = invoke(stack, "job_status", status_event(job_id))
     view = response_body(response)
     assert response["statusCode"] == 200
     assert view["status"] == "SUCCESS"
@@ -84,7 +84,7 @@ def test_happy_path_stores_every_image_and_hands_out_presigned_urls(
     # And every task ran the real handler
     assert {call["function"].split("-")[2] for call in invocations} >= {
         "SubmitUpstreamFunction",
-        "CheckStatusFunction",
+        "CheckUpstreamFunction",
         "StoreImagesFunction",
     }
 
@@ -103,7 +103,7 @@ def test_an_upstream_failure_ends_failure_with_the_upstreams_message(
         "FailureRecorded",
     ]
     # And the job is FAILURE with the upstream's own message, and no image was stored
-    view = response_body(invoke(stack, "jobs", status_event(job_id)))
+    view = response_body(invoke(stack, "job_status", status_event(job_id)))
     assert view["status"] == "FAILURE"
     assert view["error_code"] == "UPSTREAM_FAILURE"
     assert "crashed" in view["error"]
@@ -135,7 +135,7 @@ def test_an_upstream_refusal_ends_failure_with_its_message(
     execution = wait_for_execution(job_id, stack)
     # Then the job is FAILURE with the upstream's message, and nothing was polled
     assert execution["status"] == "SUCCEEDED"
-    view = response_body(invoke(stack, "jobs", status_event(job_id)))
+    view = response_body(invoke(stack, "job_status", status_event(job_id)))
     assert (view["status"], view["error_code"]) == ("FAILURE", "UPSTREAM_REJECTED")
     assert "fake-reject" in view["error"]
     assert upstream.stats()["status_checks"] == 0
@@ -186,6 +186,6 @@ def test_a_status_check_asked_to_wait_an_hour_waits_until_the_deadline_not_in_la
     # Then the hour became a Wait capped by the job's deadline, and the job ended TIMED_OUT
     # (no Lambda slept, none timed out)
     assert execution["status"] == "SUCCEEDED"
-    view = response_body(invoke(stack, "jobs", status_event(job_id)))
+    view = response_body(invoke(stack, "job_status", status_event(job_id)))
     assert (view["status"], view["error_code"]) == ("FAILURE", "TIMED_OUT")
     assert not [call for call in invocations if call.get("error")]

@@ -62,7 +62,7 @@ def test_the_random_key_appears_in_no_log_response_row_object_or_history(
         seen.append(json.dumps(sfn.get_execution_history(executionArn=arn), default=str))
         seen.append(json.dumps(sfn.describe_execution(executionArn=arn), default=str))
     for job_id in job_ids:
-        seen.append(json.dumps(invoke(stack, "jobs", status_event(job_id))))
+        seen.append(json.dumps(invoke(stack, "job_status", status_event(job_id))))
     # And a request made while the upstream refuses the key (its error path logs the most)
     upstream.api_key = "another-key"
     seen.append(

@@ -23,9 +23,9 @@ CALLER_SAFE_ERRORS = frozenset(ERROR_CODES) - {"GatewayError", "ConfigurationErr
 def failure_from(ticket: JobTicket) -> Failure:
     """Set by a state, or the error a Catch caught (its raw text logged, and shown only if the
     gateway wrote it for callers)."""
-    if ticket.failure is not None:
+    if isinstance(ticket.failure, Failure):
         return ticket.failure
-    caught = ticket.error or CaughtError(error="States.Unknown", cause="")
+    caught = ticket.failure or CaughtError(error="States.Unknown", cause="")
     code = _code_for(caught.error)
     if caught.error in CALLER_SAFE_ERRORS:
         message = _message_from_cause(caught)

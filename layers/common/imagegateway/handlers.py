@@ -1,10 +1,15 @@
 """The Lambda entry points' shared shape: Powertools logging, tracing and metrics, and the
 invocation's time budget, around an HTTP resolver, one workflow operation on the job ticket, or
-a scheduled operation. Every function's app.py is one of these."""
+a scheduled operation. Every function's app.py is one of these.
+
+Each entry names the settings its function cannot work without (`requires`); they are checked
+before any work, so a function deployed without one fails on its first invocation with the
+variable's name, instead of part-way through a job."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
@@ -15,12 +20,26 @@ from pydantic import BaseModel
 from imagegateway.collaborators import Collaborators, collaborators
 from imagegateway.models import JobTicket
 from imagegateway.observability import logger, metrics, tracer
+from imagegateway.settings import get_settings
 from imagegateway.time_budget import invocation_budget
 
 LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
-def http_handler(app: APIGatewayHttpResolver) -> LambdaHandler:
+@dataclass(frozen=True)
+class EntryPoint:
+    """What Lambda calls, and the settings (field names) the function requires."""
+
+    handler: LambdaHandler
+    required_settings: tuple[str, ...]
+
+    def __call__(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        # Settings are cached per process: after the cold start this is a few attribute reads.
+        get_settings().require(*self.required_settings)
+        return self.handler(event, context)
+
+
+def http_handler(app: APIGatewayHttpResolver, *, requires: tuple[str, ...] = ()) -> EntryPoint:
     @logger.inject_lambda_context(
         correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
     )
@@ -30,10 +49,12 @@ def http_handler(app: APIGatewayHttpResolver) -> LambdaHandler:
         with invocation_budget(context):
             return app.resolve(event, context)
 
-    return lambda_handler
+    return EntryPoint(lambda_handler, requires)
 
 
-def workflow_task(operation: Callable[[JobTicket, Collaborators], BaseModel]) -> LambdaHandler:
+def workflow_task(
+    operation: Callable[[JobTicket, Collaborators], BaseModel], *, requires: tuple[str, ...] = ()
+) -> EntryPoint:
     """A state machine task: the state's JSON in as a JobTicket, the operation's model out.
     Typed errors escape on purpose: their class name is what the ASL's Retry and Catch match."""
 
@@ -47,10 +68,12 @@ def workflow_task(operation: Callable[[JobTicket, Collaborators], BaseModel]) ->
             result = operation(ticket, collaborators())
         return result.model_dump(mode="json", exclude_none=True, by_alias=True)
 
-    return lambda_handler
+    return EntryPoint(lambda_handler, requires)
 
 
-def scheduled_task(operation: Callable[[Collaborators], BaseModel]) -> LambdaHandler:
+def scheduled_task(
+    operation: Callable[[Collaborators], BaseModel], *, requires: tuple[str, ...] = ()
+) -> EntryPoint:
     """A scheduled run (EventBridge Scheduler): the event carries nothing the run needs."""
 
     @logger.inject_lambda_context(clear_state=True)
@@ -61,4 +84,4 @@ def scheduled_task(operation: Callable[[Collaborators], BaseModel]) -> LambdaHan
             result = operation(collaborators())
         return result.model_dump(mode="json")
 
-    return lambda_handler
+    return EntryPoint(lambda_handler, requires)

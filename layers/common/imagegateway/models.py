@@ -352,8 +352,9 @@ class JobTicket(BaseModel):
     deadline_at: AwareDatetime
     deadline_passed: bool = False
     upstream_completed_at: AwareDatetime | None = None
-    failure: Failure | None = None
-    error: CaughtError | None = None
+    # Why the job is failing, once: a failure a state decided (code and message), or the error
+    # a Catch caught (Error and Cause), which RecordFailure turns into a code and a message.
+    failure: Failure | CaughtError | None = None
 
     def to_state(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True, by_alias=True)

@@ -8,6 +8,8 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
+from imagegateway.errors import ConfigurationError
+
 
 class Settings(BaseModel):
     """Field names are the lower-cased environment variable names."""
@@ -62,6 +64,14 @@ class Settings(BaseModel):
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
         known = cls.model_fields.keys()
         return cls.model_validate({k.lower(): v for k, v in environ.items() if k.lower() in known})
+
+    def require(self, *fields: str) -> Settings:
+        """The settings a function cannot work without, present: else a ConfigurationError naming
+        their environment variables (a typo in `fields` is an AttributeError, not a pass)."""
+        missing = [name.upper() for name in fields if not getattr(self, name)]
+        if missing:
+            raise ConfigurationError(f"{', '.join(missing)} not set for this function")
+        return self
 
     @property
     def upstream_base(self) -> str:
