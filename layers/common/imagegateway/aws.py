@@ -15,7 +15,9 @@ from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
+    from mypy_boto3_events.client import EventBridgeClient
     from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_stepfunctions.client import SFNClient
 
 # Standard mode retries throttling and 5xx with backoff for every AWS call we make.
@@ -33,6 +35,16 @@ def sfn_client() -> SFNClient:
     return boto3.client("stepfunctions", config=_CONFIG)
 
 
+@lru_cache(maxsize=1)
+def sqs_client() -> SQSClient:
+    return boto3.client("sqs", config=_CONFIG)
+
+
+@lru_cache(maxsize=1)
+def events_client() -> EventBridgeClient:
+    return boto3.client("events", config=_CONFIG)
+
+
 @lru_cache(maxsize=4)
 def dynamodb_table(name: str) -> Table:
     return boto3.resource("dynamodb", config=_CONFIG).Table(name)
@@ -45,5 +57,5 @@ def error_code(exc: ClientError) -> str:
 
 def clear_clients() -> None:
     """Forget cached clients (tests switch between moto backends)."""
-    for factory in (s3_client, sfn_client, dynamodb_table):
+    for factory in (s3_client, sfn_client, sqs_client, events_client, dynamodb_table):
         factory.cache_clear()

@@ -46,6 +46,9 @@ class FailureCode(StrEnum):
     BODY_TOO_LARGE = "BODY_TOO_LARGE"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
     INVALID_IDEMPOTENCY_KEY = "INVALID_IDEMPOTENCY_KEY"
+    # A queued or evented request that can never run (not JSON, not an envelope, an invalid
+    # request, a reused idempotency key): told as an `Image Generation Failed` event, no job.
+    INVALID_REQUEST = "INVALID_REQUEST"
     # -- images
     DOWNLOAD_FAILED = "DOWNLOAD_FAILED"
     IMAGE_REJECTED = "IMAGE_REJECTED"
@@ -63,6 +66,7 @@ NOT_JOB_CODES: frozenset[FailureCode] = frozenset(
         FailureCode.BODY_TOO_LARGE,
         FailureCode.UNSUPPORTED_MEDIA_TYPE,
         FailureCode.INVALID_IDEMPOTENCY_KEY,
+        FailureCode.INVALID_REQUEST,
         FailureCode.UPSTREAM_ERROR,
     }
 )
@@ -173,6 +177,16 @@ class UnsupportedMediaTypeError(GatewayError):
 
 class InvalidIdempotencyKeyError(GatewayError):
     code = FailureCode.INVALID_IDEMPOTENCY_KEY
+
+
+class InvalidRequestError(GatewayError):
+    """A queued or evented request that can never run; `details` name the fields and why."""
+
+    code = FailureCode.INVALID_REQUEST
+
+    def __init__(self, message: str, *, details: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or []
 
 
 # --- images ---------------------------------------------------------------------------------

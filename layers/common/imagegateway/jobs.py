@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from imagegateway.aws import dynamodb_table, error_code
 from imagegateway.errors import ForeignTicketError, JobNotFoundError
-from imagegateway.models import JobKind, JobRecord, JobStatus, JobTicket, StoredImage
+from imagegateway.models import Callbacks, JobKind, JobRecord, JobStatus, JobTicket, StoredImage
 from imagegateway.observability import logger, metrics
 from imagegateway.settings import Settings, get_settings
 
@@ -46,6 +46,7 @@ class JobStore:
         now: datetime,
         deadline_at: datetime,
         run_token: str,
+        callbacks: Callbacks | None = None,
     ) -> JobRecord:
         record = JobRecord(
             job_id=job_id,
@@ -54,6 +55,7 @@ class JobStore:
             status=JobStatus.PENDING,
             request=request,
             run_token=run_token,
+            callbacks=callbacks,
             created_at=now,
             updated_at=now,
             deadline_at=deadline_at,

@@ -360,6 +360,10 @@ class JobTicket(BaseModel):
         return self.model_dump(mode="json", exclude_none=True, by_alias=True)
 
 
+MAX_REFERENCE_CHARS = 256
+MAX_TASK_TOKEN_CHARS = 2048  # Step Functions' own bound on a task token
+
+
 class StoredImage(BaseModel):
     index: int
     key: str
@@ -374,6 +378,17 @@ class StoredImages(BaseModel):
 
 
 # --- the job row and the caller's view -------------------------------------------------------
+
+
+class Callbacks(BaseModel):
+    """What a job's caller asked to be told when it ends, kept on its job row: a `reference` echoed
+    in every completion, a Step Functions task token to answer, a webhook to deliver."""
+
+    reference: str | None = Field(default=None, min_length=1, max_length=MAX_REFERENCE_CHARS)
+    task_token: str | None = Field(
+        default=None, min_length=1, max_length=MAX_TASK_TOKEN_CHARS, repr=False
+    )
+    webhook_url: ImageUrl | None = None
 
 
 class JobRecord(BaseModel):
@@ -400,6 +415,7 @@ class JobRecord(BaseModel):
     images: list[StoredImage] = Field(default_factory=list)
     error_code: str | None = None
     error_message: str | None = None
+    callbacks: Callbacks | None = None
     expires_at: int
 
 
@@ -452,3 +468,64 @@ class ErrorResponse(BaseModel):
     error_code: str | None = None
     details: list[ErrorDetail] = Field(default_factory=list)
     id: str | None = None
+
+
+# --- event-driven entries and completion (contract: docs/design.md) ---------------------------
+
+EVENT_SOURCE = "imagepipeline-gateway"
+
+
+class DetailType(StrEnum):
+    REQUESTED = "Image Generation Requested"
+    SUCCEEDED = "Image Generation Succeeded"
+    FAILED = "Image Generation Failed"
+
+
+class Envelope(Callbacks):
+    """A request from a queue or an event bus. Only `request` is required. The request itself is
+    validated against its kind's model separately, so its errors name `request.<field>`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: JobKind = JobKind.TEXT2IMAGE
+    request: dict[str, Any]
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class CompletedImage(BaseModel):
+    bucket: str
+    key: str
+    url: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+class CompletionDetail(BaseModel):
+    """The `detail` of a completion event, the output of an answered task token and the `data`
+    of a webhook. Fields that do not apply are left out (dumped with exclude_none)."""
+
+    job_id: str | None = None
+    kind: JobKind | None = None
+    status: JobStatus
+    reference: str | None = None
+    images: list[CompletedImage] | None = None
+    error: str | None = None
+    error_code: str | None = None
+    details: list[ErrorDetail] | None = None
+    timings: Timings | None = None
+
+    @property
+    def detail_type(self) -> DetailType:
+        return DetailType.SUCCEEDED if self.status is JobStatus.SUCCESS else DetailType.FAILED
+
+
+class Completion(BaseModel):
+    """A job's last task's output: PublishCompletion puts it on the bus as it is."""
+
+    detail_type: DetailType
+    detail: CompletionDetail
+
+    @classmethod
+    def of(cls, detail: CompletionDetail) -> Completion:
+        return cls(detail_type=detail.detail_type, detail=detail)

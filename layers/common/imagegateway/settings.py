@@ -47,6 +47,12 @@ class Settings(BaseModel):
     # A job the reconciler fails on this many runs in a row is ended (RECONCILE_FAILED).
     reconcile_max_attempts: int = Field(default=5, ge=1)
     image_download_workers: int = Field(default=4, ge=1, le=16)
+    # Event-driven callers: the bus completion events go to (and requests come from), the queue
+    # webhook deliveries wait on, and the secret webhooks are signed with (Standard Webhooks).
+    event_bus_name: str = ""
+    webhook_queue_url: str = ""
+    webhook_signing_secret_name: str = ""
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
 
     @field_validator("upstream_base_url", mode="before")
     @classmethod

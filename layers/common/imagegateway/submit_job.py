@@ -11,7 +11,7 @@ from typing import Any
 
 from imagegateway.collaborators import Collaborators
 from imagegateway.image_set import samples_of
-from imagegateway.models import JobKind, JobStatus, JobTicket, JobView
+from imagegateway.models import Callbacks, JobKind, JobStatus, JobTicket, JobView
 from imagegateway.observability import logger, metrics
 from imagegateway.upstream import upstream_api_key
 
@@ -21,8 +21,16 @@ def new_job_id() -> str:
     return str(uuid.uuid4())
 
 
-def submit_job(kind: JobKind, body: dict[str, Any], *, owner: str, deps: Collaborators) -> JobView:
-    """`body` is the upstream request, built once from the validated model."""
+def submit_job(
+    kind: JobKind,
+    body: dict[str, Any],
+    *,
+    owner: str,
+    deps: Collaborators,
+    callbacks: Callbacks | None = None,
+) -> JobView:
+    """`body` is the upstream request, built once from the validated model; `callbacks` what the
+    caller asked to be told at the end (a reference, a task token, a webhook)."""
     # A first deploy without a key: a 503 now, and no stray job row.
     upstream_api_key(deps.settings)
     job_id = new_job_id()
@@ -38,6 +46,7 @@ def submit_job(kind: JobKind, body: dict[str, Any], *, owner: str, deps: Collabo
         now=now,
         deadline_at=deadline_at,
         run_token=run_token,
+        callbacks=callbacks,
     )
     deps.workflow.start(
         JobTicket(
