@@ -306,7 +306,7 @@ def test_each_invocation_logs_one_line_and_the_upstream_key_never_appears(
     assert len(submit_lines) == 1
     assert re.search(r"\d+ ms\s+ok\s+POST /sd/text2image/v1 -> 202", submit_lines[0])
     assert any("[invoke] store_images " in line for line in lines)
-    assert any("[invoke] jobs " in line and "-> 200" in line for line in lines)
+    assert any("[invoke] job_status " in line and "-> 200" in line for line in lines)
     # And the upstream API key is nowhere in the output, and Powertools stayed quiet
     output = gateway.logs()
     assert E2E_UPSTREAM_KEY not in output
