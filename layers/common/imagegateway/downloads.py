@@ -113,7 +113,9 @@ def _plain_host(host: str | None) -> str:
     return (host or "").lower().strip("[]").rstrip(".")
 
 
-def _parse(url: str, settings: Settings) -> tuple[str, str, int, str]:
+def _parse(
+    url: str, settings: Settings, allowed_hosts: tuple[str, ...]
+) -> tuple[str, str, int, str]:
     """(scheme, host, port, request target) of a URL both parsers read the same way, on an
     allowed scheme, port and host; anything else raises ImageRejectedError."""
     problem = _unsafe_character(url)
@@ -151,7 +153,7 @@ def _parse(url: str, settings: Settings) -> tuple[str, str, int, str]:
     port = ours.port or DEFAULT_PORTS[scheme]
     if port != DEFAULT_PORTS[scheme] and not insecure_ok:
         raise _refuse(f"only the default {scheme} port is fetched", host=host, port=port)
-    if not host_allowed(host, settings.download_allowed_hosts):
+    if not host_allowed(host, allowed_hosts):
         raise _refuse("its host is not an allowed host", host=host)
     return scheme, host, port, ours.request_uri
 
@@ -165,12 +167,21 @@ def _is_ip(host: str) -> bool:
 
 
 def check_download_url(
-    url: str, settings: Settings, resolve: Resolver = resolve_host
+    url: str,
+    settings: Settings,
+    resolve: Resolver = resolve_host,
+    *,
+    allowed_hosts: tuple[str, ...] | None = None,
 ) -> DownloadTarget:
     """The checked target of a download URL, resolved once; refuses (ImageRejectedError) what a
     hostile URL could reach: other schemes and ports, hosts off the allow-list, ambiguous URLs
-    and (when deployed) hosts with any non-public address such as 169.254.169.254."""
-    scheme, host, port, request_target = _parse(url, settings)
+    and (when deployed) hosts with any non-public address such as 169.254.169.254.
+
+    `allowed_hosts` replaces the settings' download allow-list (webhooks pass `("*",)`: their
+    host is the caller's choice, every other rule still holds)."""
+    if allowed_hosts is None:
+        allowed_hosts = settings.download_allowed_hosts
+    scheme, host, port, request_target = _parse(url, settings, allowed_hosts)
     addresses = (host,) if _is_ip(host) else tuple(resolve(host))
     if not addresses:
         raise ImageDownloadError("the image host could not be resolved")

@@ -1,0 +1,282 @@
+"""The deliver_webhook function's real handler over real HTTP, against moto's SQS and Secrets
+Manager: a receiver on 127.0.0.1 fails the first attempt and takes the second; the message is
+hidden for the schedule's first delay in between, and both attempts carry the same webhook-id
+and verify with the independent `standardwebhooks` package over the raw body bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from standardwebhooks.webhooks import Webhook
+
+from imagegateway.aws import sqs_client
+from imagegateway.models import Completion, CompletionDetail, JobStatus
+from imagegateway.settings import get_settings
+from imagegateway.webhooks import (
+    MAX_ATTEMPTS,
+    RETRY_SCHEDULE_SECONDS,
+    WebhookMessage,
+    WebhookQueue,
+    webhook_message,
+)
+from local.aws_stack import LambdaContext, load_handler
+from tests.support.caches import clear_all
+
+pytestmark = pytest.mark.network
+
+FUNCTION = Path(__file__).resolve().parents[2] / "functions" / "deliver_webhook"
+SECRET_NAME = "webhook-signing-secret"
+JOB_ID = "3f2b8c1e-9d4a-4e7b-8a61-0c5d2e7f9a10"
+
+
+# --- the receiver ---------------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]  # names lower-cased
+    body: bytes  # the raw bytes, as the signature covers them
+
+
+class Receiver(ThreadingHTTPServer):
+    """Answers each POST with the next of `statuses` (then the last one), keeping what came."""
+
+    daemon_threads = True
+
+    def __init__(self, statuses: list[int]) -> None:
+        super().__init__(("127.0.0.1", 0), ReceiverHandler)
+        self.statuses = statuses
+        self.received: list[Received] = []
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}/hooks/imagepipeline"
+
+    def answer_to(self, request: Received) -> int:
+        with self.lock:
+            self.received.append(request)
+            return self.statuses[min(len(self.received), len(self.statuses)) - 1]
+
+
+class ReceiverHandler(BaseHTTPRequestHandler):
+    server: Receiver
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        status = self.server.answer_to(Received(headers, body))
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver([500, 200])
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+# --- the queue, the secret and the function ---------------------------------------------------
+
+
+@dataclass
+class Queue:
+    url: str
+    arn: str
+    secret: str
+    visibility_changes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def environment(queue_url: str, *, insecure: bool) -> dict[str, str]:
+    return {
+        "JOBS_TABLE_NAME": "jobs-table",
+        "IMAGES_BUCKET_NAME": "images-bucket",
+        "WEBHOOK_SIGNING_SECRET_NAME": SECRET_NAME,
+        "WEBHOOK_QUEUE_URL": queue_url,
+        "ALLOW_INSECURE_DOWNLOADS": "true" if insecure else "false",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+
+
+def moto_queue(monkeypatch: pytest.MonkeyPatch, *, insecure: bool) -> Queue:
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    # No visibility timeout of its own: a message stays hidden only if the function hides it.
+    url = sqs.create_queue(QueueName="webhooks", Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+        Name=SECRET_NAME, SecretString=secret
+    )
+    for name, value in environment(url, insecure=insecure).items():
+        monkeypatch.setenv(name, value)
+    clear_all()
+    queue = Queue(url, arn["QueueArn"], secret)
+    # The function's own client, watched: every visibility change it asks for is kept.
+    sqs_client().meta.events.register(
+        "provide-client-params.sqs.ChangeMessageVisibility",
+        lambda params, **_: queue.visibility_changes.append(dict(params)),
+    )
+    return queue
+
+
+@pytest.fixture
+def queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue]:
+    with mock_aws():
+        yield moto_queue(monkeypatch, insecure=True)
+
+
+@pytest.fixture
+def deployed_queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue]:
+    with mock_aws():
+        yield moto_queue(monkeypatch, insecure=False)
+
+
+def invoke(event: dict[str, Any]) -> Any:
+    return load_handler(FUNCTION)(event, LambdaContext(function_name="deliver_webhook"))
+
+
+def completed_job() -> Completion:
+    return Completion.of(
+        CompletionDetail(
+            job_id=JOB_ID, status=JobStatus.SUCCESS, reference="order-42", images=[], timings=None
+        )
+    )
+
+
+def receive(queue: Queue) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = (
+        boto3.client("sqs", region_name="us-east-1")
+        .receive_message(QueueUrl=queue.url, AttributeNames=["All"], MaxNumberOfMessages=10)
+        .get("Messages", [])
+    )
+    return messages
+
+
+def sqs_event(queue: Queue, message: dict[str, Any], **attributes: str) -> dict[str, Any]:
+    """The event Lambda's SQS event source builds from a received message."""
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": {**message["Attributes"], **attributes},
+                "messageAttributes": {},
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue.arn,
+                "awsRegion": "us-east-1",
+            }
+        ]
+    }
+
+
+def queued(message: WebhookMessage) -> None:
+    WebhookQueue(get_settings()).enqueue(message)
+
+
+# --- the tests ------------------------------------------------------------------------------
+
+
+def test_a_failed_attempt_comes_back_after_its_delay_and_the_next_one_is_delivered(
+    queue: Queue, receiver: Receiver
+) -> None:
+    # Given a job's webhook on the queue, to a receiver that answers 500 then 200
+    queued(webhook_message(receiver.url, completed_job(), now=datetime.now(UTC)))
+    [first] = receive(queue)
+    assert first["Attributes"]["ApproximateReceiveCount"] == "1"
+
+    # When the function gets it the first time
+    answer = invoke(sqs_event(queue, first))
+
+    # Then the attempt failed: the record is a batch item failure, hidden for the first delay
+    assert answer == {"batchItemFailures": [{"itemIdentifier": first["MessageId"]}]}
+    assert [change["VisibilityTimeout"] for change in queue.visibility_changes] == [
+        RETRY_SCHEDULE_SECONDS[0]
+    ]
+    assert queue.visibility_changes[0]["QueueUrl"] == queue.url
+    assert receive(queue) == [], "the message should be hidden until its next attempt"
+
+    # When the delay is over (cut short here) and the function gets it the second time
+    boto3.client("sqs", region_name="us-east-1").change_message_visibility(
+        QueueUrl=queue.url, ReceiptHandle=first["ReceiptHandle"], VisibilityTimeout=0
+    )
+    [second] = receive(queue)
+    assert second["Attributes"]["ApproximateReceiveCount"] == "2"
+    answer = invoke(sqs_event(queue, second))
+
+    # Then it was delivered, with no further delay asked for
+    assert answer == {"batchItemFailures": []}
+    assert len(queue.visibility_changes) == 1
+    # And both attempts carried the same id and body, each signed for its own attempt
+    assert len(receiver.received) == 2
+    ids = {request.headers["webhook-id"] for request in receiver.received}
+    assert ids == {f"msg_{JOB_ID}"}
+    assert receiver.received[0].body == receiver.received[1].body
+    for request in receiver.received:
+        payload = Webhook(queue.secret).verify(request.body, request.headers)
+        assert payload["type"] == "image.succeeded"
+        assert payload["data"]["job_id"] == JOB_ID
+        assert request.headers["content-type"] == "application/json"
+
+
+def test_the_last_failed_attempt_is_not_delayed_again(queue: Queue, receiver: Receiver) -> None:
+    # Given a receiver that keeps failing, and a message on its last attempt
+    receiver.statuses = [503]
+    queued(webhook_message(receiver.url, completed_job(), now=datetime.now(UTC)))
+    [message] = receive(queue)
+    # When the function gets it
+    answer = invoke(sqs_event(queue, message, ApproximateReceiveCount=str(MAX_ATTEMPTS)))
+    # Then it fails without a new delay: the queue's redrive policy dead-letters it
+    assert answer == {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}
+    assert queue.visibility_changes == []
+    assert len(receiver.received) == 1
+
+
+def test_deployed_a_loopback_webhook_is_refused_and_dropped(
+    deployed_queue: Queue, receiver: Receiver
+) -> None:
+    # Given the deployed rules, and a webhook to a loopback http address
+    queued(webhook_message(receiver.url, completed_job(), now=datetime.now(UTC)))
+    [message] = receive(deployed_queue)
+    # When the function gets it
+    answer = invoke(sqs_event(deployed_queue, message))
+    # Then nothing was sent, and the record is not retried
+    assert answer == {"batchItemFailures": []}
+    assert receiver.received == []
+    assert deployed_queue.visibility_changes == []
+
+
+def test_a_malformed_message_is_dropped(queue: Queue, receiver: Receiver) -> None:
+    # Given a record whose body is not a webhook message
+    boto3.client("sqs", region_name="us-east-1").send_message(
+        QueueUrl=queue.url, MessageBody=json.dumps({"url": receiver.url})
+    )
+    [message] = receive(queue)
+    # When the function gets it, Then it is not retried, and nothing was sent
+    assert invoke(sqs_event(queue, message)) == {"batchItemFailures": []}
+    assert receiver.received == []
