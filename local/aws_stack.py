@@ -1,10 +1,14 @@
 """The stack of template.yaml, built inside moto: the tests and `make run` share this, so the
 mocks cannot drift from the infrastructure.
 
-Resources are read from template.yaml (the table's keys and TTL, the bucket, the secret, the
-functions with their handlers and environment, the state machine file with its substitutions),
-never listed again here. Lambda tasks run the real handlers in this process: moto's
-`LambdaFunction._invoke_lambda` is patched to import `functions/<dir>/app.py` and call it.
+Resources are read from template.yaml (the table's keys and TTL, the bucket, the secrets, the
+queues with their redrive policies, the event bus and its rules with their targets, the
+functions with their handlers, environment and SQS event-source mappings, the state machine
+file with its substitutions), never listed again here. Lambda tasks run the real handlers in
+this process: moto's `LambdaFunction._invoke_lambda` is patched to import
+`functions/<dir>/app.py` and call it. SQS event-source mappings are polled the way Lambda's
+poller does it (`poll_queue_once`): moto's own mapping invokes inside the sender's call and
+ignores partial batch failures.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import importlib.util
 import io
 import json
 import re
+import secrets
+import string
 import sys
 import threading
 import time
@@ -70,6 +76,14 @@ class LocalStack:
     environment: dict[str, str] = field(default_factory=dict)
     # Template parameter values the stack was built with (defaults plus overrides).
     parameters: dict[str, str] = field(default_factory=dict)
+    # Every secret by logical id (ARN), and the values generated for those the template lets
+    # Secrets Manager generate (the webhook signing key).
+    secret_arns: dict[str, str] = field(default_factory=dict)
+    generated_secrets: dict[str, str] = field(default_factory=dict)
+    queue_urls: dict[str, str] = field(default_factory=dict)
+    event_bus_name: str = ""
+    # The functions' SQS event-source mappings (see poll_queue_once).
+    queue_consumers: list[QueueConsumer] = field(default_factory=list)
     # Resolves the template's intrinsic functions to this stack's names and ARNs.
     resolve: Callable[[Any], str] | None = field(default=None, repr=False)
 
@@ -91,6 +105,18 @@ class LocalStack:
     def table_name(self) -> str:
         """The jobs table's name."""
         return self.table_names["JobsTable"]
+
+
+@dataclass(frozen=True)
+class QueueConsumer:
+    """An SQS event-source mapping of the template: which function takes which queue's messages,
+    how many at a time, and how many invocations at once (its maximum concurrency)."""
+
+    function_name: str
+    queue_url: str
+    batch_size: int
+    max_concurrency: int
+    reports_batch_item_failures: bool
 
 
 class _Resolver:
@@ -151,6 +177,182 @@ def _create_table(dynamodb: Any, table_name: str, props: Mapping[str, Any]) -> N
         )
 
 
+UPSTREAM_KEY_SECRET = "UpstreamApiKeySecret"  # noqa: S105 (a logical id, not a secret)
+
+
+def _generated_secret(spec: Mapping[str, Any]) -> str:
+    """What GenerateSecretString would make: letters and digits (the template excludes
+    punctuation), of its length."""
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(int(spec.get("PasswordLength", 32))))
+
+
+def _create_queues(
+    template: Mapping[str, Any], suffix: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Every queue, with its visibility timeout and retention; redrive policies come after,
+    once every queue's ARN is known."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    urls: dict[str, str] = {}
+    arns: dict[str, str] = {}
+    for logical_id, queue in resources_of_type(template, "AWS::SQS::Queue").items():
+        props = queue.get("Properties", {})
+        attributes: dict[Any, str] = {
+            key: str(props[key])
+            for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds")
+            if key in props
+        }
+        url = sqs.create_queue(QueueName=f"{STACK}-{logical_id}-{suffix}", Attributes=attributes)[
+            "QueueUrl"
+        ]
+        urls[logical_id] = url
+        arns[logical_id] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+    return urls, arns
+
+
+def _apply_redrive_policies(
+    template: Mapping[str, Any], urls: Mapping[str, str], resolve: Callable[[Any], str]
+) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    for logical_id, queue in resources_of_type(template, "AWS::SQS::Queue").items():
+        policy = queue.get("Properties", {}).get("RedrivePolicy")
+        if policy:
+            redrive = {
+                "deadLetterTargetArn": resolve(policy["deadLetterTargetArn"]),
+                "maxReceiveCount": int(policy["maxReceiveCount"]),
+            }
+            sqs.set_queue_attributes(
+                QueueUrl=urls[logical_id], Attributes={"RedrivePolicy": json.dumps(redrive)}
+            )
+
+
+def _create_event_buses(
+    template: Mapping[str, Any], suffix: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    events = boto3.client("events", region_name=REGION)
+    names: dict[str, str] = {}
+    arns: dict[str, str] = {}
+    for logical_id in resources_of_type(template, "AWS::Events::EventBus"):
+        name = f"{STACK}-{logical_id}-{suffix}"
+        arns[logical_id] = events.create_event_bus(Name=name)["EventBusArn"]
+        names[logical_id] = name
+    return names, arns
+
+
+def _create_rules(
+    template: Mapping[str, Any], suffix: str, resolve: Callable[[Any], str]
+) -> dict[str, str]:
+    """The rules of the template's own buses, with their targets (moto delivers to SQS)."""
+    events = boto3.client("events", region_name=REGION)
+    arns: dict[str, str] = {}
+    for logical_id, rule in resources_of_type(template, "AWS::Events::Rule").items():
+        props = rule.get("Properties", {})
+        if "EventBusName" not in props or "EventPattern" not in props:
+            continue  # a schedule or the default bus: nothing local delivers there
+        bus = resolve(props["EventBusName"])
+        name = f"{STACK}-{logical_id}-{suffix}"
+        arns[logical_id] = events.put_rule(
+            Name=name, EventBusName=bus, EventPattern=json.dumps(props["EventPattern"])
+        )["RuleArn"]
+        targets: list[Any] = [
+            {"Id": str(target["Id"]), "Arn": resolve(target["Arn"])}
+            for target in props.get("Targets", [])
+        ]
+        if targets:
+            events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+    return arns
+
+
+def _queue_consumers(
+    function_name: str,
+    resource: Mapping[str, Any],
+    resolve: Callable[[Any], str],
+    queue_urls: Mapping[str, str],
+) -> list[QueueConsumer]:
+    consumers = []
+    for event in (resource.get("Properties", {}).get("Events") or {}).values():
+        if event.get("Type") != "SQS":
+            continue
+        props = event["Properties"]
+        queue = props["Queue"]
+        target = queue.get("Fn::GetAtt") if isinstance(queue, dict) else None
+        logical_id = target[0] if isinstance(target, list) else str(target).split(".")[0]
+        scaling = props.get("ScalingConfig", {})
+        consumers.append(
+            QueueConsumer(
+                function_name=function_name,
+                queue_url=queue_urls[logical_id],
+                batch_size=int(props.get("BatchSize", 10)),
+                max_concurrency=int(resolve(scaling.get("MaximumConcurrency", 2))),
+                reports_batch_item_failures="ReportBatchItemFailures"
+                in props.get("FunctionResponseTypes", []),
+            )
+        )
+    return consumers
+
+
+def poll_queue_once(
+    stack: LocalStack,
+    consumer: QueueConsumer,
+    *,
+    wait_seconds: int = 0,
+    run: Callable[[str, dict[str, Any]], Any] | None = None,
+) -> int:
+    """One turn of Lambda's SQS poller for an event-source mapping: receive up to a batch, invoke
+    the function with the event Lambda would build, delete what succeeded (every record, or
+    those not named in its batchItemFailures). A failed record stays: it comes back when its
+    visibility timeout ends (the handler may have set it), and the queue's redrive policy moves
+    it to the dead-letter queue after its last receive. Returns how many messages it took."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    answer = sqs.receive_message(
+        QueueUrl=consumer.queue_url,
+        MaxNumberOfMessages=min(consumer.batch_size, 10),
+        WaitTimeSeconds=wait_seconds,
+        AttributeNames=["All"],
+        MessageAttributeNames=["All"],
+    )
+    messages = answer.get("Messages", [])
+    if not messages:
+        return 0
+    queue_arn = sqs.get_queue_attributes(QueueUrl=consumer.queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    event = {"Records": [_sqs_record(message, queue_arn) for message in messages]}
+    invoke = run or (lambda name, payload: run_handler(stack, name, payload))
+    try:
+        result = invoke(consumer.function_name, event)
+    except Exception:
+        return len(messages)  # the whole batch comes back (the observer reported the error)
+    failed = set()
+    if consumer.reports_batch_item_failures and isinstance(result, dict):
+        failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
+    done = [m for m in messages if m["MessageId"] not in failed]
+    if done:
+        sqs.delete_message_batch(
+            QueueUrl=consumer.queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
+            ],
+        )
+    return len(messages)
+
+
+def _sqs_record(message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": dict(message.get("Attributes", {})),
+        "messageAttributes": dict(message.get("MessageAttributes", {})),
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }
+
+
 def _zip_placeholder() -> bytes:
     # moto wants a code package; the handlers run in-process from the working tree instead.
     buffer = io.BytesIO()
@@ -172,7 +374,6 @@ def build_stack(
     params = _parameters(template, parameters or {})
     tables = resources_of_type(template, "AWS::DynamoDB::Table")
     ((bucket_id, _bucket),) = resources_of_type(template, "AWS::S3::Bucket").items()
-    ((secret_id, _secret),) = resources_of_type(template, "AWS::SecretsManager::Secret").items()
     ((machine_id, machine),) = resources_of_type(template, "AWS::Serverless::StateMachine").items()
     functions = resources_of_type(template, "AWS::Serverless::Function")
 
@@ -203,15 +404,31 @@ def build_stack(
         },
     )
 
-    secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
-        Name=f"{STACK}/{secret_id}/{suffix}", SecretString=api_key
-    )["ARN"]
+    secretsmanager = boto3.client("secretsmanager", region_name=REGION)
+    secret_arns: dict[str, str] = {}
+    generated_secrets: dict[str, str] = {}
+    for logical_id, secret in resources_of_type(template, "AWS::SecretsManager::Secret").items():
+        generate = secret.get("Properties", {}).get("GenerateSecretString")
+        if logical_id == UPSTREAM_KEY_SECRET:
+            value = api_key
+        elif generate is not None:
+            value = generated_secrets[logical_id] = _generated_secret(generate)
+        else:
+            continue  # a secret the operator fills in: none besides the upstream key today
+        secret_arns[logical_id] = secretsmanager.create_secret(
+            Name=f"{STACK}/{logical_id}/{suffix}", SecretString=value
+        )["ARN"]
+    secret_arn = secret_arns[UPSTREAM_KEY_SECRET]
 
+    queue_urls, queue_arns = _create_queues(template, suffix)
+    bus_names, bus_arns = _create_event_buses(template, suffix)
     refs = {
         **params,
         **table_names,
         bucket_id: bucket_name,
-        secret_id: secret_arn,
+        **secret_arns,
+        **queue_urls,
+        **bus_names,
         machine_id: machine_arn,
         "AWS::Region": REGION,
         "AWS::AccountId": ACCOUNT,
@@ -220,7 +437,10 @@ def build_stack(
         "AWS::Partition": "aws",
         **function_names,
     }
-    resolve = _Resolver(refs, {**function_arns, machine_id: machine_arn})
+    resolve = _Resolver(refs, {**function_arns, **queue_arns, **bus_arns, machine_id: machine_arn})
+    _apply_redrive_policies(template, queue_urls, resolve)
+    rule_arns = _create_rules(template, suffix, resolve)
+    resolve.arns.update(rule_arns)
 
     iam = boto3.client("iam", region_name=REGION)
     role_arn = iam.create_role(
@@ -264,7 +484,18 @@ def build_stack(
         name=machine_name, definition=definition, roleArn=role_arn
     )
 
+    consumers = [
+        consumer
+        for name, resource in functions.items()
+        for consumer in _queue_consumers(function_names[name], resource, resolve, queue_urls)
+    ]
+
     return LocalStack(
+        secret_arns=secret_arns,
+        generated_secrets=generated_secrets,
+        queue_urls=queue_urls,
+        event_bus_name=next(iter(bus_names.values()), ""),
+        queue_consumers=consumers,
         table_names=table_names,
         bucket_name=bucket_name,
         secret_arn=secret_arn,

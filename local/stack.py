@@ -9,7 +9,10 @@ On 127.0.0.1 it starts:
 - the fake upstream (FAKE_UPSTREAM_PORT, default 8081), unless IMAGEPIPELINE_API_KEY is set:
   then the stack calls the real upstream (UPSTREAM_BASE_URL, default https://api.imagepipeline.io);
 - the gateway's HTTP API (GATEWAY_PORT, default 3000), routed as the template routes it
-  (`local.gateway_http`).
+  (`local.gateway_http`);
+- the template's SQS event-source mappings (the request queue's intake, the webhook deliveries),
+  polled as Lambda polls them, with their maximum concurrency; the bus's rules deliver to their
+  queues in moto; and a local CompletionQueue subscribed to every completion event, to watch.
 
 It prints a line containing `ready` with the three URLs once all of them answer, then one line
 per Lambda invocation. Ctrl-C or SIGTERM stops everything (exit 0). A port of 0 picks a free one
@@ -48,17 +51,21 @@ from datetime import datetime
 from types import FrameType
 from typing import Any, TextIO
 
+import boto3
+
 from local.aws_stack import (
     REGION,
     REPO,
     HttpRoute,
     Invocation,
     LocalStack,
+    QueueConsumer,
     build_stack,
     handlers_in_process,
     http_api_routes,
     load_handler,
     load_template,
+    poll_queue_once,
     resources_of_type,
     run_handler,
 )
@@ -83,6 +90,7 @@ LOCAL_FUNCTION_DEFAULTS = {
 }
 # Workflow task invocations of one function running at once locally.
 LOCAL_TASK_CONCURRENCY = 4
+WEBHOOK_SIGNING_SECRET = "WebhookSigningSecret"  # noqa: S105 (the template's logical id)
 # The deployed reconciler runs every 5 minutes; locally every RECONCILE_INTERVAL_SECONDS.
 DEFAULT_RECONCILE_INTERVAL_SECONDS = 30.0
 OUTPUTS_FILE = REPO / "out" / "stack-outputs.json"
@@ -378,6 +386,7 @@ class LocalGatewayStack:
         self.urls: StackUrls | None = None
         self.routes: list[HttpRoute] = []
         self.outputs: dict[str, str] = {}
+        self.completion_queue_url = ""
         self._exit = contextlib.ExitStack()
 
     def start(self) -> StackUrls:
@@ -486,6 +495,8 @@ class LocalGatewayStack:
         _wait_until_answering(checks, READY_TIMEOUT_SECONDS)
         gateway.log = say  # from now on: requests no function answered (no such route...)
         self.urls = StackUrls(gateway=gateway.base_url, moto=moto_url, upstream=upstream_url)
+        self.completion_queue_url = self._subscribe_completion_queue(stack)
+        self._start_queue_consumers(stack, template)
         self._start_reconciler(stack, template)
         self.outputs = self._write_outputs(stack, template, self.urls, api_key)
         return self.urls
@@ -522,6 +533,68 @@ class LocalGatewayStack:
         self._exit.callback(stop.set)
         self.console.line(f"[stack] reconciler runs every {interval:g} s")
 
+    def _subscribe_completion_queue(self, stack: LocalStack) -> str:
+        """A local queue that receives every completion event on the gateway's bus, so a
+        developer (or a test) can watch them: `aws sqs receive-message` on CompletionQueueUrl."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        events = boto3.client("events", region_name=REGION)
+        url = sqs.create_queue(QueueName=f"{stack.event_bus_name}-completions")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        rule = f"{stack.event_bus_name}-completions"
+        from imagegateway.models import EVENT_SOURCE, DetailType
+
+        kinds = [DetailType.SUCCEEDED.value, DetailType.FAILED.value]
+        pattern = {"source": [EVENT_SOURCE], "detail-type": kinds}
+        events.put_rule(
+            Name=rule, EventBusName=stack.event_bus_name, EventPattern=json.dumps(pattern)
+        )
+        events.put_targets(
+            Rule=rule, EventBusName=stack.event_bus_name, Targets=[{"Id": "watch", "Arn": arn}]
+        )
+        return str(url)
+
+    def _start_queue_consumers(self, stack: LocalStack, template: Mapping[str, Any]) -> None:
+        """Each SQS event-source mapping, polled by as many threads as its maximum concurrency."""
+        stop = threading.Event()
+        names = {name: logical for logical, name in stack.function_names.items()}
+
+        def consume(consumer: QueueConsumer) -> None:
+            handler = _handler_name(template, names[consumer.function_name])
+
+            def run(function_name: str, event: dict[str, Any]) -> Any:
+                return run_handler(
+                    stack,
+                    function_name,
+                    event,
+                    handler=handler,
+                    trigger="sqs",
+                    on_invoke=self.console.invocation,
+                )
+
+            while not stop.is_set():
+                try:
+                    poll_queue_once(stack, consumer, wait_seconds=1, run=run)
+                except Exception:  # moto stopping, a transient error: the next poll retries
+                    stop.wait(1)
+
+        threads = [
+            threading.Thread(target=consume, args=(consumer,), name=f"sqs-{i}", daemon=True)
+            for consumer in stack.queue_consumers
+            for i in range(consumer.max_concurrency)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            self._exit.callback(thread.join, 5)
+        self._exit.callback(stop.set)
+        for consumer in stack.queue_consumers:
+            self.console.line(
+                f"[stack] queue {consumer.queue_url.rsplit('/', 1)[-1]} -> "
+                f"{consumer.function_name} ({consumer.max_concurrency} at a time)"
+            )
+
     def _quiet_reconciler(self, call: Invocation) -> None:
         """A reconciler run is logged only when it did something (or failed)."""
         result = call.result if isinstance(call.result, dict) else {}
@@ -538,7 +611,11 @@ class LocalGatewayStack:
             "ApiUrl": urls.gateway,
             "AwsEndpointUrl": urls.moto,
             "Region": REGION,
+            "CompletionQueueUrl": self.completion_queue_url,
         }
+        signing_key = stack.generated_secrets.get(WEBHOOK_SIGNING_SECRET)
+        if signing_key is not None:
+            outputs["WebhookSigningSecret"] = f"whsec_{signing_key}"
         if self.settings.uses_fake:
             outputs["FakeUpstreamUrl"] = urls.upstream
         path = self.settings.outputs_file

@@ -7,11 +7,12 @@ import json
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import requests
 
@@ -41,7 +42,8 @@ STATUS_PATH = "/sd/text2image/v1/status/{id}"
 
 @dataclass
 class Gateway:
-    """An HTTP client of the running stack."""
+    """An HTTP client of the running stack, and of its AWS resources (the moto server) the way a
+    pipeline would use them: through the names in out/stack-outputs.json."""
 
     process: StackProcess
     url: str
@@ -49,6 +51,41 @@ class Gateway:
     upstream_url: str
     session: requests.Session
     answers: list[str]
+    # Completion events read off the CompletionQueue so far (every test's: match by reference
+    # or job id).
+    completions: list[dict[str, Any]] = field(default_factory=list)
+
+    def outputs(self) -> dict[str, str]:
+        outputs: dict[str, str] = json.loads(
+            Path(STACK_ENVIRONMENT["STACK_OUTPUTS_FILE"]).read_text(encoding="utf-8")
+        )
+        return outputs
+
+    def aws(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.moto_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def completion(
+        self, matches: Callable[[dict[str, Any]], bool], *, timeout: float = 60
+    ) -> dict[str, Any]:
+        """The first completion event (as the bus delivered it) that `matches`."""
+        sqs, queue = self.aws("sqs"), self.outputs()["CompletionQueueUrl"]
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [event for event in self.completions if matches(event)]
+            if found:
+                return found[0]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no such completion event after {timeout} s")
+            answer = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            for message in answer.get("Messages", []):
+                self.completions.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
 
     def submit(
         self,

@@ -114,11 +114,18 @@ def test_store_images_copies_every_image_and_marks_the_job_success(
     # When the store task runs, twice (as a retry would)
     first = invoke(stack, "store_images", ticket)
     second = invoke(stack, "store_images", ticket)
+
     # Then exactly two objects exist, under the same keys both times
-    assert first == second
+    def stored(completion: dict[str, Any]) -> list[tuple[str, str, str]]:
+        images = completion["detail"]["images"]
+        return [(i["bucket"], i["key"], i["sha256"]) for i in images]
+
+    assert stored(first) == stored(second)
+    assert first["detail_type"] == "Image Generation Succeeded"
     assert bucket_keys(stack) == [f"jobs/{job_id}/0.png", f"jobs/{job_id}/1.png"]
     s3 = boto3.client("s3", region_name="us-east-1")
-    for image in first["images"]:
+    for image in first["detail"]["images"]:
+        assert image["bucket"] == stack.bucket_name
         data = s3.get_object(Bucket=stack.bucket_name, Key=image["key"])["Body"].read()
         assert image["sha256"] == hashlib.sha256(data).hexdigest()
         assert image["size"] == len(data)
@@ -159,8 +166,12 @@ def test_record_failure_marks_the_job_failure_with_code_and_message(
     ticket = ticket_for(stack, job_id, sample)
     # When the failure path runs
     result = invoke(stack, "record_failure", ticket)
-    # Then the job is FAILURE with a code and a message a caller can act on
-    assert result == {"code": code, "message": message}
+    # Then the job is FAILURE with a code and a message a caller can act on, handed on as the
+    # completion PublishCompletion puts on the bus
+    assert result["detail_type"] == "Image Generation Failed"
+    detail = result["detail"]
+    assert (detail["job_id"], detail["status"]) == (job_id, "FAILURE")
+    assert (detail["error_code"], detail["error"]) == (code, message)
     row = job_row(stack, job_id)
     assert row is not None
     assert (row["status"], row["error_code"], row["error_message"]) == ("FAILURE", code, message)

@@ -50,6 +50,15 @@ CONTRACT_RESOURCES = {
     "StoreImagesFunction": "AWS::Serverless::Function",
     "RecordFailureFunction": "AWS::Serverless::Function",
     "ReconcilerFunction": "AWS::Serverless::Function",
+    "IntakeFunction": "AWS::Serverless::Function",
+    "DeliverWebhookFunction": "AWS::Serverless::Function",
+    "EventBus": "AWS::Events::EventBus",
+    "ImageRequestedRule": "AWS::Events::Rule",
+    "RequestQueue": "AWS::SQS::Queue",
+    "RequestDeadLetterQueue": "AWS::SQS::Queue",
+    "WebhookQueue": "AWS::SQS::Queue",
+    "WebhookDeadLetterQueue": "AWS::SQS::Queue",
+    "WebhookSigningSecret": "AWS::SecretsManager::Secret",
     "ImageJobStateMachine": "AWS::Serverless::StateMachine",
     "JobsTable": "AWS::DynamoDB::Table",
     "IdempotencyTable": "AWS::DynamoDB::Table",
@@ -73,6 +82,19 @@ PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
 
 BASIC_EXECUTION = "managed:AWSLambdaBasicExecutionRole"
 XRAY_WRITE = "managed:AWSXrayWriteOnlyAccess"
+# What SAM attaches to a function with an SQS event source (to poll the queue): its managed
+# policy, not a statement on the queue (SAM's choice; the function's own actions stay scoped).
+SQS_POLLER = ("managed:AWSLambdaSQSQueueExecutionRole", "")
+
+
+# What a function that tells callers a job ended may do: answer a waiting task (its token is
+# the caller's, from any state machine: Step Functions' task-token actions take Resource "*"),
+# and queue a webhook.
+TELL_CALLERS = {
+    ("states:SendTaskSuccess", "*"),
+    ("states:SendTaskFailure", "*"),
+    ("sqs:SendMessage", "<WebhookQueue.Arn>"),
+}
 # Every IAM role of the deployed stack, and exactly what it may do to what: (action, resource)
 # with intrinsics rendered as <LogicalId> / <LogicalId.Attribute> / <AWS::Pseudo>. Managed
 # policies appear as (managed:<name>, ""). A change here is a deliberate change of privilege.
@@ -115,16 +137,19 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("s3:PutObject", "<ImagesBucket.Arn>/*"),
         ("s3:AbortMultipartUpload", "<ImagesBucket.Arn>/*"),
         ("s3:ListMultipartUploadParts", "<ImagesBucket.Arn>/*"),
+        ("s3:GetObject", "<ImagesBucket.Arn>/*"),  # its completion's presigned URLs
         ("dynamodb:GetItem", "<JobsTable.Arn>"),
         ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
         (BASIC_EXECUTION, ""),
         (XRAY_WRITE, ""),
+        *TELL_CALLERS,
     },
     "RecordFailureFunctionRole": {
         ("dynamodb:GetItem", "<JobsTable.Arn>"),
         ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
         (BASIC_EXECUTION, ""),
         (XRAY_WRITE, ""),
+        *TELL_CALLERS,
     },
     "ReconcilerFunctionRole": {
         ("dynamodb:Query", "<JobsTable.Arn>/index/PendingByDeadline"),
@@ -138,6 +163,41 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("states:StartExecution", "<ImageJobStateMachine>"),
         ("secretsmanager:GetSecretValue", "<UpstreamApiKeySecret>"),
         ("sqs:SendMessage", "<ReconcilerFailureQueue.Arn>"),  # its on-failure destination
+        ("events:PutEvents", "<EventBus.Arn>"),  # the completion of a job it ends
+        (BASIC_EXECUTION, ""),
+        (XRAY_WRITE, ""),
+        *TELL_CALLERS,
+    },
+    # The request queue's consumer: the job row, Idempotency records, the upstream POST (the
+    # key), the execution, the message's next delivery, and the refusal of a request.
+    "IntakeFunctionRole": {
+        ("dynamodb:PutItem", "<JobsTable.Arn>"),
+        ("dynamodb:GetItem", "<JobsTable.Arn>"),
+        ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
+        ("dynamodb:GetItem", "<IdempotencyTable.Arn>"),
+        ("dynamodb:PutItem", "<IdempotencyTable.Arn>"),
+        ("dynamodb:UpdateItem", "<IdempotencyTable.Arn>"),
+        ("dynamodb:DeleteItem", "<IdempotencyTable.Arn>"),
+        ("states:StartExecution", "<ImageJobStateMachine>"),
+        (
+            "states:DescribeExecution",
+            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>"
+            ":execution:<ImageJobStateMachine.Name>:*",
+        ),
+        ("sqs:ChangeMessageVisibility", "<RequestQueue.Arn>"),
+        ("sqs:GetQueueUrl", "<RequestQueue.Arn>"),
+        ("events:PutEvents", "<EventBus.Arn>"),
+        ("secretsmanager:GetSecretValue", "<UpstreamApiKeySecret>"),
+        SQS_POLLER,
+        (BASIC_EXECUTION, ""),
+        (XRAY_WRITE, ""),
+        *TELL_CALLERS,
+    },
+    "DeliverWebhookFunctionRole": {
+        ("secretsmanager:GetSecretValue", "<WebhookSigningSecret>"),
+        ("sqs:ChangeMessageVisibility", "<WebhookQueue.Arn>"),
+        ("sqs:GetQueueUrl", "<WebhookQueue.Arn>"),
+        SQS_POLLER,
         (BASIC_EXECUTION, ""),
         (XRAY_WRITE, ""),
     },
@@ -151,6 +211,7 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("lambda:InvokeFunction", "<CheckUpstreamFunction.Arn>"),
         ("lambda:InvokeFunction", "<StoreImagesFunction.Arn>"),
         ("lambda:InvokeFunction", "<RecordFailureFunction.Arn>"),
+        ("events:PutEvents", "<EventBus.Arn>"),  # PublishCompletion
         # CloudWatch Logs delivery has no resource-level permissions (AWS documents "*").
         ("logs:CreateLogDelivery", "*"),
         ("logs:GetLogDelivery", "*"),
@@ -169,6 +230,9 @@ ERROR_ALARMED_FUNCTIONS = {
     "JobStatusFunction",
     "RecordFailureFunction",
     "ReconcilerFunction",
+    # Queue consumers report what failed as batch item failures; an error is a crash.
+    "IntakeFunction",
+    "DeliverWebhookFunction",
 }
 # The workflow's task functions raise on purpose (their error names drive the ASL's Retry and
 # Catch), so single errors are expected: WorkflowStepErrorsAlarm watches a stream of them, and
@@ -576,16 +640,18 @@ def test_every_function_gets_the_contract_environment(translated: dict[str, Any]
     reconciler = functions["ReconcilerFunction"]["Properties"]["Environment"]["Variables"]
     assert reconciler["STATE_MACHINE_ARN"] == {"Ref": STATE_MACHINE_ID}
     assert reconciler["RECONCILE_MARGIN_SECONDS"] == {"Ref": "ReconcileMarginSeconds"}
-    # Only the submit and reconciler functions start executions; the workflow's own tasks
-    # (SubmitUpstream included) never need the machine's ARN.
+    # Only the entries (HTTP submit, the queue's intake) and the reconciler start executions;
+    # the workflow's own tasks (SubmitUpstream included) never need the machine's ARN.
     assert {n for n, f in functions.items() if "STATE_MACHINE_ARN" in json.dumps(f)} == {
         "SubmitFunction",
+        "IntakeFunction",
         "ReconcilerFunction",
     }
-    # Only the submit function holds Idempotency-Key records.
-    assert [n for n, f in functions.items() if "IDEMPOTENCY_TABLE_NAME" in json.dumps(f)] == [
-        "SubmitFunction"
-    ]
+    # Only the entries hold Idempotency-Key records.
+    assert {n for n, f in functions.items() if "IDEMPOTENCY_TABLE_NAME" in json.dumps(f)} == {
+        "SubmitFunction",
+        "IntakeFunction",
+    }
 
 
 def test_no_output_invites_callers_to_start_executions(template: dict[str, Any]) -> None:
@@ -787,7 +853,10 @@ def test_every_task_outlasts_its_function(asl: dict[str, Any], template: dict[st
     tasks = {name: s for name, s in iter_states(asl) if s["Type"] == "Task"}
     assert tasks
     for name, task in tasks.items():
-        function = substitutions[function_of_task(task)]["Fn::GetAtt"][0]
+        key = function_of_task(task)
+        if key is None:
+            continue  # a service integration (PublishCompletion's putEvents), no function
+        function = substitutions[key]["Fn::GetAtt"][0]
         props = template["Resources"][function]["Properties"]
         # When the task's own timeout is compared with the function's
         # Then Step Functions never gives up (and retries) while the invocation still runs:
@@ -815,6 +884,9 @@ def test_substituted_functions_are_invokable_by_the_machine(template: dict[str, 
         for resource in as_list(statement["Resource"])
     }
     for key, value in props["DefinitionSubstitutions"].items():
+        if key == "EventBusName":  # the bus PublishCompletion puts events on
+            assert value == {"Ref": "EventBus"}
+            continue
         # When a substitution is resolved
         logical_id, attribute = value["Fn::GetAtt"]
         # Then it is a function's ARN, and the machine may invoke that function
@@ -1175,10 +1247,15 @@ def test_only_log_delivery_is_granted_on_every_resource(translated: dict[str, An
         if resource == "*"
     }
     # Then they are only the state machine's CloudWatch Logs delivery actions, which have no
-    # resource-level permissions (managed policies aside: basic execution and X-Ray writes)
+    # resource-level permissions (managed policies aside: basic execution and X-Ray writes),
+    # and answering a caller's waiting task, whose token comes from any state machine
     assert wildcard
-    assert {role_id for role_id, _ in wildcard} == {"ImageJobStateMachineRole"}
-    assert all(action.startswith("logs:") for _, action in wildcard)
+    logs = {(role, action) for role, action in wildcard if action.startswith("logs:")}
+    assert {role_id for role_id, _ in logs} == {"ImageJobStateMachineRole"}
+    assert {action for _, action in wildcard - logs} == {
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+    }
 
 
 # ---------------------------------------------------------------- checkov

@@ -12,7 +12,8 @@ from imagegateway.collaborators import Collaborators
 from imagegateway.errors import UpstreamUnavailableError
 from imagegateway.images import ImageStore
 from imagegateway.jobs import JobStore
-from imagegateway.models import JobKind, JobStatus, JobTicket, UpstreamAnswer
+from imagegateway.models import Completion, JobKind, JobRecord, JobStatus, JobTicket, UpstreamAnswer
+from imagegateway.notifications import Notifier
 from imagegateway.reconciler import reconcile_overdue_jobs
 from imagegateway.settings import Settings
 from imagegateway.upstream import UpstreamClient
@@ -51,6 +52,14 @@ class FakeJobs:
         self.failed[job_id] = code
         return True
 
+    parse = staticmethod(JobStore.parse)
+
+    def get(self, job_id: str) -> JobRecord:
+        item = dict(self.rows[job_id])
+        if job_id in self.failed:
+            item |= {"status": "FAILURE", "error_code": self.failed[job_id], "error_message": "m"}
+        return JobStore.parse(item)
+
     def count_reconcile_failure(self, job_id: str, *, now: datetime) -> int:
         self.reconcile_failures[job_id] = self.reconcile_failures.get(job_id, 0) + 1
         return self.reconcile_failures[job_id]
@@ -74,6 +83,22 @@ class FakeWorkflow:
     names_of = staticmethod(Workflow.names_of)
 
 
+class FakeNotifier:
+    def __init__(self) -> None:
+        self.published: list[Completion] = []
+        self.answered: list[tuple[str, Completion]] = []
+        self.webhooks: list[tuple[str, Completion]] = []
+
+    def publish(self, completion: Completion) -> None:
+        self.published.append(completion)
+
+    def answer_task(self, task_token: str, completion: Completion) -> None:
+        self.answered.append((task_token, completion))
+
+    def queue_webhook(self, url: str, completion: Completion, *, now: datetime) -> None:
+        self.webhooks.append((url, completion))
+
+
 class FakeUpstream:
     def __init__(self, answers: dict[str, UpstreamAnswer | Exception]) -> None:
         self.answers = answers
@@ -88,7 +113,10 @@ class FakeUpstream:
 
 
 def collaborators(
-    jobs: FakeJobs, workflow: FakeWorkflow | None = None, upstream: FakeUpstream | None = None
+    jobs: FakeJobs,
+    workflow: FakeWorkflow | None = None,
+    upstream: FakeUpstream | None = None,
+    notifier: FakeNotifier | None = None,
 ) -> Collaborators:
     settings = Settings(jobs_table_name="jobs", images_bucket_name="images")
     return Collaborators(
@@ -97,6 +125,7 @@ def collaborators(
         upstream=cast(UpstreamClient, upstream or FakeUpstream({})),
         images=cast(ImageStore, object()),
         workflow=cast(Workflow, workflow or FakeWorkflow()),
+        notifier=cast(Notifier, notifier or FakeNotifier()),
         clock=lambda: NOW,
     )
 
@@ -173,3 +202,23 @@ def test_a_job_that_keeps_failing_is_isolated_then_ended(runs_before_giving_up: 
         report = reconcile_overdue_jobs(deps)
     assert sorted(report.failed) == ["malformed-1", "throttled-1"]
     assert jobs.failed["malformed-1"] == jobs.failed["throttled-1"] == "RECONCILE_FAILED"
+
+
+def test_a_job_the_reconciler_ends_tells_its_caller_like_the_workflow_would() -> None:
+    # Given an overdue job never sent upstream, whose caller gave a reference, a task token
+    # and a webhook
+    callbacks = {"reference": "order-42", "task_token": "tok", "webhook_url": "https://h.test/w"}
+    jobs = FakeJobs(row("lost-1", callbacks=callbacks))
+    notifier = FakeNotifier()
+    # When the reconciler ends it
+    reconcile_overdue_jobs(collaborators(jobs, notifier=notifier))
+    # Then one Failed completion goes on the bus, to the waiting task and to the webhook
+    assert jobs.failed == {"lost-1": "NOT_SUBMITTED"}
+    (published,) = notifier.published
+    assert published.detail_type == "Image Generation Failed"
+    assert (published.detail.reference, published.detail.error_code) == (
+        "order-42",
+        "NOT_SUBMITTED",
+    )
+    assert notifier.answered == [("tok", published)]
+    assert notifier.webhooks == [("https://h.test/w", published)]

@@ -53,7 +53,7 @@ def test_happy_path_stores_every_image_and_hands_out_presigned_urls(
     assert upstream.stats()["submits"] == 1
     assert states.count("CheckStatus") == upstream.pending_polls + 1
     assert "WaitBeforeCheck" in states
-    assert states[-2:] == ["StoreImages", "JobSucceeded"]
+    assert states[-2:] == ["StoreImages", "PublishCompletion"]
     # And both images are objects in S3 under deterministic keys
     assert bucket_keys(stack) == [f"jobs/{job_id}/0.png", f"jobs/{job_id}/1.png"]
     # And the job row is SUCCESS with type, size and sha256 of each image
@@ -100,7 +100,7 @@ def test_an_upstream_failure_ends_failure_with_the_upstreams_message(
     assert execution["status"] == "SUCCEEDED"  # the workflow worked; the job failed
     assert entered_states(execution_history(job_id, stack))[-2:] == [
         "RecordFailure",
-        "FailureRecorded",
+        "PublishCompletion",
     ]
     # And the job is FAILURE with the upstream's own message, and no image was stored
     view = response_body(invoke(stack, "job_status", status_event(job_id)))
@@ -121,7 +121,7 @@ def test_an_instant_success_is_stored_without_any_wait(
     # Then it goes straight to storing: no Wait, no status check
     assert execution["status"] == "SUCCEEDED"
     states = entered_states(execution_history(job_id, stack))
-    assert states == ["SubmitUpstream", "RouteSubmitAnswer", "StoreImages", "JobSucceeded"]
+    assert states == ["SubmitUpstream", "RouteSubmitAnswer", "StoreImages", "PublishCompletion"]
     assert upstream.stats()["status_checks"] == 0
     assert len(bucket_keys(stack, f"jobs/{job_id}/")) == 3
 
@@ -163,7 +163,7 @@ def test_a_rate_limited_submit_waits_in_the_state_machine_then_succeeds(
         "WaitBeforeSubmit",
         "SubmitUpstream",
     ]
-    assert states[-1] == "JobSucceeded"
+    assert states[-1] == "PublishCompletion"
     assert upstream.stats()["submits"] == 2
     assert len(upstream.stats()["jobs"]) == 1
 

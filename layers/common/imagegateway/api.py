@@ -22,7 +22,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.types import EventHandlerInstance
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
@@ -50,15 +50,18 @@ from imagegateway.errors import (
 )
 from imagegateway.idempotency import submit_job_once, validated_key
 from imagegateway.models import (
+    Callbacks,
     ErrorDetail,
     ErrorResponse,
     Image2ImageRequest,
     ImageRequest,
+    ImageUrl,
     InpaintingRequest,
     JobKind,
     JobStatus,
     JobView,
     Text2ImageRequest,
+    error_details,
 )
 from imagegateway.observability import logger
 from imagegateway.submit_job import submit_job
@@ -110,21 +113,6 @@ def error_answer(status: HTTPStatus, error: ErrorResponse) -> Response[Any]:
     return json_answer(status, error)
 
 
-def _field_name(location: tuple[Any, ...]) -> str:
-    parts = [part for part in location if part != "body"]
-    name = ""
-    for part in parts:
-        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
-    return name or "body"
-
-
-def _details(errors: list[dict[str, Any]]) -> list[ErrorDetail]:
-    return [
-        ErrorDetail(field=_field_name(tuple(err.get("loc", ()))), message=str(err.get("msg", "")))
-        for err in errors
-    ]
-
-
 def register_error_handlers(app: APIGatewayHttpResolver) -> None:
     @app.exception_handler(RequestValidationError)
     def _invalid_request(exc: RequestValidationError) -> Response[Any]:
@@ -136,7 +124,7 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
             return error_answer(
                 HTTPStatus.BAD_REQUEST, ErrorResponse(error="the body is not valid JSON")
             )
-        details = _details(errors)
+        details = error_details(errors)
         summary = "; ".join(f"{d.field}: {d.message}" for d in details[:3])
         return error_answer(
             HTTPStatus.UNPROCESSABLE_ENTITY,
@@ -282,17 +270,31 @@ SUBMIT_RESPONSES: dict[int, OpenAPIResponse] = {
 }
 
 
-def _submit(kind: JobKind, request: ImageRequest) -> Response[Any]:
+WebhookUrlQuery = Annotated[
+    ImageUrl | None,
+    Query(
+        description=(
+            "Where to POST the job's completion, signed per Standard Webhooks (https, a public "
+            "host), retried with backoff for about 28 hours."
+        )
+    ),
+]
+
+
+def _submit(kind: JobKind, request: ImageRequest, webhook_url: str | None) -> Response[Any]:
     """Every kind's submit: the upstream body is built once, here, and passed down as is."""
     event = _event(submit_routes)
     owner = caller_identity(event)
     key = validated_key(event.headers.get(IDEMPOTENCY_HEADER))
     body = request.upstream_body()
+    callbacks = Callbacks(webhook_url=webhook_url) if webhook_url else None
     if key is None:
-        view = submit_job(kind, body, owner=owner, deps=collaborators())
+        view = submit_job(kind, body, owner=owner, deps=collaborators(), callbacks=callbacks)
     else:
         context = submit_routes.lambda_context
-        view = submit_job_once(kind, body, owner=owner, key=key, lambda_context=context)
+        view = submit_job_once(
+            kind, body, owner=owner, key=key, lambda_context=context, callbacks=callbacks
+        )
     status = HTTPStatus.ACCEPTED if view.status is JobStatus.PENDING else HTTPStatus.OK
     return json_answer(status, view)
 
@@ -302,8 +304,10 @@ def _submit(kind: JobKind, request: ImageRequest) -> Response[Any]:
     summary="Submit a text2image job (the upstream's own request body)",
     responses=SUBMIT_RESPONSES,
 )
-def submit_text2image(request: Annotated[Text2ImageRequest, Body()]) -> Response[Any]:
-    return _submit(JobKind.TEXT2IMAGE, request)
+def submit_text2image(
+    request: Annotated[Text2ImageRequest, Body()], webhook_url: WebhookUrlQuery = None
+) -> Response[Any]:
+    return _submit(JobKind.TEXT2IMAGE, request, webhook_url)
 
 
 @submit_routes.post(
@@ -311,8 +315,10 @@ def submit_text2image(request: Annotated[Text2ImageRequest, Body()]) -> Response
     summary="Submit an image2image job (the upstream's own request body)",
     responses=SUBMIT_RESPONSES,
 )
-def submit_image2image(request: Annotated[Image2ImageRequest, Body()]) -> Response[Any]:
-    return _submit(JobKind.IMAGE2IMAGE, request)
+def submit_image2image(
+    request: Annotated[Image2ImageRequest, Body()], webhook_url: WebhookUrlQuery = None
+) -> Response[Any]:
+    return _submit(JobKind.IMAGE2IMAGE, request, webhook_url)
 
 
 @submit_routes.post(
@@ -320,8 +326,10 @@ def submit_image2image(request: Annotated[Image2ImageRequest, Body()]) -> Respon
     summary="Submit an inpainting job (the upstream's own request body)",
     responses=SUBMIT_RESPONSES,
 )
-def submit_inpainting(request: Annotated[InpaintingRequest, Body()]) -> Response[Any]:
-    return _submit(JobKind.INPAINTING, request)
+def submit_inpainting(
+    request: Annotated[InpaintingRequest, Body()], webhook_url: WebhookUrlQuery = None
+) -> Response[Any]:
+    return _submit(JobKind.INPAINTING, request, webhook_url)
 
 
 @status_routes.get(

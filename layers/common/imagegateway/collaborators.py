@@ -10,6 +10,7 @@ from functools import lru_cache
 
 from imagegateway.images import ImageStore
 from imagegateway.jobs import JobStore
+from imagegateway.notifications import Notifier
 from imagegateway.settings import Settings, get_settings
 from imagegateway.upstream import UpstreamClient
 from imagegateway.workflow import Workflow
@@ -26,6 +27,7 @@ class Collaborators:
     upstream: UpstreamClient
     images: ImageStore
     workflow: Workflow
+    notifier: Notifier
     clock: Callable[[], datetime] = utcnow
 
 
@@ -38,4 +40,5 @@ def collaborators() -> Collaborators:
         upstream=UpstreamClient(settings),
         images=ImageStore(settings),
         workflow=Workflow(settings.state_machine_arn),
+        notifier=Notifier(settings),
     )

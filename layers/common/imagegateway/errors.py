@@ -189,6 +189,17 @@ class InvalidRequestError(GatewayError):
         self.details = details or []
 
 
+class RetryLater(Exception):
+    """A queued message to bring back in `seconds` (SQS's bound, 12 hours, at most): nothing
+    is wrong with it, the time is. Not a GatewayError: it never ends a job."""
+
+    MAX_SECONDS = 43200
+
+    def __init__(self, seconds: int, reason: str) -> None:
+        super().__init__(reason)
+        self.seconds = max(0, min(int(seconds), self.MAX_SECONDS))
+
+
 # --- images ---------------------------------------------------------------------------------
 
 

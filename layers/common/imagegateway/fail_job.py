@@ -1,18 +1,20 @@
 """Use case, the workflow's one failure path: mark the job FAILURE with a code and a message
-written for its caller."""
+written for its caller, tell the caller (task token, webhook), and hand the completion to
+PublishCompletion."""
 
 from __future__ import annotations
 
 import json
 
 from imagegateway.collaborators import Collaborators
+from imagegateway.completion import completion_of, tell_caller
 from imagegateway.errors import (
     ERROR_CODES,
     INTERNAL_ERROR,
     PUBLIC_MESSAGES,
     STATES_ERROR_CODES,
 )
-from imagegateway.models import CaughtError, Failure, JobTicket
+from imagegateway.models import CaughtError, Completion, Failure, JobTicket
 from imagegateway.observability import logger, metrics
 
 # Errors whose message the gateway wrote for callers; any other error's text (botocore, a
@@ -38,7 +40,7 @@ def failure_from(ticket: JobTicket) -> Failure:
     return Failure(code=code, message=message)
 
 
-def fail_job(ticket: JobTicket, deps: Collaborators) -> Failure:
+def fail_job(ticket: JobTicket, deps: Collaborators) -> Completion:
     deps.jobs.for_ticket(ticket)
     failure = failure_from(ticket)
     recorded = deps.jobs.mark_failed(
@@ -49,7 +51,11 @@ def fail_job(ticket: JobTicket, deps: Collaborators) -> Failure:
         extra={"error_code": failure.code, "error": failure.message, "recorded": recorded},
     )
     metrics.add_metric(name="JobsFailed", unit="Count", value=1)
-    return failure
+    # The row as it ended (FAILURE, or SUCCESS if the job had succeeded after all).
+    record = deps.jobs.get(ticket.job_id)
+    completion = completion_of(record, deps)
+    tell_caller(record.callbacks, completion, deps)
+    return completion
 
 
 def _code_for(error_name: str) -> str:

@@ -85,3 +85,21 @@ def scheduled_task(
         return result.model_dump(mode="json")
 
     return EntryPoint(lambda_handler, requires)
+
+
+def queue_consumer(
+    operation: Callable[[dict[str, Any], LambdaContext], dict[str, Any]],
+    *,
+    requires: tuple[str, ...] = (),
+) -> EntryPoint:
+    """An SQS event-source mapping's consumer: the batch in, the partial batch response out
+    (`operation` is usually `queue_batch.process_batch` around a per-record handler)."""
+
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        with invocation_budget(context):
+            return operation(event, context)
+
+    return EntryPoint(lambda_handler, requires)

@@ -27,9 +27,9 @@ from pydantic import BaseModel
 
 from imagegateway.collaborators import collaborators
 from imagegateway.errors import ConfigurationError, InvalidIdempotencyKeyError
-from imagegateway.models import JobKind, JobView
+from imagegateway.models import Callbacks, JobKind, JobStatus, JobView
 from imagegateway.settings import get_settings
-from imagegateway.submit_job import submit_job
+from imagegateway.submit_job import record_job, submit_job
 
 MAX_KEY_LENGTH = 255
 
@@ -39,6 +39,9 @@ class IdempotentSubmission(BaseModel):
     key: str
     # Validated together: the same key for another kind or body is a different request.
     request: dict[str, Any]
+    callbacks: Callbacks | None = None
+    # HTTP starts the workflow at once; the queue's intake sends the job upstream first.
+    start_workflow: bool = True
 
 
 def validated_key(raw: str | None) -> str | None:
@@ -76,7 +79,12 @@ def _submitter() -> tuple[IdempotencyConfig, Callable[..., JobView]]:
     def submit_once(submission: IdempotentSubmission) -> JobView:
         kind = JobKind(submission.request["kind"])
         body = submission.request["body"]
-        return submit_job(kind, body, owner=submission.caller, deps=collaborators())
+        deps = collaborators()
+        owner, callbacks = submission.caller, submission.callbacks
+        if submission.start_workflow:
+            return submit_job(kind, body, owner=owner, deps=deps, callbacks=callbacks)
+        ticket = record_job(kind, body, owner=owner, deps=deps, callbacks=callbacks)
+        return JobView(status=JobStatus.PENDING, id=ticket.job_id)
 
     return config, submit_once
 
@@ -88,6 +96,8 @@ def submit_job_once(
     owner: str,
     key: str,
     lambda_context: LambdaContext | None,
+    callbacks: Callbacks | None = None,
+    start_workflow: bool = True,
 ) -> JobView:
     config, submit_once = _submitter()
     if lambda_context is not None:
@@ -96,7 +106,11 @@ def submit_job_once(
         config.register_lambda_context(lambda_context)
     view: JobView = submit_once(
         submission=IdempotentSubmission(
-            caller=owner, key=key, request={"kind": kind.value, "body": body}
+            caller=owner,
+            key=key,
+            request={"kind": kind.value, "body": body},
+            callbacks=callbacks,
+            start_workflow=start_workflow,
         )
     )
     return view

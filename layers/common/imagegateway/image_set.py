@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from imagegateway.errors import IncompleteResultError
-from imagegateway.models import MAX_SAMPLES
 from imagegateway.observability import logger
-
-
-def samples_of(body: dict[str, Any]) -> int:
-    """How many images an upstream request body asks for (the upstream's default is 1)."""
-    samples = body.get("samples", 1)
-    return samples if isinstance(samples, int) and 1 <= samples <= MAX_SAMPLES else 1
 
 
 def select_image_urls(urls: list[str], expected: int) -> list[str]:

@@ -31,6 +31,14 @@ MAX_SEED = 2**32 - 1
 MAX_SAMPLES = 4
 # The usual "random seed" of SD clients: accepted, and not forwarded (the upstream then picks).
 RANDOM_SEED = -1
+
+
+def samples_of(body: dict[str, Any]) -> int:
+    """How many images an upstream request body asks for (the upstream's default is 1)."""
+    samples = body.get("samples", 1)
+    return samples if isinstance(samples, int) and 1 <= samples <= MAX_SAMPLES else 1
+
+
 # Integer fields: JSON has one number type, so 20.0 is read as 20 (20.5 is refused).
 INTEGER_FIELDS = ("num_inference_steps", "samples", "width", "height", "seed")
 MAX_LORAS = 5
@@ -458,6 +466,26 @@ class JobView(BaseModel):
 class ErrorDetail(BaseModel):
     field: str
     message: str
+
+
+def field_name(location: tuple[Any, ...], *, prefix: str = "") -> str:
+    """A validation error's location as a caller reads it: `loras[1].weight`, `webhook_url`;
+    `body` and `query` are dropped (the body is the request, a query parameter is its name)."""
+    name = prefix
+    for part in (part for part in location if part not in ("body", "query")):
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "body"
+
+
+def error_details(errors: list[Any], *, prefix: str = "") -> list[ErrorDetail]:
+    """Pydantic's errors (`ValidationError.errors()`) as the contract's details."""
+    return [
+        ErrorDetail(
+            field=field_name(tuple(err.get("loc", ())), prefix=prefix),
+            message=str(err.get("msg", "")),
+        )
+        for err in errors
+    ]
 
 
 class ErrorResponse(BaseModel):

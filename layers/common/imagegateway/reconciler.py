@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from imagegateway.collaborators import Collaborators
+from imagegateway.completion import finish_outside_workflow
 from imagegateway.errors import (
     NOT_SUBMITTED,
     PUBLIC_MESSAGES,
@@ -27,9 +28,8 @@ from imagegateway.errors import (
     UpstreamError,
     UpstreamOutcomeUnknownError,
 )
-from imagegateway.image_set import samples_of, select_image_urls
-from imagegateway.jobs import JobStore
-from imagegateway.models import JobRecord, JobStatus, JobTicket
+from imagegateway.image_set import select_image_urls
+from imagegateway.models import JobRecord, JobStatus, JobTicket, samples_of
 from imagegateway.observability import logger, metrics
 from imagegateway.time_budget import remaining_seconds
 
@@ -64,7 +64,7 @@ def reconcile_overdue_jobs(deps: Collaborators) -> ReconcileReport:
         logger.append_keys(job_id=job_id)
         outcome: Outcome
         try:
-            outcome = _reconcile(JobStore.parse(item), deps, now)
+            outcome = _reconcile(deps.jobs.parse(item), deps, now)
         except Exception:  # one job's failure must not stop the others
             logger.exception("could not reconcile an overdue job")
             metrics.add_metric(name="ReconcileErrors", unit="Count", value=1)
@@ -97,7 +97,8 @@ def _count_failure(job_id: str, deps: Collaborators, now: datetime) -> Outcome:
 def _fail(
     record: JobRecord, deps: Collaborators, now: datetime, code: str, message: str
 ) -> Outcome:
-    deps.jobs.mark_failed(record.job_id, code=code, message=message, now=now)
+    if deps.jobs.mark_failed(record.job_id, code=code, message=message, now=now):
+        finish_outside_workflow(deps.jobs.get(record.job_id), deps)
     return "failed"
 
 

@@ -41,6 +41,8 @@ def _failed(ticket: JobTicket, code: str, message: str) -> JobTicket:
 
 def send_job(ticket: JobTicket, deps: Collaborators) -> JobTicket:
     record = deps.jobs.for_ticket(ticket)
+    if ticket.status is JobStatus.FAILURE and ticket.failure is not None:
+        return ticket  # the queue's intake sent it and it failed there: record that
     now = deps.clock()
     if record.upstream_id:  # a re-run, or a resume: the upstream already has the job
         if ticket.status is JobStatus.SUCCESS and ticket.download_urls:

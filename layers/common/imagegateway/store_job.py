@@ -1,15 +1,17 @@
-"""Use case, the workflow's success path: copy every image into S3 and mark the job SUCCESS.
+"""Use case, the workflow's success path: copy every image into S3, mark the job SUCCESS, answer
+the caller's waiting task or queue its webhook, and hand the completion to PublishCompletion.
 Safe to retry: keys are deterministic per job and image, so a retried copy overwrites."""
 
 from __future__ import annotations
 
 from imagegateway.collaborators import Collaborators
+from imagegateway.completion import completion_of, tell_caller
 from imagegateway.image_set import select_image_urls
-from imagegateway.models import JobTicket, StoredImages
+from imagegateway.models import Completion, JobTicket
 from imagegateway.observability import logger, metrics
 
 
-def store_job(ticket: JobTicket, deps: Collaborators) -> StoredImages:
+def store_job(ticket: JobTicket, deps: Collaborators) -> Completion:
     deps.jobs.for_ticket(ticket)
     urls = select_image_urls(ticket.download_urls, ticket.expected_images)
     images = deps.images.copy_all(ticket.job_id, urls)
@@ -22,4 +24,7 @@ def store_job(ticket: JobTicket, deps: Collaborators) -> StoredImages:
     )
     logger.info("stored the job's images", extra={"images": len(images)})
     metrics.add_metric(name="ImagesStored", unit="Count", value=len(images))
-    return StoredImages(job_id=ticket.job_id, images=images)
+    record = deps.jobs.get(ticket.job_id)
+    completion = completion_of(record, deps)
+    tell_caller(record.callbacks, completion, deps)
+    return completion

@@ -10,8 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from imagegateway.collaborators import Collaborators
-from imagegateway.image_set import samples_of
-from imagegateway.models import Callbacks, JobKind, JobStatus, JobTicket, JobView
+from imagegateway.models import Callbacks, JobKind, JobStatus, JobTicket, JobView, samples_of
 from imagegateway.observability import logger, metrics
 from imagegateway.upstream import upstream_api_key
 
@@ -21,17 +20,19 @@ def new_job_id() -> str:
     return str(uuid.uuid4())
 
 
-def submit_job(
+def record_job(
     kind: JobKind,
     body: dict[str, Any],
     *,
     owner: str,
     deps: Collaborators,
     callbacks: Callbacks | None = None,
-) -> JobView:
-    """`body` is the upstream request, built once from the validated model; `callbacks` what the
-    caller asked to be told at the end (a reference, a task token, a webhook)."""
-    # A first deploy without a key: a 503 now, and no stray job row.
+) -> JobTicket:
+    """The job row, and the ticket its workflow starts with. `body` is the upstream request,
+    built once from the validated model; `callbacks` what the caller asked to be told at the
+    end (a reference, a task token, a webhook)."""
+    # A first deploy without a key: refused now (a 503, or a queued request kept for later),
+    # and no stray job row.
     upstream_api_key(deps.settings)
     job_id = new_job_id()
     logger.append_keys(job_id=job_id)
@@ -48,15 +49,26 @@ def submit_job(
         run_token=run_token,
         callbacks=callbacks,
     )
-    deps.workflow.start(
-        JobTicket(
-            job_id=job_id,
-            run_token=run_token,
-            status=JobStatus.PENDING,
-            expected_images=samples_of(body),
-            wait_seconds=1,
-            deadline_at=deadline_at,
-        )
-    )
     metrics.add_metric(name="JobsAccepted", unit="Count", value=1)
-    return JobView(status=JobStatus.PENDING, id=job_id)
+    return JobTicket(
+        job_id=job_id,
+        run_token=run_token,
+        status=JobStatus.PENDING,
+        expected_images=samples_of(body),
+        wait_seconds=1,
+        deadline_at=deadline_at,
+    )
+
+
+def submit_job(
+    kind: JobKind,
+    body: dict[str, Any],
+    *,
+    owner: str,
+    deps: Collaborators,
+    callbacks: Callbacks | None = None,
+) -> JobView:
+    """HTTP: record the job and start its workflow, whose first task sends it upstream."""
+    ticket = record_job(kind, body, owner=owner, deps=deps, callbacks=callbacks)
+    deps.workflow.start(ticket)
+    return JobView(status=JobStatus.PENDING, id=ticket.job_id)

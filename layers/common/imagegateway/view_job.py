@@ -19,7 +19,7 @@ def view_job(
     if record.owner != owner or (kind is not None and record.kind is not kind):
         raise JobNotFoundError(f"no job {job_id}")
     logger.append_keys(job_id=job_id)
-    view = JobView(status=record.status, id=job_id, timings=_timings(record))
+    view = JobView(status=record.status, id=job_id, timings=timings_of(record))
     if record.status is JobStatus.SUCCESS:
         view.images = [
             ImageView(
@@ -41,7 +41,7 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     return round((end - start).total_seconds(), 3) if start and end else None
 
 
-def _timings(record: JobRecord) -> Timings:
+def timings_of(record: JobRecord) -> Timings:
     return Timings(
         created_at=record.created_at,
         accepted_at=record.accepted_at,

@@ -1,0 +1,81 @@
+"""Use case, every job's end: what the caller is told (the completion detail of the event on the
+bus, the answer to a waiting task, the webhook), built from the job row once."""
+
+from __future__ import annotations
+
+from imagegateway.collaborators import Collaborators
+from imagegateway.errors import InvalidRequestError
+from imagegateway.models import (
+    Callbacks,
+    CompletedImage,
+    Completion,
+    CompletionDetail,
+    ErrorDetail,
+    JobRecord,
+    JobStatus,
+)
+from imagegateway.view_job import timings_of
+
+
+def completion_of(record: JobRecord, deps: Collaborators) -> Completion:
+    callbacks = record.callbacks or Callbacks()
+    detail = CompletionDetail(
+        job_id=record.job_id,
+        kind=record.kind,
+        status=record.status,
+        reference=callbacks.reference,
+        timings=timings_of(record),
+    )
+    if record.status is JobStatus.SUCCESS:
+        detail.images = [
+            CompletedImage(
+                bucket=deps.settings.images_bucket_name,
+                key=image.key,
+                url=deps.images.presigned_url(image.key),
+                content_type=image.content_type,
+                size=image.size,
+                sha256=image.sha256,
+            )
+            for image in record.images
+        ]
+    else:
+        detail.error = record.error_message or "the job failed"
+        detail.error_code = record.error_code
+    return Completion.of(detail)
+
+
+def tell_caller(callbacks: Callbacks | None, completion: Completion, deps: Collaborators) -> None:
+    """The task token and the webhook a caller asked for. At least once: a retried task may
+    answer again (a settled token is ignored; a webhook keeps its webhook-id)."""
+    if callbacks is None:
+        return
+    if callbacks.task_token:
+        deps.notifier.answer_task(callbacks.task_token, completion)
+    if callbacks.webhook_url:
+        deps.notifier.queue_webhook(callbacks.webhook_url, completion, now=deps.clock())
+
+
+def finish_outside_workflow(record: JobRecord, deps: Collaborators) -> Completion:
+    """A job ended by the reconciler: the event the workflow would have put on the bus, too."""
+    completion = completion_of(record, deps)
+    tell_caller(record.callbacks, completion, deps)
+    deps.notifier.publish(completion)
+    return completion
+
+
+def refuse_request(
+    callbacks: Callbacks, error: InvalidRequestError, deps: Collaborators
+) -> Completion:
+    """A request that never became a job (the queue's intake refused it): its Failed event,
+    its waiting task and its webhook, like a job's end."""
+    detail = CompletionDetail(
+        status=JobStatus.FAILURE,
+        reference=callbacks.reference,
+        error=error.message,
+        error_code=error.code,
+        details=[ErrorDetail(field=field, message=message) for field, message in error.details],
+    )
+    completion = Completion.of(detail)
+    tell_caller(callbacks, completion, deps)
+    deps.notifier.publish(completion)
+    return completion
