@@ -192,3 +192,22 @@ def test_a_ticket_that_does_not_match_its_job_is_refused(
         invoke(stack, "submit_upstream", forged)
     # Then nothing was sent upstream
     assert upstream.stats()["submits"] == 0
+
+
+def test_a_failure_the_intake_met_while_sending_passes_through_without_a_post(
+    stack: LocalStack, upstream: FakeUpstream
+) -> None:
+    # Given a job the queue's intake already sent, whose send ended it (an unknown outcome):
+    # its workflow starts with that failure on the ticket, and the row holds the claim
+    job_id, ticket = submitted(stack, "sd1.5")
+    boto3.resource("dynamodb", region_name="us-east-1").Table(stack.table_name).update_item(
+        Key={"job_id": job_id},
+        UpdateExpression="SET submit_started_at = :t",
+        ExpressionAttributeValues={":t": "2026-11-25T12:00:00+00:00"},
+    )
+    failure = {"code": "UPSTREAM_OUTCOME_UNKNOWN", "message": "the upstream answered 502"}
+    # When SubmitUpstream runs on it
+    result = invoke(stack, "submit_upstream", {**ticket, "status": "FAILURE", "failure": failure})
+    # Then it hands the failure on as it is, to RecordFailure, and sends nothing
+    assert (result["status"], result["failure"]) == ("FAILURE", failure)
+    assert upstream.stats()["submits"] == 0

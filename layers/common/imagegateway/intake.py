@@ -20,6 +20,7 @@ upstream id on the row and never POSTs again).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -62,13 +63,13 @@ FIRST_RETRY_SECONDS = 5
 MAX_RETRY_SECONDS = 300
 
 
+@dataclass(frozen=True)
 class ReadRequest:
     """A message's envelope, its validated upstream body and the key that dedupes it."""
 
-    def __init__(self, envelope: Envelope, body: dict[str, Any], key: str) -> None:
-        self.envelope = envelope
-        self.body = body
-        self.key = key
+    envelope: Envelope
+    body: dict[str, Any]
+    key: str
 
 
 def read_request(message_body: str, message_id: str) -> ReadRequest:

@@ -1,0 +1,215 @@
+"""The request queue's intake, driven with in-memory collaborators: how a message is read, and how
+a recorded job is sent upstream and handed to its workflow, at most once. No AWS, no sockets."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import pytest
+
+from imagegateway.collaborators import Collaborators
+from imagegateway.errors import (
+    InvalidRequestError,
+    RetryLater,
+    UpstreamOutcomeUnknownError,
+    UpstreamRateLimitedError,
+)
+from imagegateway.images import ImageStore
+from imagegateway.intake import read_request, send_and_start
+from imagegateway.jobs import JobStore
+from imagegateway.models import JobKind, JobRecord, JobStatus, JobTicket, UpstreamAnswer
+from imagegateway.notifications import Notifier
+from imagegateway.settings import Settings
+from imagegateway.upstream import UpstreamClient
+from imagegateway.workflow import Workflow
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+TOKEN = "run-token-0123456789abcdef"
+REQUEST = {"model_id": "sd1.5", "prompt": "a fox", "samples": 3}
+
+
+# ---------------------------------------------------------------- reading a message
+
+
+def test_an_envelope_gives_its_kind_the_upstream_body_and_its_own_key() -> None:
+    envelope = {"kind": "image2image", "request": {**REQUEST, "init_image": "https://x.test/a.png"}}
+    read = read_request(json.dumps({**envelope, "idempotency_key": "k-1"}), "m-1")
+    assert (read.envelope.kind, read.key) == (JobKind.IMAGE2IMAGE, "k-1")
+    assert read.body == envelope["request"]
+
+
+def test_without_a_key_the_message_id_dedupes_a_redelivery() -> None:
+    assert read_request(json.dumps({"request": REQUEST}), "m-7").key == "message:m-7"
+
+
+def test_an_event_from_the_bus_is_read_from_its_detail_and_deduped_by_its_id() -> None:
+    event = {
+        "id": "evt-9",
+        "detail-type": "Image Generation Requested",
+        "detail": {"request": REQUEST},
+    }
+    read = read_request(json.dumps(event), "m-8")
+    assert (read.envelope.kind, read.key) == (JobKind.TEXT2IMAGE, "event:evt-9")
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ("{not json", ["body"]),
+        (json.dumps(["a list"]), ["body"]),
+        (json.dumps({"reference": "r"}), ["request"]),
+        (json.dumps({"request": REQUEST, "colour": "red"}), ["colour"]),
+        (json.dumps({"kind": "outpainting", "request": REQUEST}), ["kind"]),
+        (json.dumps({"request": {**REQUEST, "width": 513}}), ["request.width"]),
+        (
+            json.dumps({"kind": "inpainting", "request": REQUEST}),
+            ["request.init_image", "request.mask_image"],
+        ),
+        (json.dumps({"request": REQUEST, "webhook_url": "http://10.0.0.1/x"}), ["webhook_url"]),
+        (json.dumps({"request": REQUEST, "reference": "r" * 257}), ["reference"]),
+    ],
+)
+def test_a_message_that_can_never_run_names_its_fields(body: str, fields: list[str]) -> None:
+    with pytest.raises(InvalidRequestError) as refused:
+        read_request(body, "m-1")
+    assert [field for field, _ in refused.value.details] == fields
+    assert refused.value.code == "INVALID_REQUEST"
+
+
+# ---------------------------------------------------------------- sending and starting
+
+
+class FakeJobs:
+    def __init__(self, **row: Any) -> None:
+        self.row: dict[str, Any] = {
+            "job_id": "job-1",
+            "owner": "pipeline",
+            "status": "PENDING",
+            "request": REQUEST,
+            "run_token": TOKEN,
+            "created_at": NOW,
+            "updated_at": NOW,
+            "deadline_at": NOW + timedelta(minutes=15),
+            "expires_at": 0,
+            **row,
+        }
+
+    def get(self, job_id: str) -> JobRecord:
+        return JobRecord.model_validate(self.row)
+
+    def for_ticket(self, ticket: JobTicket) -> JobRecord:
+        assert ticket.run_token == TOKEN
+        return self.get(ticket.job_id)
+
+    def claim_submit(self, job_id: str, *, run_token: str, now: datetime) -> bool:
+        if self.row.get("submit_started_at"):
+            return False
+        self.row["submit_started_at"] = now
+        return True
+
+    def release_submit(self, job_id: str) -> None:
+        self.row.pop("submit_started_at", None)
+
+    def mark_accepted(self, job_id: str, *, upstream_id: str, now: datetime) -> None:
+        self.row |= {"upstream_id": upstream_id, "accepted_at": now}
+
+
+class FakeWorkflow:
+    def __init__(self, status: str | None = None) -> None:
+        self.current = status
+        self.started: list[JobTicket] = []
+
+    def status(self, name: str) -> str | None:
+        return self.current
+
+    def start(self, ticket: JobTicket, *, name: str | None = None) -> bool:
+        self.started.append(ticket)
+        return True
+
+
+class FakeUpstream:
+    def __init__(self, *answers: UpstreamAnswer | Exception) -> None:
+        self.answers = list(answers)
+        self.posts = 0
+
+    def submit(self, kind: JobKind, body: dict[str, Any]) -> UpstreamAnswer:
+        self.posts += 1
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def deps(jobs: FakeJobs, workflow: FakeWorkflow, upstream: FakeUpstream) -> Collaborators:
+    return Collaborators(
+        settings=Settings(jobs_table_name="jobs", images_bucket_name="images"),
+        jobs=cast(JobStore, jobs),
+        upstream=cast(UpstreamClient, upstream),
+        images=cast(ImageStore, object()),
+        workflow=cast(Workflow, workflow),
+        notifier=cast(Notifier, object()),
+        clock=lambda: NOW,
+    )
+
+
+def test_a_recorded_job_is_sent_once_then_handed_to_its_workflow_past_the_submit() -> None:
+    # Given a recorded job the upstream accepts
+    jobs, workflow = FakeJobs(), FakeWorkflow()
+    upstream = FakeUpstream(UpstreamAnswer(status=JobStatus.PENDING, id="u-1"))
+    # When the intake sends it
+    send_and_start("job-1", deps(jobs, workflow, upstream), retry_seconds=5)
+    # Then one POST, and the workflow starts with the upstream id and the images it asked for
+    assert upstream.posts == 1
+    (ticket,) = workflow.started
+    assert (ticket.upstream_id, ticket.expected_images) == ("u-1", 3)
+
+
+def test_a_redelivery_after_the_start_sends_nothing_and_starts_nothing() -> None:
+    jobs, workflow, upstream = FakeJobs(upstream_id="u-1"), FakeWorkflow("RUNNING"), FakeUpstream()
+    send_and_start("job-1", deps(jobs, workflow, upstream), retry_seconds=5)
+    assert (upstream.posts, workflow.started) == (0, [])
+
+
+def test_a_redelivery_after_a_crash_between_send_and_start_resumes_without_a_post() -> None:
+    # Given a job the upstream took, whose workflow never started (the consumer died)
+    jobs = FakeJobs(upstream_id="u-1", submit_started_at=NOW)
+    workflow, upstream = FakeWorkflow(), FakeUpstream()
+    # When the message comes back / Then the workflow starts following the upstream's job
+    send_and_start("job-1", deps(jobs, workflow, upstream), retry_seconds=5)
+    assert upstream.posts == 0
+    assert [t.upstream_id for t in workflow.started] == ["u-1"]
+
+
+def test_a_send_in_flight_elsewhere_brings_the_message_back_later_never_a_second_post() -> None:
+    jobs, workflow, upstream = FakeJobs(submit_started_at=NOW), FakeWorkflow(), FakeUpstream()
+    with pytest.raises(RetryLater) as later:
+        send_and_start("job-1", deps(jobs, workflow, upstream), retry_seconds=20)
+    assert (later.value.seconds, upstream.posts, workflow.started) == (20, 0, [])
+
+
+def test_an_upstream_429_keeps_the_job_in_the_queue_with_its_retry_after() -> None:
+    # Given an upstream refusing the POST (429, Retry-After 30): nothing was taken
+    jobs, workflow = FakeJobs(), FakeWorkflow()
+    upstream = FakeUpstream(UpstreamRateLimitedError("busy", retry_after=30))
+    # When the intake sends it / Then the message comes back in 30 s, the claim is released
+    with pytest.raises(RetryLater) as later:
+        send_and_start("job-1", deps(jobs, workflow, upstream), retry_seconds=5)
+    assert later.value.seconds == 30
+    assert "submit_started_at" not in jobs.row
+    assert workflow.started == []
+
+
+def test_an_unknown_outcome_is_handed_to_the_workflow_as_the_jobs_failure() -> None:
+    # Given an upstream that may have taken the job without saying so (a 502 after the POST)
+    jobs, workflow = FakeJobs(), FakeWorkflow()
+    upstream = FakeUpstream(UpstreamOutcomeUnknownError("the upstream answered 502"))
+    # When the intake sends it
+    send_and_start("job-1", deps(jobs, workflow, upstream), retry_seconds=5)
+    # Then the workflow starts with that failure (it records it and tells the caller)
+    (ticket,) = workflow.started
+    assert ticket.status is JobStatus.FAILURE
+    assert ticket.failure is not None
+    assert ticket.failure.code == "UPSTREAM_OUTCOME_UNKNOWN"  # type: ignore[union-attr]
+    assert upstream.posts == 1
