@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from local.stack import StackProcess
+from tests.support.event_schema import assert_valid_completion
 
 # Random per run: the secrets test searches everything the stack printed or answered for it.
 E2E_UPSTREAM_KEY = f"e2e-{secrets.token_hex(16)}"
@@ -84,7 +85,10 @@ class Gateway:
                 raise AssertionError(f"no such completion event after {timeout} s")
             answer = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
             for message in answer.get("Messages", []):
-                self.completions.append(json.loads(message["Body"]))
+                event = json.loads(message["Body"])
+                # Every event the bus carries, whichever test caused it, keeps the contract.
+                assert_valid_completion(event)
+                self.completions.append(event)
                 sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
 
     def submit(

@@ -307,10 +307,11 @@ def test_each_invocation_logs_one_line_and_the_upstream_key_never_appears(
     assert re.search(r"\d+ ms\s+ok\s+POST /sd/text2image/v1 -> 202", submit_lines[0])
     assert any("[invoke] store_images " in line for line in lines)
     assert any("[invoke] job_status " in line and "-> 200" in line for line in lines)
-    # And the upstream API key is nowhere in the output, and Powertools stayed quiet
+    # And the upstream API key is nowhere in the output, and Powertools stayed quiet about
+    # this job (other tests' jobs warn on purpose: a webhook answering 500, say)
     output = gateway.logs()
     assert E2E_UPSTREAM_KEY not in output
-    assert not [line for line in output.splitlines() if line.startswith("{")]
+    assert not [line for line in lines if line.startswith("{")]
     # And the key was really in use: the fake upstream refused nobody
     assert gateway.upstream_stats()["rejected_auth"] == 0
     assert gateway.upstream_stats()["submits"] > 0
