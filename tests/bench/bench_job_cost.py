@@ -43,6 +43,7 @@ API_PER_REQUEST = 1.00 / 1_000_000  # HTTP API, first 300 M, per 512 KB incremen
 SECRETS_PER_CALL = 0.05 / 10_000  # Secrets Manager API calls
 LOGS_PER_GB = 0.50  # CloudWatch Logs ingestion (standard class)
 XRAY_PER_TRACE = 5.00 / 1_000_000  # traces recorded
+EVENTS_PER_EVENT = 1.00 / 1_000_000  # EventBridge custom events put (the completion event)
 PLATFORM_LOG_BYTES = 600  # assumed: Lambda's platform.start + platform.report JSON lines
 
 # --- the default polling policy the projection uses -------------------------------------------
@@ -344,6 +345,8 @@ def per_job_cost(scenario: Scenario, memory: Mapping[str, int]) -> Cost:
             "DynamoDB reads": ddb_reads * rru_per_read * DDB_PER_RRU,
             "S3 PUT requests": total(lambda job: _calls(job, "s3", S3_PUT_OPERATIONS)) * S3_PER_PUT,
             "API Gateway HTTP API": api_requests * API_PER_REQUEST,
+            "EventBridge events": total(lambda job: _calls(job, "eventbridge", {"PutEvents"}))
+            * EVENTS_PER_EVENT,
             "Secrets Manager calls": total(
                 lambda job: _calls(job, "secrets-manager", {"GetSecretValue"})
             )
@@ -481,7 +484,9 @@ def run_job_cost_bench(jobs: int = 5) -> None:
             for s in scenarios
             for j in s.jobs
             for name in j.aws_calls
-            if not name.startswith(("s3.", "dynamodb.", "secrets-manager.", "sfn.", "lambda."))
+            if not name.startswith(
+                ("s3.", "dynamodb.", "secrets-manager.", "sfn.", "lambda.", "eventbridge.")
+            )
         }
     )
     if others:
@@ -552,6 +557,7 @@ def print_prices(memory: Mapping[str, int]) -> None:
     )
     note("  S3 $0.005 per 1,000 PUT-class requests (PutObject, multipart create/part/complete)")
     note("  API Gateway HTTP API $1.00 per 1M requests (the POST + the caller's status GETs)")
+    note("  EventBridge $1.00 per 1M custom events (each job's completion event)")
     note(
         "  Secrets Manager $0.05 per 10,000 calls (0 measured: in-process every function shares "
         "one cache, warm; a real cold environment adds 1 call per function per 5 min)"
