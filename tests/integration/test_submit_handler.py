@@ -143,3 +143,33 @@ def test_a_body_without_content_type_is_read_as_json(
     response = invoke(stack, "submit", event)
     # Then it is accepted like any JSON body
     assert response["statusCode"] == 202
+
+
+@pytest.mark.parametrize(
+    "webhook_url", ["ftp://hooks.example.com/x", "https://user:pw@hooks.example.com/x", "/relative"]
+)
+def test_a_bad_webhook_url_is_a_422_naming_it_and_stores_nothing(
+    stack: LocalStack, upstream: FakeUpstream, webhook_url: str
+) -> None:
+    # Given a valid request whose webhook_url query parameter is not an absolute URL we POST to
+    event = http_event_with_body({"model_id": "sd1.5", "prompt": "x"})
+    event["queryStringParameters"] = {"webhook_url": webhook_url}
+    event["rawQueryString"] = f"webhook_url={webhook_url}"
+    # When it is submitted / Then a 422 names the parameter, and nothing is stored or sent
+    response = invoke(stack, "submit", event)
+    answer = response_body(response)
+    assert response["statusCode"] == 422, answer
+    assert [d["field"] for d in answer["details"]] == ["webhook_url"]
+    assert upstream.stats()["submits"] == 0
+    assert table_rows(stack) == []
+
+
+def test_a_webhook_url_is_kept_on_the_job_for_its_end(
+    stack: LocalStack, upstream: FakeUpstream
+) -> None:
+    event = http_event_with_body({"model_id": "sd1.5", "prompt": "x"})
+    event["queryStringParameters"] = {"webhook_url": "https://hooks.example.com/images"}
+    response = invoke(stack, "submit", event)
+    assert response["statusCode"] == 202
+    (row,) = table_rows(stack)
+    assert row["callbacks"] == {"webhook_url": "https://hooks.example.com/images"}
