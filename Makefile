@@ -30,9 +30,10 @@ endef
 
 install: $(STAMP)
 
-$(STAMP): requirements-dev.txt layers/common/requirements.txt $(call stale,$(VENV))
+# The client (client/, its own package) is installed editable with it: `imagegateway` in .venv/bin.
+$(STAMP): requirements-dev.txt layers/common/requirements.txt client/pyproject.toml $(call stale,$(VENV))
 	$(call venv,$(VENV))
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e ./client
 	@touch $@
 
 $(CHECKOV_STAMP): requirements-checkov.txt $(call stale,$(CHECKOV_VENV))

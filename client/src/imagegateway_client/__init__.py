@@ -1,0 +1,66 @@
+"""Python client and CLI (`imagegateway`) for imagepipeline-gateway: the imagepipeline.io Stable
+Diffusion 1.5 API (text2image, image2image, inpainting) behind an AWS gateway."""
+
+from imagegateway_client.client import (
+    DEFAULT_OUT,
+    DEFAULT_URL,
+    DEFAULT_WAIT_SECONDS,
+    URL_VARIABLE,
+    Client,
+    __version__,
+    download_images,
+)
+from imagegateway_client.errors import (
+    AuthenticationError,
+    GatewayError,
+    GatewayUnreachableError,
+    ImageCheckError,
+    ImageGatewayError,
+    JobFailedError,
+    JobFinishedError,
+    JobNotFoundError,
+    WaitTimeoutError,
+)
+from imagegateway_client.models import (
+    DEFAULT_KIND,
+    DEFAULT_MODEL_ID,
+    KINDS,
+    GenerationResult,
+    Image,
+    Job,
+    JobPage,
+    Kind,
+    Progress,
+    parse_kind,
+    request_body,
+)
+
+__all__ = [
+    "DEFAULT_KIND",
+    "DEFAULT_MODEL_ID",
+    "DEFAULT_OUT",
+    "DEFAULT_URL",
+    "DEFAULT_WAIT_SECONDS",
+    "KINDS",
+    "URL_VARIABLE",
+    "AuthenticationError",
+    "Client",
+    "GatewayError",
+    "GatewayUnreachableError",
+    "GenerationResult",
+    "Image",
+    "ImageCheckError",
+    "ImageGatewayError",
+    "Job",
+    "JobFailedError",
+    "JobFinishedError",
+    "JobNotFoundError",
+    "JobPage",
+    "Kind",
+    "Progress",
+    "WaitTimeoutError",
+    "__version__",
+    "download_images",
+    "parse_kind",
+    "request_body",
+]
