@@ -631,7 +631,7 @@ def run_handler(
     before_invoke: InvokeHook | None = None,
     on_invoke: InvocationObserver | None = None,
     one_at_a_time: bool = False,
-    max_concurrency: int | None = None,
+    max_concurrency: int | Mapping[str, int] | None = None,
 ) -> Any:
     """Run one of the stack's functions with its real handler, here, as the Lambda runtime
     would: a fresh context per call. Returns what the handler returns and raises what it
@@ -646,6 +646,10 @@ def run_handler(
     lock: AbstractContextManager[Any] = nullcontext()
     if one_at_a_time:
         lock = function_lock(function_name)
+    elif isinstance(max_concurrency, Mapping):
+        slots = max_concurrency.get(code_dir.name, max_concurrency.get("*"))
+        if slots is not None:
+            lock = function_slots(function_name, slots)
     elif max_concurrency is not None:
         lock = function_slots(function_name, max_concurrency)
     result: Any = None
@@ -682,7 +686,7 @@ def handlers_in_process(
     *,
     on_invoke: InvocationObserver | None = None,
     one_at_a_time: bool = False,
-    max_concurrency: int | None = None,
+    max_concurrency: int | Mapping[str, int] | None = None,
     record: bool = True,
 ) -> Iterator[list[dict[str, Any]]]:
     """Patch moto so invoking one of the stack's functions calls its real handler here.

@@ -88,8 +88,9 @@ LOCAL_FUNCTION_DEFAULTS = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_DISABLED": "true",
 }
-# Workflow task invocations of one function running at once locally.
-LOCAL_TASK_CONCURRENCY = 4
+# Workflow task invocations of one function running at once locally ("*": any function without
+# its own entry). A status check that polls in-function mostly sleeps, so many run at once.
+LOCAL_TASK_CONCURRENCY: dict[str, int] = {"*": 4, "check_upstream": 64}
 WEBHOOK_SIGNING_SECRET = "WebhookSigningSecret"  # noqa: S105 (the template's logical id)
 # The deployed reconciler runs every 5 minutes; locally every RECONCILE_INTERVAL_SECONDS.
 DEFAULT_RECONCILE_INTERVAL_SECONDS = 30.0

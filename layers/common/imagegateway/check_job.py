@@ -1,48 +1,106 @@
-"""Use case, the workflow's loop: one status check, the next wait, and whether the deadline
-passed. A Retry-After longer than this function may sleep becomes the state machine's wait."""
+"""Use case, the workflow's loop: status checks, the next wait, and whether the deadline passed.
+
+With `upstream_poll_stretch_seconds` > 0 one invocation keeps asking the upstream every
+`upstream_poll_cadence_seconds` for up to that long (never past the invocation's own time nor
+the job's deadline), so a finished job is noticed within about a second: a second of a small
+function costs a fifteenth of one state transition, and each round trip through the state
+machine costs three. With 0, one check per invocation and the state machine waits in between
+(backing off x1.5 up to POLL_MAX_INTERVAL_SECONDS).
+
+A Retry-After longer than this function may sleep becomes the state machine's wait.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta
 
 from imagegateway.collaborators import Collaborators
 from imagegateway.errors import UPSTREAM_FAILURE, UpstreamProtocolError, UpstreamRateLimitedError
 from imagegateway.image_set import select_image_urls
-from imagegateway.models import Failure, JobStatus, JobTicket
+from imagegateway.models import Failure, JobRecord, JobStatus, JobTicket, UpstreamAnswer
 from imagegateway.observability import logger
 from imagegateway.polling import capped_wait, deadline_passed, next_wait_seconds
+from imagegateway.time_budget import remaining_seconds
+
+# Time a last status check needs (connect + an answer that comes at once) before the invocation
+# ends; the upstream's read timeout bounds a slow one, and it is cut to the budget anyway.
+LAST_CHECK_SECONDS = 3.0
+# The state machine's wait after an invocation that polled for its whole stretch.
+WAIT_AFTER_STRETCH_SECONDS = 1
 
 
 def check_job(ticket: JobTicket, deps: Collaborators) -> JobTicket:
     record = deps.jobs.for_ticket(ticket)
     if not ticket.upstream_id:
         raise UpstreamProtocolError("the job has no upstream id to check")
-    polls = ticket.polls + 1
-    try:
-        answer = deps.upstream.status(record.kind, ticket.upstream_id)
-    except UpstreamRateLimitedError as exc:
-        # A transient limit fails nothing: the state machine waits (capped by the deadline).
+    settings = deps.settings
+    stretch = settings.upstream_poll_stretch_seconds
+    stretch_ends = deps.clock() + timedelta(seconds=stretch)
+    polls = ticket.polls
+    while True:
+        polls += 1
+        try:
+            answer = deps.upstream.status(record.kind, ticket.upstream_id)
+        except UpstreamRateLimitedError as exc:
+            return _asked_to_wait(ticket, polls, exc, deps.clock())
         now = deps.clock()
-        wait = capped_wait(exc.retry_after or 1, now=now, deadline_at=ticket.deadline_at)
-        logger.info("the upstream asked us to wait", extra={"wait_seconds": wait})
-        return ticket.model_copy(
-            update={
-                "status": JobStatus.PENDING,
-                "polls": polls,
-                "wait_seconds": wait,
-                "deadline_passed": deadline_passed(now=now, deadline_at=ticket.deadline_at),
-            }
+        if answer.status is not JobStatus.PENDING or deadline_passed(
+            now=now, deadline_at=ticket.deadline_at
+        ):
+            break
+        cadence = settings.upstream_poll_cadence_seconds
+        next_check = now + timedelta(seconds=cadence)
+        if (
+            stretch <= 0
+            or next_check > stretch_ends
+            or next_check >= ticket.deadline_at
+            or remaining_seconds() < cadence + LAST_CHECK_SECONDS
+        ):
+            break
+        deps.sleep(cadence)
+    return _checked(ticket, record, answer, polls, now, deps)
+
+
+def _asked_to_wait(
+    ticket: JobTicket, polls: int, exc: UpstreamRateLimitedError, now: datetime
+) -> JobTicket:
+    # A transient limit fails nothing: the state machine waits (capped by the deadline).
+    wait = capped_wait(exc.retry_after or 1, now=now, deadline_at=ticket.deadline_at)
+    logger.info("the upstream asked us to wait", extra={"wait_seconds": wait})
+    return ticket.model_copy(
+        update={
+            "status": JobStatus.PENDING,
+            "polls": polls,
+            "wait_seconds": wait,
+            "deadline_passed": deadline_passed(now=now, deadline_at=ticket.deadline_at),
+        }
+    )
+
+
+def _checked(
+    ticket: JobTicket,
+    record: JobRecord,
+    answer: UpstreamAnswer,
+    polls: int,
+    now: datetime,
+    deps: Collaborators,
+) -> JobTicket:
+    settings = deps.settings
+    if settings.upstream_poll_stretch_seconds > 0:
+        wait = capped_wait(WAIT_AFTER_STRETCH_SECONDS, now=now, deadline_at=ticket.deadline_at)
+    else:
+        wait = next_wait_seconds(
+            polls=polls,
+            now=now,
+            deadline_at=ticket.deadline_at,
+            initial=settings.poll_interval_seconds,
+            maximum=settings.poll_max_interval_seconds,
         )
-    now = deps.clock()
     update: dict[str, object] = {
         "status": answer.status,
         "polls": polls,
         "deadline_passed": deadline_passed(now=now, deadline_at=ticket.deadline_at),
-        "wait_seconds": next_wait_seconds(
-            polls=polls,
-            now=now,
-            deadline_at=ticket.deadline_at,
-            initial=deps.settings.poll_interval_seconds,
-            maximum=deps.settings.poll_max_interval_seconds,
-        ),
+        "wait_seconds": wait,
     }
     if answer.status is JobStatus.SUCCESS:
         if not answer.download_urls:

@@ -3,6 +3,7 @@ unit tests hand them in-memory fakes instead."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,8 @@ class Collaborators:
     workflow: Workflow
     notifier: Notifier
     clock: Callable[[], datetime] = utcnow
+    # How a use case waits (check_job between status checks); unit tests pass a fake clock's.
+    sleep: Callable[[float], None] = time.sleep
 
 
 @lru_cache(maxsize=1)

@@ -32,6 +32,10 @@ class Settings(BaseModel):
     job_deadline_seconds: int = Field(default=900, ge=1, le=3000)
     poll_interval_seconds: int = Field(default=5, ge=1, le=300)
     poll_max_interval_seconds: int = Field(default=30, ge=1, le=300)
+    # In-function polling (check_job): how long one status-check invocation keeps asking the
+    # upstream (0 = once per invocation), and how often. Bounded by the invocation's own time.
+    upstream_poll_stretch_seconds: int = Field(default=0, ge=0, le=900)
+    upstream_poll_cadence_seconds: float = Field(default=1.0, ge=0.2, le=30)
     presigned_url_ttl_seconds: int = Field(default=3600, ge=60, le=604800)
     job_retention_days: int = Field(default=30, ge=1, le=3650)
     max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)

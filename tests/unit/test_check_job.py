@@ -1,0 +1,216 @@
+"""The status check, driven with a fake clock and a fake upstream: one check per invocation, or
+in-function polling every second within a stretch, the deadline and the invocation's time. No
+AWS, no sockets, no real sleeping."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import pytest
+
+from imagegateway.check_job import check_job
+from imagegateway.collaborators import Collaborators
+from imagegateway.errors import UpstreamRateLimitedError
+from imagegateway.images import ImageStore
+from imagegateway.jobs import JobStore
+from imagegateway.models import JobKind, JobRecord, JobStatus, JobTicket, UpstreamAnswer
+from imagegateway.notifications import Notifier
+from imagegateway.settings import Settings
+from imagegateway.time_budget import invocation_budget
+from imagegateway.upstream import UpstreamClient
+from imagegateway.workflow import Workflow
+
+START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+TOKEN = "run-token-0123456789abcdef"
+URL = "https://cdn.imagepipeline.io/u-1/0.png"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = START
+        self.slept: list[float] = []
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += timedelta(seconds=seconds)
+
+
+class UpstreamDoneAt:
+    """PENDING until `done_after` seconds past START, then SUCCESS; counts the checks."""
+
+    def __init__(self, clock: FakeClock, done_after: float | None) -> None:
+        self.clock, self.done_after, self.checks = clock, done_after, 0
+
+    def status(self, kind: JobKind, upstream_id: str) -> UpstreamAnswer:
+        self.checks += 1
+        elapsed = (self.clock.now - START).total_seconds()
+        if self.done_after is not None and elapsed >= self.done_after:
+            return UpstreamAnswer(status=JobStatus.SUCCESS, id=upstream_id, download_urls=[URL])
+        return UpstreamAnswer(status=JobStatus.PENDING, id=upstream_id)
+
+
+class Jobs:
+    def for_ticket(self, ticket: JobTicket) -> JobRecord:
+        return JobRecord.model_validate(
+            {
+                "job_id": ticket.job_id,
+                "owner": "o",
+                "status": "PENDING",
+                "request": {"model_id": "sd1.5", "prompt": "p"},
+                "created_at": START,
+                "updated_at": START,
+                "deadline_at": ticket.deadline_at,
+                "expires_at": 0,
+            }
+        )
+
+
+def run_check(
+    *, done_after: float | None, stretch: int, deadline_in: float = 900
+) -> tuple[JobTicket, UpstreamDoneAt, FakeClock]:
+    clock = FakeClock()
+    upstream = UpstreamDoneAt(clock, done_after)
+    settings = Settings(
+        jobs_table_name="jobs", images_bucket_name="images", upstream_poll_stretch_seconds=stretch
+    )
+    deps = Collaborators(
+        settings=settings,
+        jobs=cast(JobStore, Jobs()),
+        upstream=cast(UpstreamClient, upstream),
+        images=cast(ImageStore, object()),
+        workflow=cast(Workflow, object()),
+        notifier=cast(Notifier, object()),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    ticket = JobTicket(
+        job_id="job-1",
+        run_token=TOKEN,
+        upstream_id="u-1",
+        status=JobStatus.PENDING,
+        wait_seconds=1,
+        deadline_at=START + timedelta(seconds=deadline_in),
+    )
+    return check_job(ticket, deps), upstream, clock
+
+
+def test_without_a_stretch_one_check_and_the_state_machine_backs_off() -> None:
+    checked, upstream, clock = run_check(done_after=8, stretch=0)
+    assert (checked.status, upstream.checks, clock.slept) == (JobStatus.PENDING, 1, [])
+    assert checked.wait_seconds == 8  # 5 s x 1.5, rounded up: today's backoff
+
+
+def test_a_stretch_notices_the_end_within_a_second_with_one_check_per_second() -> None:
+    # Given an upstream that finishes 8 s after the first check
+    checked, upstream, clock = run_check(done_after=8, stretch=100)
+    # Then one invocation saw it, at most a second late, asking once a second
+    assert checked.status is JobStatus.SUCCESS
+    assert checked.download_urls == [URL]
+    assert (clock.now - START).total_seconds() == 8
+    assert upstream.checks == 9
+    assert set(clock.slept) == {1.0}
+
+
+def test_a_stretch_ends_and_hands_back_to_the_state_machine_for_a_short_wait() -> None:
+    checked, upstream, _ = run_check(done_after=None, stretch=10)
+    assert checked.status is JobStatus.PENDING
+    assert upstream.checks == 11  # at 0, 1, ... 10 s
+    assert checked.wait_seconds == 1
+    assert checked.polls == 11
+
+
+def test_a_stretch_never_polls_past_the_jobs_deadline() -> None:
+    checked, upstream, clock = run_check(done_after=None, stretch=100, deadline_in=5.5)
+    assert checked.status is JobStatus.PENDING
+    assert (clock.now - START).total_seconds() <= 5.5
+    assert upstream.checks == 6
+
+
+def test_a_stretch_stops_while_the_invocation_still_has_time_to_answer() -> None:
+    # Given an invocation with 3 s left after the entry point's margin: less than a wait plus
+    # one more check
+    class FiveSeconds:
+        def get_remaining_time_in_millis(self) -> int:
+            return 5_000
+
+    with invocation_budget(FiveSeconds()):
+        checked, upstream, clock = run_check(done_after=None, stretch=100)
+    # Then it checks once and hands back rather than sleep into its own timeout
+    assert checked.status is JobStatus.PENDING
+    assert (upstream.checks, clock.slept) == (1, [])
+
+
+def test_a_rate_limit_during_a_stretch_becomes_the_state_machines_wait() -> None:
+    clock = FakeClock()
+
+    class LimitedAfterTwo(UpstreamDoneAt):
+        def status(self, kind: JobKind, upstream_id: str) -> UpstreamAnswer:
+            if self.checks == 2:
+                raise UpstreamRateLimitedError("slow down", retry_after=20)
+            return super().status(kind, upstream_id)
+
+    settings: Any = Settings(
+        jobs_table_name="jobs", images_bucket_name="images", upstream_poll_stretch_seconds=60
+    )
+    upstream = LimitedAfterTwo(clock, None)
+    deps = Collaborators(
+        settings=settings,
+        jobs=cast(JobStore, Jobs()),
+        upstream=cast(UpstreamClient, upstream),
+        images=cast(ImageStore, object()),
+        workflow=cast(Workflow, object()),
+        notifier=cast(Notifier, object()),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    ticket = JobTicket(
+        job_id="job-1",
+        run_token=TOKEN,
+        upstream_id="u-1",
+        status=JobStatus.PENDING,
+        wait_seconds=1,
+        deadline_at=START + timedelta(minutes=15),
+    )
+    checked = check_job(ticket, deps)
+    assert (checked.status, checked.wait_seconds, checked.polls) == (JobStatus.PENDING, 20, 3)
+
+
+@pytest.mark.parametrize("stretch", [0, 100])
+def test_an_upstream_failure_ends_the_loop_with_its_message(stretch: int) -> None:
+    clock = FakeClock()
+
+    class Failing(UpstreamDoneAt):
+        def status(self, kind: JobKind, upstream_id: str) -> UpstreamAnswer:
+            self.checks += 1
+            return UpstreamAnswer(status=JobStatus.FAILURE, id=upstream_id, error="NSFW")
+
+    deps = Collaborators(
+        settings=Settings(
+            jobs_table_name="jobs",
+            images_bucket_name="images",
+            upstream_poll_stretch_seconds=stretch,
+        ),
+        jobs=cast(JobStore, Jobs()),
+        upstream=cast(UpstreamClient, Failing(clock, None)),
+        images=cast(ImageStore, object()),
+        workflow=cast(Workflow, object()),
+        notifier=cast(Notifier, object()),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    ticket = JobTicket(
+        job_id="job-1",
+        run_token=TOKEN,
+        upstream_id="u-1",
+        status=JobStatus.PENDING,
+        wait_seconds=1,
+        deadline_at=START + timedelta(minutes=15),
+    )
+    checked = check_job(ticket, deps)
+    assert checked.status is JobStatus.FAILURE
+    assert checked.failure is not None
+    assert checked.failure.message == "NSFW"  # type: ignore[union-attr]
