@@ -1,12 +1,13 @@
 """`make demo`: the gateway producing images on this machine, end to end, over HTTP.
 
-Starts the local stack (`python -m local.stack`) as a subprocess on free ports, submits the
-sample request of one kind, events/<kind>_request.json, to POST /sd/<kind>/v1 the way a client
-of the upstream would (plain JSON body, no Content-Type), follows the job with
+Starts the local stack (`python -m local.stack`) as a subprocess on free ports and drives it
+with the project's own client, `imagegateway_client.Client` (client/): submits the sample
+request of one kind, events/<kind>_request.json, to POST /sd/<kind>/v1, follows the job with
 GET /sd/<kind>/v1/status/<id>, checks (through the fake upstream's stats) that the upstream was
 sent one job of that kind, downloads every image through its presigned URL into
-out/<job id>/<n>.png, checks each one (PNG, requested size, size and sha256 as the gateway
-reported them), prints the URLs and the job's timings, and stops the stack.
+out/<job id>/<n>.png (the client checks each one's size and sha256 against what the gateway
+reported; the demo that it is a PNG of the requested size), prints the URLs and the job's
+timings, and stops the stack.
 Exits 0 when all of that worked, 1 otherwise (2 for a bad option or KIND).
 
 The kind is text2image, image2image or inpainting: --kind KIND, else the KIND environment
@@ -21,6 +22,7 @@ with curl or a browser, until Ctrl-C).
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -34,6 +36,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from imagegateway_client import (
+    Client,
+    ImageGatewayError,
+    Job,
+    Progress,
+    WaitTimeoutError,
+    download_images,
+    parse_kind,
+)
 
 from local.aws_stack import REPO
 from local.stack import HOST, StackError, StackProcess
@@ -101,42 +112,51 @@ def chosen_kind(option: str | None, environ: Mapping[str, str]) -> str:
     return kind
 
 
+@functools.cache
+def client_for(gateway: str) -> Client:
+    """The demo's client of the local stack, which runs unsigned requests as its local caller:
+    no API key and no SigV4, whatever the shell holds."""
+    return Client(
+        gateway,
+        api_key="",
+        aws_auth=False,
+        poll_interval=POLL_EVERY_SECONDS,
+        max_poll_interval=POLL_EVERY_SECONDS,
+    )
+
+
 def submit(gateway: str, kind: str, body: bytes, source: Path) -> str:
     path = submit_path(kind)
-    say(f"==> POST {gateway}{path}  ({shown_path(source)}, sent without a Content-Type)")
+    say(f"==> POST {gateway}{path}  ({shown_path(source)}, with imagegateway_client)")
     started = time.monotonic()
-    response = requests.post(gateway + path, data=body, timeout=30)
+    job = client_for(gateway).submit(parse_kind(kind), body)
     took = time.monotonic() - started
-    say(f"    {response.status_code} {response.text.strip()}  ({took:.2f} s)")
-    if response.status_code != 202:
-        raise DemoError(f"the submit answered {response.status_code}, not 202")
-    job_id: str = response.json()["id"]
-    return job_id
+    answer = json.dumps(dict(job.view), separators=(",", ":"))
+    say(f"    {job.http_status} {answer}  ({took:.2f} s)")
+    if job.http_status != 202:
+        raise DemoError(f"the submit answered {job.http_status}, not 202")
+    return job.id
 
 
 def wait_for(gateway: str, kind: str, job_id: str) -> dict[str, Any]:
     path = status_path(kind, job_id)
     say(f"==> GET {gateway}{path}  (every {POLL_EVERY_SECONDS:.0f} s)")
-    started = time.monotonic()
-    polls = 0
-    shown: Any = None
-    shown_at = 0.0
-    while True:
-        response = requests.get(gateway + path, timeout=30)
-        polls += 1
-        view: dict[str, Any] = response.json()
-        elapsed = time.monotonic() - started
-        status = view.get("status")
-        if status != shown or elapsed - shown_at >= 3:
-            say(f"    {elapsed:5.1f} s  poll {polls:>2}: {response.status_code} {status}")
-            shown, shown_at = status, elapsed
-        if response.status_code != 200:
-            raise DemoError(f"the status endpoint answered {response.status_code}: {view}")
-        if view.get("status") != "PENDING":
-            return view
-        if elapsed > JOB_TIMEOUT_SECONDS:
-            raise DemoError(f"the job was still PENDING after {JOB_TIMEOUT_SECONDS:.0f} s")
-        time.sleep(POLL_EVERY_SECONDS)
+    shown: list[Any] = [None, 0.0]  # the status last printed, and when
+
+    def show(progress: Progress) -> None:
+        status, elapsed = progress.job.status, progress.elapsed
+        if status != shown[0] or elapsed - shown[1] >= 3:
+            code = progress.job.http_status
+            say(f"    {elapsed:5.1f} s  poll {progress.polls:>2}: {code} {status}")
+            shown[:] = [status, elapsed]
+
+    try:
+        job = client_for(gateway).wait(
+            job_id, parse_kind(kind), timeout=JOB_TIMEOUT_SECONDS, on_progress=show
+        )
+    except WaitTimeoutError as exc:
+        raise DemoError(f"the job was still PENDING after {JOB_TIMEOUT_SECONDS:.0f} s") from exc
+    return dict(job.view)
 
 
 def upstream_kinds(upstream: str) -> list[str] | None:
@@ -151,34 +171,25 @@ def upstream_kinds(upstream: str) -> list[str] | None:
 
 
 def save_images(view: dict[str, Any], request: dict[str, Any], out: Path) -> list[Path]:
+    job = Job.from_view(view)
     expected = (int(request.get("width") or 512), int(request.get("height") or 512))
-    images = view.get("images") or []
     wanted = int(request.get("samples") or 1)
-    if len(images) != wanted or len(view.get("download_urls") or []) != wanted:
-        raise DemoError(f"expected {wanted} image(s), the job has {len(images)}")
-    folder = out / view["id"]
-    folder.mkdir(parents=True, exist_ok=True)
-    saved: list[Path] = []
-    say(f"==> {len(images)} image(s), downloaded through their presigned URLs")
-    for index, image in enumerate(images):
-        response = requests.get(image["url"], timeout=30)
-        if response.status_code != 200:
-            raise DemoError(f"image {index}: the presigned URL answered {response.status_code}")
-        data = response.content
+    if len(job.images) != wanted or len(job.download_urls) != wanted:
+        raise DemoError(f"expected {wanted} image(s), the job has {len(job.images)}")
+    say(f"==> {len(job.images)} image(s), downloaded through their presigned URLs")
+    # The client checks each image's size and sha256 against the gateway's before saving it.
+    saved = download_images(job, out)
+    for index, (image, path) in enumerate(zip(job.images, saved, strict=True)):
+        data = path.read_bytes()
         size = png_size(data)
-        digest = hashlib.sha256(data).hexdigest()
         if size != expected:
             raise DemoError(
                 f"image {index} is {size[0]}x{size[1]}, not {expected[0]}x{expected[1]}"
             )
-        if len(data) != image["size"] or digest != image["sha256"]:
-            raise DemoError(f"image {index} differs from the size and sha256 the gateway reported")
-        path = folder / f"{index}.png"
-        path.write_bytes(data)
-        saved.append(path)
+        digest = hashlib.sha256(data).hexdigest()
         shown = shown_path(path)
         say(f"    {shown}  {size[0]}x{size[1]} PNG, {len(data)} bytes, sha256 {digest[:16]}...")
-        say(f"      {image['url']}")
+        say(f"      {image.url}")
     return saved
 
 
@@ -257,7 +268,14 @@ def main(argv: list[str] | None = None) -> int:
             say(f"==> the stack stays up (gateway {urls.gateway}, moto {urls.moto}); Ctrl-C stops")
             while True:
                 time.sleep(3600)
-    except (DemoError, StackError, requests.RequestException, ValueError, KeyError) as exc:
+    except (
+        DemoError,
+        StackError,
+        ImageGatewayError,
+        requests.RequestException,
+        ValueError,
+        KeyError,
+    ) as exc:
         say(f"!!  demo failed: {type(exc).__name__}: {exc}")
     except KeyboardInterrupt:
         say("==> interrupted")
