@@ -63,9 +63,9 @@ class Job:
     download_urls: tuple[str, ...] = ()
     error: str | None = None
     error_code: str | None = None
-    timings: Mapping[str, Any] = field(default_factory=dict)
+    timings: Mapping[str, Any] = field(default_factory=dict, hash=False)
     # The JSON object as the gateway sent it, every field included.
-    view: Mapping[str, Any] = field(default_factory=dict)
+    view: Mapping[str, Any] = field(default_factory=dict, hash=False)
     # The HTTP status of the answer it was read from (202 for an accepted submit).
     http_status: int | None = None
 
