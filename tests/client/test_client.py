@@ -229,6 +229,25 @@ def test_the_last_page_of_jobs_has_no_cursor(fake: FakeGateway) -> None:
     assert fake.seen[0].target == "/v1/jobs"
 
 
+def test_a_cursor_the_gateway_did_not_hand_out_says_so(fake: FakeGateway) -> None:
+    fake.on(
+        "GET",
+        "/v1/jobs",
+        Reply(
+            400,
+            {
+                "status": "FAILURE",
+                "error": "not a cursor of yours",
+                "error_code": "INVALID_CURSOR",
+                "details": [{"field": "cursor", "message": "not a cursor of yours"}],
+            },
+        ),
+    )
+    with pytest.raises(GatewayError, match="Use a cursor exactly as") as refused:
+        fast(fake.url).jobs(cursor="forged")
+    assert (refused.value.status, refused.value.error_code) == (400, "INVALID_CURSOR")
+
+
 def test_cancel_posts_to_the_jobs_cancel_route(fake: FakeGateway) -> None:
     cancelled = {
         "status": "FAILURE",

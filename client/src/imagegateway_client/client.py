@@ -450,6 +450,13 @@ class Client:
                 hint=f"Job {job_id} had already ended{ended}; a finished job is left unchanged.",
                 **arguments,
             )
+        if status == 400 and operation == "jobs":
+            return GatewayError(
+                status,
+                error,
+                hint="Use a cursor exactly as a page of your own jobs handed it over, or none.",
+                **arguments,
+            )
         hints = {
             400: "Fix the request body (it must be a JSON object).",
             409: "A request with this Idempotency-Key is still running: retry shortly.",
