@@ -91,6 +91,8 @@ def test_the_openapi_document_describes_every_route(
         "/sd/image2image/v1",
         "/sd/inpainting/v1",
         "/sd/{kind}/v1/status/{job_id}",
+        "/v1/jobs",
+        "/v1/jobs/{job_id}/cancel",
     }
     for kind in ("text2image", "image2image", "inpainting"):
         post = document["paths"][f"/sd/{kind}/v1"]["post"]

@@ -247,6 +247,7 @@ def test_jobs_shows_a_pending_job_to_its_owner_only(
     assert response_body(mine) | {"timings": None} == {
         "status": "PENDING",
         "id": job_id,
+        "kind": "text2image",
         "timings": None,
     }
     # And another principal gets 404, exactly as for an unknown id

@@ -69,6 +69,7 @@ CLASSLESS_CODES = {
     FailureCode.NOT_SUBMITTED,
     FailureCode.WORKFLOW_FAILED,
     FailureCode.RECONCILE_FAILED,
+    FailureCode.CANCELLED,
 }
 # Error classes meant to share a code with another class (none today). A class listed here may
 # inherit its parent's code; any other class names its own, distinct code.

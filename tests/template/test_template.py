@@ -103,6 +103,8 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
     # conditional PutItem), the named execution; Powertools Idempotency on its own table.
     "SubmitFunctionRole": {
         ("dynamodb:PutItem", "<JobsTable.Arn>"),
+        ("dynamodb:GetItem", "<JobsTable.Arn>"),  # Prefer: wait=N
+        ("s3:GetObject", "<ImagesBucket.Arn>/*"),  # a finished job's presigned URLs
         ("dynamodb:GetItem", "<IdempotencyTable.Arn>"),
         ("dynamodb:PutItem", "<IdempotencyTable.Arn>"),
         ("dynamodb:UpdateItem", "<IdempotencyTable.Arn>"),
@@ -121,11 +123,21 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         (BASIC_EXECUTION, ""),
         (XRAY_WRITE, ""),
     },
+    # The caller's jobs: read (status, list), cancel (the row, the executions, the completion).
     "JobStatusFunctionRole": {
         ("dynamodb:GetItem", "<JobsTable.Arn>"),
+        ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
+        ("dynamodb:Query", "<JobsTable.Arn>/index/OwnerByCreated"),
         ("s3:GetObject", "<ImagesBucket.Arn>/*"),
+        (
+            "states:StopExecution",
+            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>"
+            ":execution:<ImageJobStateMachine.Name>:*",
+        ),
+        ("events:PutEvents", "<EventBus.Arn>"),
         (BASIC_EXECUTION, ""),
         (XRAY_WRITE, ""),
+        *TELL_CALLERS,
     },
     "CheckUpstreamFunctionRole": {
         ("dynamodb:GetItem", "<JobsTable.Arn>"),  # verified_record: the ticket is the gateway's
@@ -640,12 +652,14 @@ def test_every_function_gets_the_contract_environment(translated: dict[str, Any]
     reconciler = functions["ReconcilerFunction"]["Properties"]["Environment"]["Variables"]
     assert reconciler["STATE_MACHINE_ARN"] == {"Ref": STATE_MACHINE_ID}
     assert reconciler["RECONCILE_MARGIN_SECONDS"] == {"Ref": "ReconcileMarginSeconds"}
-    # Only the entries (HTTP submit, the queue's intake) and the reconciler start executions;
+    # Only the entries (HTTP submit, the queue's intake), the reconciler and cancel touch
+    # executions;
     # the workflow's own tasks (SubmitUpstream included) never need the machine's ARN.
     assert {n for n, f in functions.items() if "STATE_MACHINE_ARN" in json.dumps(f)} == {
         "SubmitFunction",
         "IntakeFunction",
         "ReconcilerFunction",
+        "JobStatusFunction",  # cancel stops the job's executions
     }
     # Only the entries hold Idempotency-Key records.
     assert {n for n, f in functions.items() if "IDEMPOTENCY_TABLE_NAME" in json.dumps(f)} == {
@@ -716,16 +730,22 @@ def test_every_route_requires_iam_auth(translated: dict[str, Any]) -> None:
         for method, operation in operations.items()
     }
     # When the routes are listed
-    # Then they are exactly the public ones, all IAM (SigV4) protected
+    # Then they are exactly the public ones, all IAM (SigV4) protected but the API's own
+    # description (the OpenAPI document and its Swagger UI), which a browser must read
     assert set(routes) == {
         "POST /sd/text2image/v1",
         "POST /sd/image2image/v1",
         "POST /sd/inpainting/v1",
         "GET /sd/{kind}/v1/status/{job_id}",
+        "GET /v1/jobs",
+        "POST /v1/jobs/{job_id}/cancel",
         "GET /openapi.json",
+        "GET /swagger",
     }
+    documentation = {"GET /openapi.json", "GET /swagger"}
     for route, operation in routes.items():
-        assert operation.get("security") == [{"AWS_IAM": []}], route
+        expected = [{"NONE": []}] if route in documentation else [{"AWS_IAM": []}]
+        assert operation.get("security") == expected, route
 
 
 def test_access_log_format_is_json_with_the_useful_fields(translated: dict[str, Any]) -> None:
@@ -968,9 +988,20 @@ def test_jobs_table_has_the_sparse_pending_by_deadline_index(template: dict[str,
         {"AttributeName": "deadline_at", "KeyType": "RANGE"},
     ]
     assert index["Projection"] == {"ProjectionType": "ALL"}
-    assert attribute_types == {"job_id": "S", jobs.PENDING_ATTRIBUTE: "S", "deadline_at": "S"}
+    assert attribute_types == {
+        "job_id": "S",
+        jobs.PENDING_ATTRIBUTE: "S",
+        "deadline_at": "S",
+        "owner": "S",
+        "created_at": "S",
+    }
     # And it is sparse: `pending` is not the table's own key, so rows without it stay out
     assert jobs.PENDING_ATTRIBUTE not in {k["AttributeName"] for k in props["KeySchema"]}
+    # And the list route's index holds a caller's jobs by creation time
+    assert indexes[jobs.OWNER_INDEX]["KeySchema"] == [
+        {"AttributeName": "owner", "KeyType": "HASH"},
+        {"AttributeName": "created_at", "KeyType": "RANGE"},
+    ]
 
 
 def test_reconciler_runs_every_five_minutes(template: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.types import EventHandlerInstance
@@ -39,7 +40,9 @@ from imagegateway.errors import (
     BodyTooLargeError,
     ConfigurationError,
     GatewayError,
+    InvalidCursorError,
     InvalidIdempotencyKeyError,
+    JobFinishedError,
     JobNotFoundError,
     MalformedBodyError,
     UnsupportedMediaTypeError,
@@ -177,6 +180,21 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
     def _not_found(exc: JobNotFoundError) -> Response[Any]:
         return error_answer(HTTPStatus.NOT_FOUND, ErrorResponse(error="no such job"))
 
+    @app.exception_handler(JobFinishedError)
+    def _finished(exc: JobFinishedError) -> Response[Any]:
+        answer = ErrorResponse(
+            status=JobStatus(exc.status), error=exc.message, error_code=exc.code, id=exc.job_id
+        )
+        return error_answer(HTTPStatus.CONFLICT, answer)
+
+    @app.exception_handler(InvalidCursorError)
+    def _bad_cursor(exc: InvalidCursorError) -> Response[Any]:
+        detail = ErrorDetail(field="cursor", message=exc.message)
+        return error_answer(
+            HTTPStatus.BAD_REQUEST,
+            ErrorResponse(error=exc.message, error_code=exc.code, details=[detail]),
+        )
+
     @app.not_found
     def _no_route(exc: Exception) -> Response[Any]:
         # e.g. a job id with characters no route accepts: the contract's 404, not Powertools'.
@@ -232,8 +250,13 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
         )
 
 
-STATUS_PATH = "/sd/<kind>/v1/status/<job_id>"
 OPENAPI_PATH = "/openapi.json"
+SWAGGER_PATH = "/swagger"
+PREFER_HEADER = "prefer"
+# A wait the caller may ask for (RFC 7240 `Prefer: wait=N`): the answer must come within API
+# Gateway's 30 s integration timeout.
+MAX_WAIT_SECONDS = 25
+_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 # HTTP API v2 lower-cases header names.
 IDEMPOTENCY_HEADER = "idempotency-key"
 # A legitimate body is a few KiB (two 2000-character prompts at most); refuse far more early.
@@ -241,32 +264,32 @@ MAX_BODY_BYTES = 32 * 1024
 JSON_TYPES = ("application/json",)
 
 
-def _error(description: str) -> OpenAPIResponse:
+def error_doc(description: str) -> OpenAPIResponse:
     return {"description": description, "content": {"application/json": {"model": ErrorResponse}}}
 
 
-def _job(description: str) -> OpenAPIResponse:
+def job_doc(description: str) -> OpenAPIResponse:
     return {"description": description, "content": {"application/json": {"model": JobView}}}
 
 
 submit_routes = Router()  # type: ignore[no-untyped-call]
-status_routes = Router()  # type: ignore[no-untyped-call]
 
 
-def _event(router: Router) -> APIGatewayProxyEventV2:
+def current_event(router: Router) -> APIGatewayProxyEventV2:
     event = router.current_event
     assert isinstance(event, APIGatewayProxyEventV2)  # these routers serve the HTTP API only
     return event
 
 
 SUBMIT_RESPONSES: dict[int, OpenAPIResponse] = {
-    202: _job("Accepted: poll the status endpoint with the id"),
-    400: _error("Malformed JSON, or a body that is not UTF-8"),
-    409: _error("A request with the same Idempotency-Key is still running; retry"),
-    413: _error(f"The body is larger than {MAX_BODY_BYTES} bytes"),
-    415: _error("The body is not JSON"),
-    422: _error("A field is invalid; details name it"),
-    503: _error("The gateway has no upstream API key yet (UPSTREAM_NOT_CONFIGURED)"),
+    200: job_doc("Finished within the `Prefer: wait=N` the caller asked for"),
+    202: job_doc("Accepted: poll the status endpoint with the id"),
+    400: error_doc("Malformed JSON, or a body that is not UTF-8"),
+    409: error_doc("A request with the same Idempotency-Key is still running; retry"),
+    413: error_doc(f"The body is larger than {MAX_BODY_BYTES} bytes"),
+    415: error_doc("The body is not JSON"),
+    422: error_doc("A field is invalid; details name it"),
+    503: error_doc("The gateway has no upstream API key yet (UPSTREAM_NOT_CONFIGURED)"),
 }
 
 
@@ -283,7 +306,7 @@ WebhookUrlQuery = Annotated[
 
 def _submit(kind: JobKind, request: ImageRequest, webhook_url: str | None) -> Response[Any]:
     """Every kind's submit: the upstream body is built once, here, and passed down as is."""
-    event = _event(submit_routes)
+    event = current_event(submit_routes)
     owner = caller_identity(event)
     key = validated_key(event.headers.get(IDEMPOTENCY_HEADER))
     body = request.upstream_body()
@@ -295,8 +318,23 @@ def _submit(kind: JobKind, request: ImageRequest, webhook_url: str | None) -> Re
         view = submit_job_once(
             kind, body, owner=owner, key=key, lambda_context=context, callbacks=callbacks
         )
+    wait = requested_wait(event)
+    if wait and view.status is JobStatus.PENDING:
+        view = view_job(view.id, owner=owner, deps=collaborators(), wait_seconds=wait)
     status = HTTPStatus.ACCEPTED if view.status is JobStatus.PENDING else HTTPStatus.OK
-    return json_answer(status, view)
+    return with_wait_applied(json_answer(status, view), wait)
+
+
+def requested_wait(event: APIGatewayProxyEventV2) -> int:
+    """Seconds of `Prefer: wait=N` (RFC 7240), at most MAX_WAIT_SECONDS; 0 when not asked."""
+    found = _PREFER_WAIT.search(event.headers.get(PREFER_HEADER) or "")
+    return min(int(found.group(1)), MAX_WAIT_SECONDS) if found else 0
+
+
+def with_wait_applied(answer: Response[Any], wait: int) -> Response[Any]:
+    if wait:
+        answer.headers["Preference-Applied"] = f"wait={wait}"
+    return answer
 
 
 @submit_routes.post(
@@ -332,17 +370,6 @@ def submit_inpainting(
     return _submit(JobKind.INPAINTING, request, webhook_url)
 
 
-@status_routes.get(
-    STATUS_PATH,
-    summary="A job's status, with freshly presigned download URLs once it succeeded",
-    responses={200: _job("The job"), 404: _error("No such job (or not yours, or another kind)")},
-)
-def get_status(kind: JobKind, job_id: str) -> Response[Any]:
-    owner = caller_identity(_event(status_routes))
-    view = view_job(job_id, owner=owner, kind=kind, deps=collaborators())
-    return json_answer(HTTPStatus.OK, view)
-
-
 class GuardedRequestValidation(OpenAPIRequestValidationMiddleware):
     """Powertools' request validation, preceded by the checks that must answer before any
     parsing: size (413), media type (415), and UTF-8 text (400)."""
@@ -363,6 +390,24 @@ class GuardedRequestValidation(OpenAPIRequestValidationMiddleware):
         return super().handler(app, next_middleware)
 
 
+# The OpenAPI document's header, shared by /openapi.json and the Swagger UI at /swagger. The
+# deployed API takes IAM (SigV4) signed requests.
+DOCUMENT: dict[str, Any] = {
+    "title": "imagepipeline-gateway",
+    "version": "1.0.0",
+    "summary": "The imagepipeline.io SD 1.5 API (text2image, image2image, inpainting), "
+    "behind an AWS gateway",
+    "security_schemes": {
+        "sigv4": APIKey(
+            name="Authorization",
+            in_=APIKeyIn.header,
+            description="AWS Signature Version 4 (service execute-api), as the AWS SDKs sign",
+        )
+    },
+    "security": [{"sigv4": []}],
+}
+
+
 def make_resolver(*routers: Router, serve_openapi: bool = False) -> APIGatewayHttpResolver:
     # Powertools' own validation would run before any user middleware; instead its validation
     # middleware, preceded by the guards, is installed through the public middleware API.
@@ -372,18 +417,14 @@ def make_resolver(*routers: Router, serve_openapi: bool = False) -> APIGatewayHt
     for router in routers:
         app.include_router(router)
     if serve_openapi:
+        app.enable_swagger(path=SWAGGER_PATH, **DOCUMENT)
 
         @app.get(OPENAPI_PATH, include_in_schema=False)
         def openapi() -> Response[Any]:
             return Response(
                 status_code=HTTPStatus.OK.value,
                 content_type="application/json",
-                body=app.get_openapi_json_schema(
-                    title="imagepipeline-gateway",
-                    version="1.0.0",
-                    summary="The imagepipeline.io SD 1.5 API (text2image, image2image, "
-                    "inpainting), behind an AWS gateway",
-                ),
+                body=app.get_openapi_json_schema(**DOCUMENT),
             )
 
     return app

@@ -38,6 +38,7 @@ class FailureCode(StrEnum):
     UPSTREAM_FAILURE = "UPSTREAM_FAILURE"
     NOT_SUBMITTED = "NOT_SUBMITTED"
     TIMED_OUT = "TIMED_OUT"
+    CANCELLED = "CANCELLED"
     # -- jobs and requests
     JOB_NOT_FOUND = "JOB_NOT_FOUND"
     FOREIGN_TICKET = "FOREIGN_TICKET"
@@ -49,6 +50,8 @@ class FailureCode(StrEnum):
     # A queued or evented request that can never run (not JSON, not an envelope, an invalid
     # request, a reused idempotency key): told as an `Image Generation Failed` event, no job.
     INVALID_REQUEST = "INVALID_REQUEST"
+    INVALID_CURSOR = "INVALID_CURSOR"
+    JOB_FINISHED = "JOB_FINISHED"
     # -- images
     DOWNLOAD_FAILED = "DOWNLOAD_FAILED"
     IMAGE_REJECTED = "IMAGE_REJECTED"
@@ -67,6 +70,8 @@ NOT_JOB_CODES: frozenset[FailureCode] = frozenset(
         FailureCode.UNSUPPORTED_MEDIA_TYPE,
         FailureCode.INVALID_IDEMPOTENCY_KEY,
         FailureCode.INVALID_REQUEST,
+        FailureCode.INVALID_CURSOR,
+        FailureCode.JOB_FINISHED,
         FailureCode.UPSTREAM_ERROR,
     }
 )
@@ -148,6 +153,22 @@ class UpstreamProtocolError(UpstreamError):
 
 class JobNotFoundError(GatewayError):
     code = FailureCode.JOB_NOT_FOUND
+
+
+class JobFinishedError(GatewayError):
+    """A cancel for a job that already ended (a 409 with its status): nothing changes."""
+
+    code = FailureCode.JOB_FINISHED
+
+    def __init__(self, message: str, *, job_id: str, status: str) -> None:
+        super().__init__(message, job_id=job_id)
+        self.status = status
+
+
+class InvalidCursorError(GatewayError):
+    """A list cursor this gateway did not hand to this caller."""
+
+    code = FailureCode.INVALID_CURSOR
 
 
 class ForeignTicketError(GatewayError):
@@ -242,6 +263,7 @@ PUBLIC_MESSAGES: dict[str, str] = {
     ),
     FailureCode.WORKFLOW_FAILED: "the job's workflow ended without storing its images",
     FailureCode.TIMED_OUT: "the upstream did not finish the job before its deadline",
+    FailureCode.CANCELLED: "the job was cancelled by its caller",
 }
 
 # The upstream never took the job (429s, unreachable) and its deadline passed: the submit task

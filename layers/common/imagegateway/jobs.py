@@ -19,6 +19,7 @@ from imagegateway.settings import Settings, get_settings
 PENDING_ATTRIBUTE = "pending"
 PENDING_MARK = "1"
 PENDING_INDEX = "PendingByDeadline"
+OWNER_INDEX = "OwnerByCreated"
 
 
 def _iso(moment: datetime) -> str:
@@ -214,3 +215,62 @@ class JobStore:
                 break
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return found[:limit]
+
+    def mark_cancelled(self, job_id: str, *, message: str, now: datetime) -> bool:
+        """End a still-PENDING job CANCELLED; False if it had already ended."""
+        try:
+            self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression=(
+                    "SET #status = :failure, error_code = :code, error_message = :message, "
+                    f"completed_at = :now, updated_at = :now REMOVE {PENDING_ATTRIBUTE}"
+                ),
+                ConditionExpression="#status = :pending",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":failure": JobStatus.FAILURE.value,
+                    ":pending": JobStatus.PENDING.value,
+                    ":code": "CANCELLED",
+                    ":message": message,
+                    ":now": _iso(now),
+                },
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def page_of_owner(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        start_key: dict[str, Any] | None = None,
+        status: JobStatus | None = None,
+    ) -> tuple[list[JobRecord], dict[str, Any] | None]:
+        """Up to `limit` of the owner's jobs, newest first, and the key to continue from (None
+        at the end). A status filter reads on until the page is full or the jobs run out."""
+        query: dict[str, Any] = {
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": "#owner = :owner",
+            "ExpressionAttributeNames": {"#owner": "owner"},
+            "ExpressionAttributeValues": {":owner": owner},
+            "ScanIndexForward": False,
+        }
+        if status is not None:
+            query["FilterExpression"] = "#status = :status"
+            query["ExpressionAttributeNames"]["#status"] = "status"
+            query["ExpressionAttributeValues"][":status"] = status.value
+        found: list[JobRecord] = []
+        last_key = start_key
+        while len(found) < limit:
+            if last_key:
+                query["ExclusiveStartKey"] = last_key
+            query["Limit"] = limit - len(found)
+            page = self._table.query(**query)
+            found.extend(_record(item) for item in page.get("Items", []))
+            last_key = page.get("LastEvaluatedKey")
+            if not last_key:
+                break
+        return found, (dict(last_key) if last_key else None)

@@ -456,11 +456,19 @@ class JobView(BaseModel):
 
     status: JobStatus
     id: str
+    kind: JobKind | None = None
     download_urls: list[str] | None = None
     error: str | None = None
     error_code: str | None = None
     images: list[ImageView] | None = None
     timings: Timings | None = None
+
+
+class JobList(BaseModel):
+    """One page of a caller's jobs, newest first; `next_cursor` fetches the next page."""
+
+    jobs: list[JobView]
+    next_cursor: str | None = None
 
 
 class ErrorDetail(BaseModel):

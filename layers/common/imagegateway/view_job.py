@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from imagegateway.collaborators import Collaborators
 from imagegateway.errors import JobNotFoundError
 from imagegateway.models import ImageView, JobKind, JobRecord, JobStatus, JobView, Timings
 from imagegateway.observability import logger
+from imagegateway.time_budget import remaining_seconds
+
+# How often a waiting request reads the job row again (a consistent read each time).
+WAIT_STEP_SECONDS = 0.5
 
 
-def view_job(
+def owned_record(
     job_id: str, *, owner: str, kind: JobKind | None = None, deps: Collaborators
-) -> JobView:
-    """Another caller's job, or a job asked for on another kind's route, is reported as
-    unknown, so ids cannot be probed."""
+) -> JobRecord:
+    """The caller's own job. Another caller's job, or a job asked for on another kind's route,
+    is reported as unknown, so ids cannot be probed."""
     record = deps.jobs.get(job_id)
     if record.owner != owner or (kind is not None and record.kind is not kind):
         raise JobNotFoundError(f"no job {job_id}")
     logger.append_keys(job_id=job_id)
-    view = JobView(status=record.status, id=job_id, timings=timings_of(record))
+    return record
+
+
+def view_of(record: JobRecord, deps: Collaborators) -> JobView:
+    """The caller's view of a job row, with freshly presigned URLs once it succeeded."""
+    view = JobView(
+        status=record.status, id=record.job_id, kind=record.kind, timings=timings_of(record)
+    )
     if record.status is JobStatus.SUCCESS:
         view.images = [
             ImageView(
@@ -35,6 +47,24 @@ def view_job(
         view.error = record.error_message or "the job failed"
         view.error_code = record.error_code
     return view
+
+
+def view_job(
+    job_id: str,
+    *,
+    owner: str,
+    kind: JobKind | None = None,
+    deps: Collaborators,
+    wait_seconds: float = 0,
+) -> JobView:
+    """The caller's job; with `wait_seconds`, once it ends or when that time is up (a long
+    poll, never past the invocation's own time), whichever comes first."""
+    record = owned_record(job_id, owner=owner, kind=kind, deps=deps)
+    ends = time.monotonic() + min(wait_seconds, max(0.0, remaining_seconds() - 1))
+    while record.status is JobStatus.PENDING and time.monotonic() + WAIT_STEP_SECONDS < ends:
+        deps.sleep(WAIT_STEP_SECONDS)
+        record = deps.jobs.get(job_id)
+    return view_of(record, deps)
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:

@@ -52,6 +52,17 @@ class Workflow:
             raise
         return str(described["status"])
 
+    def stop(self, job_id: str, *, cause: str) -> None:
+        """Stop the job's executions (its own and a resumed one), whichever run."""
+        for name in self.names_of(job_id):
+            try:
+                sfn_client().stop_execution(
+                    executionArn=self.execution_arn(name), error="CANCELLED", cause=cause
+                )
+            except ClientError as exc:
+                if error_code(exc) not in ("ExecutionDoesNotExist", "ExecutionNotRunning"):
+                    raise
+
     @staticmethod
     def names_of(job_id: str) -> tuple[str, str]:
         """The job's execution names: its own, and the one the reconciler resumes it under."""
