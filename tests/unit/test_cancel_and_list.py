@@ -9,7 +9,6 @@ import pytest
 
 from imagegateway.cancel_job import cancel_job
 from imagegateway.collaborators import Collaborators
-
 from imagegateway.errors import InvalidCursorError, JobFinishedError, JobNotFoundError
 from imagegateway.images import ImageStore
 from imagegateway.jobs import JobStore
