@@ -246,6 +246,7 @@ def test_a_cursor_the_gateway_did_not_hand_out_says_so(fake: FakeGateway) -> Non
     with pytest.raises(GatewayError, match="Use a cursor exactly as") as refused:
         fast(fake.url).jobs(cursor="forged")
     assert (refused.value.status, refused.value.error_code) == (400, "INVALID_CURSOR")
+    assert str(refused.value).count("not a cursor of yours") == 1  # a detail is not repeated
 
 
 def test_cancel_posts_to_the_jobs_cancel_route(fake: FakeGateway) -> None:

@@ -47,11 +47,10 @@ class GatewayError(ImageGatewayError):
     def _message(self) -> str:
         code = f" {self.error_code}" if self.error_code else ""
         lines = [f"the gateway answered {self.status}{code}: {self.error}"]
-        shown = self.error
         for detail in self.details:
-            line = f"{detail.get('field', '?')}: {detail.get('message', '')}"
-            if line not in shown:
-                lines.append(f"  {line}")
+            message = str(detail.get("message", ""))
+            if message not in self.error:  # not already said by the error's one line
+                lines.append(f"  {detail.get('field', '?')}: {message}")
         if self.retry_after is not None:
             lines.append(f"  retry after {self.retry_after:g} s")
         if self.hint:
