@@ -26,7 +26,7 @@ define venv
 	@echo "$(1): $$($(1)/bin/python --version) ($(PYTHON))"
 endef
 
-.PHONY: install test lint unit integration workflow e2e template run demo bench clean FORCE
+.PHONY: install test lint unit integration workflow e2e template run demo bench api-key clean FORCE
 
 install: $(STAMP)
 
@@ -64,6 +64,12 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
+
+# An API key for the keyed API, printed once: `make api-key NAME=team-a` (needs `make run`, or
+# TABLE=<the stack's ApiKeysTableName> with AWS credentials for a deployed stack).
+api-key: $(STAMP)
+	@test -n "$(NAME)" || { echo "usage: make api-key NAME=<owner> [TABLE=<ApiKeysTableName>]"; exit 2; }
+	@$(BIN)/python -m local.api_keys issue "$(NAME)" $(if $(TABLE),--table "$(TABLE)")
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam out

@@ -756,10 +756,12 @@ class HttpRoute(NamedTuple):
 
 
 def http_api_routes(template: Mapping[str, Any] | None = None) -> list[HttpRoute]:
-    """Every route the template's functions declare with events of type HttpApi. An event with
-    neither Path nor Method is the API's $default route (SAM's rule)."""
+    """Every route the template's functions declare with events of type HttpApi, once: the IAM
+    API and the keyed API serve the same routes with the same functions, and the local server
+    serves both (auth per request). An event with neither Path nor Method is the API's $default
+    route (SAM's rule)."""
     template = template or load_template()
-    routes: list[HttpRoute] = []
+    routes: dict[str, HttpRoute] = {}
     for name, resource in resources_of_type(template, "AWS::Serverless::Function").items():
         events = resource.get("Properties", {}).get("Events") or {}
         for event in events.values():
@@ -767,10 +769,13 @@ def http_api_routes(template: Mapping[str, Any] | None = None) -> list[HttpRoute
                 continue
             props = event.get("Properties") or {}
             if "Path" not in props and "Method" not in props:
-                routes.append(HttpRoute("ANY", DEFAULT_ROUTE, str(name)))
-                continue
-            method = str(props.get("Method", "ANY")).upper()
-            if method == "X-AMAZON-APIGATEWAY-ANY-METHOD":
-                method = "ANY"
-            routes.append(HttpRoute(method, str(props.get("Path", "/")), str(name)))
-    return routes
+                route = HttpRoute("ANY", DEFAULT_ROUTE, str(name))
+            else:
+                method = str(props.get("Method", "ANY")).upper()
+                if method == "X-AMAZON-APIGATEWAY-ANY-METHOD":
+                    method = "ANY"
+                route = HttpRoute(method, str(props.get("Path", "/")), str(name))
+            known = routes.setdefault(route.route_key, route)
+            if known.function != route.function:
+                raise ValueError(f"{route.route_key} goes to {known.function} and {route.function}")
+    return list(routes.values())

@@ -136,6 +136,7 @@ def build_event(
     route: HttpRoute,
     path_parameters: dict[str, str],
     user_arn: str,
+    key_owner: str | None = None,
     source_ip: str = "127.0.0.1",
     protocol: str = "HTTP/1.1",
     request_id: str | None = None,
@@ -157,6 +158,23 @@ def build_event(
             continue
         merged[key] = f"{merged[key]},{value}" if key in merged else value
     user_id = _user_id(user_arn)
+    # An API-Key request reaches the routes with the keyed API's Lambda authorizer context, as
+    # API Gateway passes it; any other with IAM's (the local default caller, or X-Local-Caller).
+    authorizer: dict[str, Any] = (
+        {"lambda": {"owner": key_owner}}
+        if key_owner is not None
+        else {
+            "iam": {
+                "accessKey": "ASIA" + user_id[4:],
+                "accountId": ACCOUNT,
+                "callerId": user_id,
+                "cognitoIdentity": None,
+                "principalOrgId": None,
+                "userArn": user_arn,
+                "userId": user_id,
+            }
+        }
+    )
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route.route_key,
@@ -166,17 +184,7 @@ def build_event(
         "requestContext": {
             "accountId": ACCOUNT,
             "apiId": API_ID,
-            "authorizer": {
-                "iam": {
-                    "accessKey": "ASIA" + user_id[4:],
-                    "accountId": ACCOUNT,
-                    "callerId": user_id,
-                    "cognitoIdentity": None,
-                    "principalOrgId": None,
-                    "userArn": user_arn,
-                    "userId": user_id,
-                }
-            },
+            "authorizer": authorizer,
             "domainName": merged.get("host", "127.0.0.1"),
             "domainPrefix": merged.get("host", "127.0.0.1").split(".", 1)[0],
             "http": {
@@ -244,6 +252,13 @@ def answer_from_result(result: Any) -> Answer:
 
 
 NO_ROUTE = json_answer(404, {"status": "FAILURE", "error": "no such route"})
+# What API Gateway answers when a Lambda authorizer refuses (deployed: 403, see README).
+UNAUTHORIZED = json_answer(401, {"message": "Unauthorized"})
+API_KEY_HEADER = "api-key"
+# Routes served without auth (the template's `Authorizer: NONE`).
+PUBLIC_PATHS = frozenset({"/openapi.json", "/swagger"})
+# The key's owner (`apikey:<name>`), or None for a refused key: the keyed API's authorizer.
+Authorize = Callable[[str], "str | None"]
 INTERNAL_ERROR = json_answer(500, {"message": "Internal Server Error"})
 
 
@@ -262,9 +277,11 @@ class GatewayServer(BackgroundServer):
         host: str = "127.0.0.1",
         port: int = 0,
         log: Log | None = None,
+        authorize: Authorize | None = None,
     ) -> None:
         self.table = RouteTable(routes)
         self.invoke = invoke
+        self.authorize = authorize
         super().__init__(host, port)
         self.log = log or (lambda line: None)
 
@@ -291,6 +308,14 @@ class GatewayServer(BackgroundServer):
         except ValueError as exc:
             self.log(f"[http]   {method} {path} -> 400 bad {CALLER_HEADER}")
             return json_answer(400, {"status": "FAILURE", "error": str(exc)})
+        key_owner: str | None = None
+        if self.authorize is not None and route.path not in PUBLIC_PATHS:
+            key = next((v for k, v in headers if k.lower() == API_KEY_HEADER), None)
+            if key is not None:
+                key_owner = self.authorize(key)
+                if key_owner is None:
+                    self.log(f"[http]   {method} {path} -> 401 API-Key refused")
+                    return UNAUTHORIZED
         event = build_event(
             method=method,
             target=target,
@@ -299,6 +324,7 @@ class GatewayServer(BackgroundServer):
             route=route,
             path_parameters=params,
             user_arn=user_arn,
+            key_owner=key_owner,
             source_ip=source_ip,
             protocol=protocol,
             request_id=request_id,

@@ -47,7 +47,7 @@ import urllib.request
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, TextIO
 
@@ -92,6 +92,9 @@ LOCAL_FUNCTION_DEFAULTS = {
 # its own entry). A status check that polls in-function mostly sleeps, so many run at once.
 LOCAL_TASK_CONCURRENCY: dict[str, int] = {"*": 4, "check_upstream": 64}
 WEBHOOK_SIGNING_SECRET = "WebhookSigningSecret"  # noqa: S105 (the template's logical id)
+API_KEYS_TABLE = "ApiKeysTable"
+# The owner of the key the local stack issues for itself (LocalApiKey).
+LOCAL_KEY_OWNER = "local-api-key"
 # The deployed reconciler runs every 5 minutes; locally every RECONCILE_INTERVAL_SECONDS.
 DEFAULT_RECONCILE_INTERVAL_SECONDS = 30.0
 OUTPUTS_FILE = REPO / "out" / "stack-outputs.json"
@@ -388,6 +391,7 @@ class LocalGatewayStack:
         self.routes: list[HttpRoute] = []
         self.outputs: dict[str, str] = {}
         self.completion_queue_url = ""
+        self.local_api_key = ""
         self._exit = contextlib.ExitStack()
 
     def start(self) -> StackUrls:
@@ -485,7 +489,14 @@ class LocalGatewayStack:
                 one_at_a_time=True,
             )
 
-        gateway = GatewayServer(self.routes, invoke, host=settings.host, port=settings.gateway_port)
+        authorize = self._key_authorizer(stack, template)
+        gateway = GatewayServer(
+            self.routes,
+            invoke,
+            host=settings.host,
+            port=settings.gateway_port,
+            authorize=authorize,
+        )
         self._serve("gateway", gateway)
         for route in self.routes:
             say(f"[stack] route {route.route_key} -> {route.function}")
@@ -533,6 +544,40 @@ class LocalGatewayStack:
         self._exit.callback(thread.join, 5)
         self._exit.callback(stop.set)
         self.console.line(f"[stack] reconciler runs every {interval:g} s")
+
+    def _key_authorizer(
+        self, stack: LocalStack, template: Mapping[str, Any]
+    ) -> Callable[[str], str | None]:
+        """The keyed API's authorizer, the real function run as API Gateway runs it; and one key
+        issued for this stack (LocalApiKey in the outputs)."""
+        from imagegateway.api_keys import ApiKeyStore
+
+        (logical_id,) = (
+            name
+            for name, fn in resources_of_type(template, "AWS::Serverless::Function").items()
+            if fn["Properties"].get("CodeUri", "").rstrip("/").endswith("authorizer")
+        )
+        function_name = stack.function_names[logical_id]
+        table = stack.table_names[API_KEYS_TABLE]
+        self.local_api_key = ApiKeyStore(table).issue(LOCAL_KEY_OWNER, now=datetime.now(UTC))
+
+        def authorize(key: str) -> str | None:
+            event = {
+                "version": "2.0",
+                "type": "REQUEST",
+                "identitySource": [key],
+                "headers": {"api-key": key},
+            }
+            try:
+                answer = run_handler(stack, function_name, event, trigger="authorizer")
+            except Exception:  # API Gateway answers an authorizer's failure with a refusal
+                return None
+            if not (isinstance(answer, dict) and answer.get("isAuthorized")):
+                return None
+            owner = (answer.get("context") or {}).get("owner")
+            return str(owner) if owner else None
+
+        return authorize
 
     def _subscribe_completion_queue(self, stack: LocalStack) -> str:
         """A local queue that receives every completion event on the gateway's bus, so a
@@ -614,6 +659,8 @@ class LocalGatewayStack:
             "Region": REGION,
             "CompletionQueueUrl": self.completion_queue_url,
         }
+        if self.local_api_key:
+            outputs["LocalApiKey"] = self.local_api_key
         signing_key = stack.generated_secrets.get(WEBHOOK_SIGNING_SECRET)
         if signing_key is not None:
             outputs["WebhookSigningSecret"] = f"whsec_{signing_key}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.utilities import parameters
 
-from imagegateway import idempotency
+from imagegateway import authorizer, idempotency
 from imagegateway.aws import clear_clients
 from imagegateway.collaborators import collaborators
 from imagegateway.settings import get_settings
@@ -19,3 +19,4 @@ def clear_all() -> None:
     retrying_get_session.cache_clear()
     idempotency.clear_cache()
     collaborators.cache_clear()
+    authorizer.clear_cache()

@@ -52,6 +52,9 @@ CONTRACT_RESOURCES = {
     "ReconcilerFunction": "AWS::Serverless::Function",
     "IntakeFunction": "AWS::Serverless::Function",
     "DeliverWebhookFunction": "AWS::Serverless::Function",
+    "AuthorizerFunction": "AWS::Serverless::Function",
+    "KeyedHttpApi": "AWS::Serverless::HttpApi",
+    "ApiKeysTable": "AWS::DynamoDB::Table",
     "EventBus": "AWS::Events::EventBus",
     "ImageRequestedRule": "AWS::Events::Rule",
     "RequestQueue": "AWS::SQS::Queue",
@@ -205,6 +208,12 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         (XRAY_WRITE, ""),
         *TELL_CALLERS,
     },
+    # The keyed API's authorizer: one read of a key's hash.
+    "AuthorizerFunctionRole": {
+        ("dynamodb:GetItem", "<ApiKeysTable.Arn>"),
+        (BASIC_EXECUTION, ""),
+        (XRAY_WRITE, ""),
+    },
     "DeliverWebhookFunctionRole": {
         ("secretsmanager:GetSecretValue", "<WebhookSigningSecret>"),
         ("sqs:ChangeMessageVisibility", "<WebhookQueue.Arn>"),
@@ -245,6 +254,8 @@ ERROR_ALARMED_FUNCTIONS = {
     # Queue consumers report what failed as batch item failures; an error is a crash.
     "IntakeFunction",
     "DeliverWebhookFunction",
+    # A refused key is an answer, not an error: an error locks keyed callers out.
+    "AuthorizerFunction",
 }
 # The workflow's task functions raise on purpose (their error names drive the ASL's Retry and
 # Catch), so single errors are expected: WorkflowStepErrorsAlarm watches a stream of them, and
@@ -721,6 +732,38 @@ def test_the_layer_holds_the_shared_package(template: dict[str, Any]) -> None:
     assert (content / "requirements.txt").is_file()
 
 
+def routes_of(translated: dict[str, Any], api: str) -> dict[str, Any]:
+    body = translated["Resources"][api]["Properties"]["Body"]
+    return {
+        f"{method.upper()} {path}": operation
+        for path, operations in body["paths"].items()
+        for method, operation in operations.items()
+    }
+
+
+def test_the_keyed_api_serves_the_same_routes_behind_the_api_key_authorizer(
+    translated: dict[str, Any], template: dict[str, Any]
+) -> None:
+    # Given the two APIs
+    iam, keyed = routes_of(translated, "HttpApi"), routes_of(translated, "KeyedHttpApi")
+    # Then they serve the same routes, the keyed one through its Lambda authorizer (docs aside)
+    assert set(keyed) == set(iam)
+    for route, operation in keyed.items():
+        expected = (
+            [{"NONE": []}]
+            if route.split()[1] in ("/openapi.json", "/swagger")
+            else [{"ApiKeyAuthorizer": []}]
+        )
+        assert operation.get("security") == expected, route
+    authorizer = template["Resources"]["KeyedHttpApi"]["Properties"]["Auth"]["Authorizers"][
+        "ApiKeyAuthorizer"
+    ]
+    # And the authorizer reads the upstream's own header, with cached answers
+    assert authorizer["Identity"]["Headers"] == ["API-Key"]
+    assert 0 < authorizer["Identity"]["ReauthorizeEvery"] <= 300
+    assert authorizer["FunctionArn"] == {"Fn::GetAtt": ["AuthorizerFunction", "Arn"]}
+
+
 def test_every_route_requires_iam_auth(translated: dict[str, Any]) -> None:
     # Given the HTTP API's generated OpenAPI body
     body = translated["Resources"]["HttpApi"]["Properties"]["Body"]
@@ -749,14 +792,15 @@ def test_every_route_requires_iam_auth(translated: dict[str, Any]) -> None:
 
 
 def test_access_log_format_is_json_with_the_useful_fields(translated: dict[str, Any]) -> None:
-    # Given the HTTP API stage
+    # Given the two HTTP API stages (IAM, keyed)
     stages = resources_of_type(translated, "AWS::ApiGatewayV2::Stage")
-    assert len(stages) == 1
-    settings = next(iter(stages.values()))["Properties"]["AccessLogSettings"]
-    # When its access log format is parsed
-    fields = json.loads(settings["Format"])
-    # Then it is JSON carrying what an operator needs to trace a request
-    assert {"requestId", "ip", "caller", "routeKey", "status", "integrationError"} <= fields.keys()
+    assert len(stages) == 2
+    for stage in stages.values():
+        # When its access log format is parsed
+        fields = json.loads(stage["Properties"]["AccessLogSettings"]["Format"])
+        # Then it is JSON carrying what an operator needs to trace a request, and who made it
+        assert {"requestId", "ip", "routeKey", "status", "integrationError"} <= fields.keys()
+        assert {"caller", "owner"} & fields.keys()
 
 
 def test_bucket_is_private_encrypted_and_tls_only(template: dict[str, Any]) -> None:

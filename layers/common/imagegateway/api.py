@@ -84,10 +84,15 @@ def caller_identity(event: APIGatewayProxyEventV2) -> str:
       assume the role picks that name, so "alice" could be anyone; and a client whose session
       name changes per task keeps its jobs and idempotency keys); an IAM user by its ARN.
     - JWT: the issuer and the subject together (a subject is unique only per issuer).
+    - An API key: its owner, `apikey:<name>`, as the gateway's Lambda authorizer found it.
     - No authorizer (local stack, auth off): anonymous.
     """
     authorizer = event.request_context.authorizer
     if authorizer is not None:
+        # Set only by the gateway's own authorizer (functions/authorizer).
+        keyed = authorizer.get_lambda or {}
+        if isinstance(keyed.get("owner"), str) and keyed["owner"]:
+            return str(keyed["owner"])
         iam = authorizer.iam
         if iam is not None and (iam.user_arn or iam.caller_id):
             arn = str(iam.user_arn or "")

@@ -103,3 +103,21 @@ def queue_consumer(
             return operation(event, context)
 
     return EntryPoint(lambda_handler, requires)
+
+
+def authorizer_entry(
+    authorize: Callable[[dict[str, str]], str | None], *, requires: tuple[str, ...] = ()
+) -> EntryPoint:
+    """An HTTP API Lambda authorizer (payload 2.0, simple responses): the request's headers in,
+    `isAuthorized` and the owner out."""
+
+    @logger.inject_lambda_context(clear_state=True)
+    @metrics.log_metrics
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+        owner = authorize(headers)
+        if owner is None:
+            return {"isAuthorized": False}
+        return {"isAuthorized": True, "context": {"owner": owner}}
+
+    return EntryPoint(lambda_handler, requires)

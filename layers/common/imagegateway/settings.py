@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
@@ -57,6 +58,10 @@ class Settings(BaseModel):
     webhook_queue_url: str = ""
     webhook_signing_secret_name: str = ""
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # API keys (`API-Key` header, the upstream's own): the table of their hashes, and whether the
+    # keyed API accepts them at all (AuthMode: API_KEY) or refuses every key (IAM only).
+    api_keys_table_name: str = ""
+    auth_mode: Literal["IAM", "API_KEY"] = "API_KEY"
 
     @field_validator("upstream_base_url", mode="before")
     @classmethod

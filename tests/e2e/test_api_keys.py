@@ -1,0 +1,89 @@
+"""API keys over the local stack: the upstream's own snippet, with only the base URL and the key
+changed, gets a job; a wrong key gets 401; keys issued and revoked with `python -m local.api_keys`
+(what `make api-key` runs); requests without a key keep the local default caller."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.e2e.conftest import STACK_ENVIRONMENT, Gateway
+
+pytestmark = pytest.mark.network
+REPO = Path(__file__).resolve().parents[2]
+
+
+def upstream_snippet(base_url: str, key: str) -> requests.Response:
+    """The upstream page's example, as a user would paste it, with the gateway's URL and key."""
+    url = f"{base_url}/sd/text2image/v1"
+    headers = {"API-Key": key}
+    data = {
+        "model_id": "sd1.5",
+        "prompt": "photo of a lighthouse at dusk",
+        "negative_prompt": "blurry",
+        "num_inference_steps": 30,
+        "samples": 1,
+        "guidance_scale": 7.5,
+        "width": 512,
+        "height": 512,
+        "seed": 1234,
+    }
+    return requests.post(url, headers=headers, data=json.dumps(data), timeout=30)
+
+
+def api_keys(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "STACK_OUTPUTS_FILE": STACK_ENVIRONMENT["STACK_OUTPUTS_FILE"]}
+    return subprocess.run(  # noqa: S603 (this repo's own module, fixed arguments)
+        [sys.executable, "-m", "local.api_keys", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_upstreams_own_snippet_works_with_the_local_api_key(gateway: Gateway) -> None:
+    # Given the stack's LocalApiKey
+    key = gateway.outputs()["LocalApiKey"]
+    # When the upstream's example is sent with it
+    response = upstream_snippet(gateway.url, key)
+    # Then it gets a job, which its key's owner sees to the end
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    status = f"{gateway.url}/sd/text2image/v1/status/{job_id}"
+    answer = requests.get(status, headers={"API-Key": key, "Prefer": "wait=20"}, timeout=30)
+    assert (answer.status_code, answer.json()["status"]) == (200, "SUCCESS")
+    # And nobody else does: without the key, the request is the local default caller's
+    assert requests.get(status, timeout=30).status_code == 404
+
+
+def test_a_wrong_key_gets_401_and_nothing_is_sent(gateway: Gateway) -> None:
+    before = gateway.upstream_stats()["submits"]
+    response = upstream_snippet(gateway.url, "igw_" + "x" * 43)
+    assert response.status_code == 401
+    assert gateway.upstream_stats()["submits"] == before
+
+
+def test_keys_are_issued_and_revoked_by_the_command(gateway: Gateway) -> None:
+    # Given a key issued for a team
+    issued = api_keys("issue", "team-b")
+    assert issued.returncode == 0, issued.stderr
+    key = issued.stdout.strip()
+    assert key.startswith("igw_")
+    assert key not in issued.stderr
+    # Then it works, and lists only its own jobs
+    assert upstream_snippet(gateway.url, key).status_code == 202
+    jobs = requests.get(f"{gateway.url}/v1/jobs", headers={"API-Key": key}, timeout=30).json()
+    assert len(jobs["jobs"]) == 1
+    # When it is revoked / Then it is refused
+    revoked = api_keys("revoke", key)
+    assert revoked.returncode == 0, revoked.stderr
+    assert upstream_snippet(gateway.url, key).status_code == 401
