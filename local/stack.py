@@ -655,6 +655,8 @@ class LocalGatewayStack:
         outputs = {
             **stack.outputs(template),
             "ApiUrl": urls.gateway,
+            # One local server serves both APIs: API-Key requests as the keyed one.
+            "ApiKeyUrl": urls.gateway,
             "AwsEndpointUrl": urls.moto,
             "Region": REGION,
             "CompletionQueueUrl": self.completion_queue_url,

@@ -342,6 +342,12 @@ def test_the_stack_writes_its_outputs_for_tools(gateway: Gateway) -> None:
     assert outputs["StateMachineArn"].startswith("arn:aws:states:")
     for name in ("ImagesBucketName", "JobsTableName", "UpstreamApiKeySecretArn"):
         assert outputs[name]
+    # And the event-driven callers' and API-key callers' names (docs/design.md, Local stack)
+    assert outputs["ApiKeyUrl"] == gateway.url
+    assert outputs["LocalApiKey"].startswith("igw_")
+    assert outputs["WebhookSigningSecret"].startswith("whsec_")
+    for name in ("RequestQueueUrl", "EventBusName", "CompletionQueueUrl", "ApiKeysTableName"):
+        assert outputs[name]
 
 
 def test_the_reconciler_runs_on_its_schedule_and_ends_a_stuck_job(gateway: Gateway) -> None:
