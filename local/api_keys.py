@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             key = store.issue(args.subject, now=now)
         except ValueError as exc:
             parser.error(str(exc))
-        print(key)
+        print(key, flush=True)
         print(
             f"issued for {args.subject} (fingerprint {fingerprint(key)}); shown once",
             file=sys.stderr,
