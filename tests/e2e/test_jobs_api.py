@@ -164,4 +164,4 @@ def test_the_swagger_ui_and_the_document_describe_every_route(gateway: Gateway) 
     assert {"/v1/jobs", "/v1/jobs/{job_id}/cancel", "/sd/{kind}/v1/status/{job_id}"} <= set(
         document["paths"]
     )
-    assert "sigv4" in document["components"]["securitySchemes"]
+    assert {"apiKey", "sigv4"} <= set(document["components"]["securitySchemes"])

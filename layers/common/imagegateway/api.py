@@ -395,21 +395,26 @@ class GuardedRequestValidation(OpenAPIRequestValidationMiddleware):
         return super().handler(app, next_middleware)
 
 
-# The OpenAPI document's header, shared by /openapi.json and the Swagger UI at /swagger. The
-# deployed API takes IAM (SigV4) signed requests.
+# The OpenAPI document's header, shared by /openapi.json and the Swagger UI at /swagger.
 DOCUMENT: dict[str, Any] = {
     "title": "imagepipeline-gateway",
     "version": "1.0.0",
     "summary": "The imagepipeline.io SD 1.5 API (text2image, image2image, inpainting), "
     "behind an AWS gateway",
     "security_schemes": {
+        "apiKey": APIKey(
+            name="API-Key",
+            in_=APIKeyIn.header,
+            description="A key from `make api-key`, on the keyed API (ApiKeyUrl), as upstream",
+        ),
         "sigv4": APIKey(
             name="Authorization",
             in_=APIKeyIn.header,
-            description="AWS Signature Version 4 (service execute-api), as the AWS SDKs sign",
-        )
+            description="AWS Signature Version 4 (service execute-api) on the IAM API (ApiUrl)",
+        ),
     },
-    "security": [{"sigv4": []}],
+    # Either one: each of the two APIs takes one of them.
+    "security": [{"apiKey": []}, {"sigv4": []}],
 }
 
 
