@@ -61,8 +61,8 @@ def view_job(
     poll, never past the invocation's own time), whichever comes first."""
     record = owned_record(job_id, owner=owner, kind=kind, deps=deps)
     ends = time.monotonic() + min(wait_seconds, max(0.0, remaining_seconds() - 1))
-    while record.status is JobStatus.PENDING and time.monotonic() + WAIT_STEP_SECONDS < ends:
-        deps.sleep(WAIT_STEP_SECONDS)
+    while record.status is JobStatus.PENDING and (left := ends - time.monotonic()) > 0:
+        deps.sleep(min(WAIT_STEP_SECONDS, left))
         record = deps.jobs.get(job_id)
     return view_of(record, deps)
 
