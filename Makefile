@@ -50,8 +50,13 @@ lint: $(STAMP) $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download \
 	  --quiet --compact --config-file .checkov.yaml
 
+# Two workers for the tests that build their own moto and fake upstream (one file per worker);
+# then, alone, the schemathesis fuzz (it generates far fewer cases under xdist) and the e2e
+# tests (they share one local stack per session).
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile --ignore=tests/e2e \
+		--ignore=tests/integration/test_openapi_fuzz.py
+	$(BIN)/pytest tests/integration/test_openapi_fuzz.py tests/e2e
 
 unit integration workflow e2e template: $(STAMP)
 	$(BIN)/pytest tests/$@
