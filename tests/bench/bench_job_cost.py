@@ -541,6 +541,7 @@ def run_job_cost_bench(jobs: int = 5) -> None:
     print_prices(memory)
 
     print_polling_projection(scenarios, costs, memory)
+    print_targets(scenarios, costs, memory)
 
 
 def print_prices(memory: Mapping[str, int]) -> None:
@@ -568,10 +569,27 @@ def print_prices(memory: Mapping[str, int]) -> None:
     )
 
 
-def print_polling_projection(
+@dataclass
+class PollingModel:
+    """A job's transitions and cost as a fixed part plus a part per status check (measured)."""
+
+    loop_states: list[str]
+    fixed_transitions: float
+    check_ms: list[float]
+    per_check_cost: float
+    fixed_costs: list[float]  # per scenario
+
+    @property
+    def per_check_transitions(self) -> int:
+        return len(self.loop_states)
+
+    def transitions(self, checks: int) -> float:
+        return self.fixed_transitions + self.per_check_transitions * checks
+
+
+def polling_model(
     scenarios: list[Scenario], costs: list[Cost], memory: Mapping[str, int]
-) -> None:
-    """Cost for jobs the upstream finishes in T s, with the default polling policy."""
+) -> PollingModel:
     measured = scenarios[0]
     checks = measured.mean(lambda job: job.states["CheckStatus"])
     transitions = measured.mean(lambda job: job.transitions)
@@ -589,6 +607,18 @@ def print_polling_projection(
         + PLATFORM_LOG_BYTES / 1024**3 * LOGS_PER_GB
     )
     fixed_costs = [cost.total - checks * per_check_cost for cost in costs]
+    return PollingModel(loop_states, fixed_transitions, check_ms, per_check_cost, fixed_costs)
+
+
+def print_polling_projection(
+    scenarios: list[Scenario], costs: list[Cost], memory: Mapping[str, int]
+) -> None:
+    """Cost for jobs the upstream finishes in T s, with the default polling policy."""
+    measured = scenarios[0]
+    model = polling_model(scenarios, costs, memory)
+    loop_states, fixed_transitions = model.loop_states, model.fixed_transitions
+    per_check_transitions, check_ms = model.per_check_transitions, model.check_ms
+    per_check_cost, fixed_costs = model.per_check_cost, model.fixed_costs
 
     print()
     print(
@@ -649,4 +679,54 @@ def print_polling_projection(
         f"X-Ray (Tracing: Active) is not in the totals: <= ${per_1000(3 * XRAY_PER_TRACE)} per "
         "1,000 jobs if every trace were sampled (POST, execution, GET); default sampling keeps "
         "1/s + 5%"
+    )
+
+
+# --------------------------------------------------------------------------- issue #10's targets
+
+TARGET_UPSTREAM_SECONDS = 30
+TARGET_TRANSITIONS = 8
+TARGET_DOLLARS_PER_1000_JOBS = 0.10
+
+
+def print_targets(scenarios: list[Scenario], costs: list[Cost], memory: Mapping[str, int]) -> None:
+    """Transitions and cost per job at T = 30 s under today's policy (the projection's own
+    figures: fixed part + per-check part), next to issue #10's targets."""
+    model = polling_model(scenarios, costs, memory)
+    checks = len(check_times(TARGET_UPSTREAM_SECONDS))
+    transitions = model.transitions(checks)
+    single = next(i for i, s in enumerate(scenarios) if s.samples == 1)
+    dollars = (model.fixed_costs[single] + checks * model.per_check_cost) * 1000
+
+    def verdict(ok: bool) -> str:
+        return "yes" if ok else "NO"
+
+    print()
+    print(
+        f"  Against issue #10's targets: a single-image job the upstream finishes in "
+        f"T = {TARGET_UPSTREAM_SECONDS} s, today's policy (the projection above)"
+    )
+    table(
+        ["per job at T = 30 s", "today", "target", "met"],
+        [
+            [
+                "state transitions",
+                f"{transitions:g}",
+                f"<= {TARGET_TRANSITIONS}",
+                verdict(transitions <= TARGET_TRANSITIONS),
+            ],
+            [
+                "$ per 1,000 jobs (samples=1)",
+                f"{dollars:.4f}",
+                f"<= {TARGET_DOLLARS_PER_1000_JOBS:.2f}",
+                verdict(dollars <= TARGET_DOLLARS_PER_1000_JOBS),
+            ],
+            ["status checks (state machine loops)", checks, "-", "-"],
+        ],
+        indent=2,
+    )
+    note(
+        f"transitions = {model.fixed_transitions:g} + {model.per_check_transitions} x "
+        f"{checks} checks; Step Functions alone is "
+        f"${model.transitions(checks) * SFN_PER_TRANSITION * 1000:.4f} per 1,000 jobs"
     )
