@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ import requests
 from imagegateway.models import JobTicket
 from local.aws_stack import LocalStack
 from local.fake_upstream import FakeUpstream
+from tests.support.caches import clear_all
 from tests.support.events import load_event, status_event, with_caller
 from tests.support.stack import (
     UPSTREAM_KEY,
@@ -49,10 +51,33 @@ def upstream_urls(upstream: FakeUpstream, upstream_id: str) -> list[str]:
     return urls
 
 
-def test_check_upstream_reports_pending_then_success_with_waits(
+def test_check_upstream_polls_in_function_until_the_upstream_finishes(
     stack: LocalStack, upstream: FakeUpstream
 ) -> None:
-    # Given an accepted job and the sample check_upstream ticket for it
+    # Given an accepted job and the sample check_upstream ticket for it (the template's
+    # default: one invocation keeps asking every second)
+    job_id = accept_job(stack, {"model_id": "sd1.5", "prompt": "a fox"})
+    ticket = ticket_for(stack, job_id, "check_upstream")
+    # When the status is checked once
+    started = time.monotonic()
+    ticket = invoke(stack, "check_upstream", ticket)
+    # Then that one invocation saw it through PENDING to SUCCESS, a second per ask
+    parsed = JobTicket.model_validate(ticket)
+    assert parsed.status == "SUCCESS"
+    assert parsed.polls == upstream.pending_polls + 1
+    assert time.monotonic() - started >= upstream.pending_polls
+    assert upstream.stats()["status_checks"] == upstream.pending_polls + 1
+    assert not parsed.deadline_passed
+    assert len(parsed.download_urls) == 1
+    assert parsed.upstream_completed_at is not None
+
+
+def test_check_upstream_without_a_stretch_checks_once_per_invocation(
+    stack: LocalStack, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given StatusCheckStretchSeconds=0 (one GET per check, the state machine backing off)
+    monkeypatch.setenv("UPSTREAM_POLL_STRETCH_SECONDS", "0")
+    clear_all()
     job_id = accept_job(stack, {"model_id": "sd1.5", "prompt": "a fox"})
     ticket = ticket_for(stack, job_id, "check_upstream")
     # When the status is checked until the upstream finishes
@@ -65,9 +90,7 @@ def test_check_upstream_reports_pending_then_success_with_waits(
     parsed = JobTicket.model_validate(ticket)
     assert parsed.polls == upstream.pending_polls + 1
     assert parsed.wait_seconds >= 1
-    assert not parsed.deadline_passed
     assert len(parsed.download_urls) == 1
-    assert parsed.upstream_completed_at is not None
 
 
 def test_check_upstream_flags_a_passed_deadline(stack: LocalStack, upstream: FakeUpstream) -> None:

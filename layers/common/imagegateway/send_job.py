@@ -28,6 +28,7 @@ from imagegateway.image_set import select_image_urls
 from imagegateway.models import Failure, JobStatus, JobTicket
 from imagegateway.observability import logger, metrics
 from imagegateway.polling import capped_wait, deadline_passed, next_wait_seconds
+from imagegateway.settings import Settings
 
 # Waits between submit attempts the upstream refused without taking the job (429, unreachable).
 SUBMIT_RETRY_FIRST_WAIT_SECONDS = 5
@@ -86,13 +87,7 @@ def send_job(ticket: JobTicket, deps: Collaborators) -> JobTicket:
         "upstream_id": upstream_id,
         "status": answer.status,
         "submit_attempts": ticket.submit_attempts + 1,
-        "wait_seconds": next_wait_seconds(
-            polls=0,
-            now=now,
-            deadline_at=ticket.deadline_at,
-            initial=settings.poll_interval_seconds,
-            maximum=settings.poll_max_interval_seconds,
-        ),
+        "wait_seconds": _first_wait(ticket, settings, now),
     }
     if answer.status is JobStatus.SUCCESS:
         accepted |= {
@@ -100,6 +95,20 @@ def send_job(ticket: JobTicket, deps: Collaborators) -> JobTicket:
             "upstream_completed_at": now,
         }
     return ticket.model_copy(update=accepted)
+
+
+def _first_wait(ticket: JobTicket, settings: Settings, now: datetime) -> int:
+    """Before the first status check: a second when the check polls in-function (it waits for
+    the job itself), else the backoff's first interval."""
+    if settings.upstream_poll_stretch_seconds > 0:
+        return capped_wait(1, now=now, deadline_at=ticket.deadline_at)
+    return next_wait_seconds(
+        polls=0,
+        now=now,
+        deadline_at=ticket.deadline_at,
+        initial=settings.poll_interval_seconds,
+        maximum=settings.poll_max_interval_seconds,
+    )
 
 
 def _send_later(ticket: JobTicket, exc: UpstreamUnavailableError, *, now: datetime) -> JobTicket:
