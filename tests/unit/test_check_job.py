@@ -69,15 +69,11 @@ class Jobs:
         )
 
 
-def run_check(
-    *, done_after: float | None, stretch: int, deadline_in: float = 900
-) -> tuple[JobTicket, UpstreamDoneAt, FakeClock]:
-    clock = FakeClock()
-    upstream = UpstreamDoneAt(clock, done_after)
+def checking(upstream: Any, clock: FakeClock, *, stretch: int) -> Collaborators:
     settings = Settings(
         jobs_table_name="jobs", images_bucket_name="images", upstream_poll_stretch_seconds=stretch
     )
-    deps = Collaborators(
+    return Collaborators(
         settings=settings,
         jobs=cast(JobStore, Jobs()),
         upstream=cast(UpstreamClient, upstream),
@@ -87,7 +83,10 @@ def run_check(
         clock=clock,
         sleep=clock.sleep,
     )
-    ticket = JobTicket(
+
+
+def pending_ticket(deadline_in: float = 900) -> JobTicket:
+    return JobTicket(
         job_id="job-1",
         run_token=TOKEN,
         upstream_id="u-1",
@@ -95,7 +94,15 @@ def run_check(
         wait_seconds=1,
         deadline_at=START + timedelta(seconds=deadline_in),
     )
-    return check_job(ticket, deps), upstream, clock
+
+
+def run_check(
+    *, done_after: float | None, stretch: int, deadline_in: float = 900
+) -> tuple[JobTicket, UpstreamDoneAt, FakeClock]:
+    clock = FakeClock()
+    upstream = UpstreamDoneAt(clock, done_after)
+    checked = check_job(pending_ticket(deadline_in), checking(upstream, clock, stretch=stretch))
+    return checked, upstream, clock
 
 
 def test_without_a_stretch_one_check_and_the_state_machine_backs_off() -> None:
@@ -153,28 +160,9 @@ def test_a_rate_limit_during_a_stretch_becomes_the_state_machines_wait() -> None
                 raise UpstreamRateLimitedError("slow down", retry_after=20)
             return super().status(kind, upstream_id)
 
-    settings: Any = Settings(
-        jobs_table_name="jobs", images_bucket_name="images", upstream_poll_stretch_seconds=60
-    )
     upstream = LimitedAfterTwo(clock, None)
-    deps = Collaborators(
-        settings=settings,
-        jobs=cast(JobStore, Jobs()),
-        upstream=cast(UpstreamClient, upstream),
-        images=cast(ImageStore, object()),
-        workflow=cast(Workflow, object()),
-        notifier=cast(Notifier, object()),
-        clock=clock,
-        sleep=clock.sleep,
-    )
-    ticket = JobTicket(
-        job_id="job-1",
-        run_token=TOKEN,
-        upstream_id="u-1",
-        status=JobStatus.PENDING,
-        wait_seconds=1,
-        deadline_at=START + timedelta(minutes=15),
-    )
+    deps = checking(upstream, clock, stretch=60)
+    ticket = pending_ticket()
     checked = check_job(ticket, deps)
     assert (checked.status, checked.wait_seconds, checked.polls) == (JobStatus.PENDING, 20, 3)
 
@@ -188,28 +176,8 @@ def test_an_upstream_failure_ends_the_loop_with_its_message(stretch: int) -> Non
             self.checks += 1
             return UpstreamAnswer(status=JobStatus.FAILURE, id=upstream_id, error="NSFW")
 
-    deps = Collaborators(
-        settings=Settings(
-            jobs_table_name="jobs",
-            images_bucket_name="images",
-            upstream_poll_stretch_seconds=stretch,
-        ),
-        jobs=cast(JobStore, Jobs()),
-        upstream=cast(UpstreamClient, Failing(clock, None)),
-        images=cast(ImageStore, object()),
-        workflow=cast(Workflow, object()),
-        notifier=cast(Notifier, object()),
-        clock=clock,
-        sleep=clock.sleep,
-    )
-    ticket = JobTicket(
-        job_id="job-1",
-        run_token=TOKEN,
-        upstream_id="u-1",
-        status=JobStatus.PENDING,
-        wait_seconds=1,
-        deadline_at=START + timedelta(minutes=15),
-    )
+    deps = checking(Failing(clock, None), clock, stretch=stretch)
+    ticket = pending_ticket()
     checked = check_job(ticket, deps)
     assert checked.status is JobStatus.FAILURE
     assert checked.failure is not None

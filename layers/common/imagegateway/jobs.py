@@ -175,6 +175,35 @@ class JobStore:
 
     def mark_failed(self, job_id: str, *, code: str, message: str, now: datetime) -> bool:
         """Record a FAILURE unless the job already succeeded; True if this call recorded it."""
+        return self._end_failed(
+            job_id, code=code, message=message, now=now, unless=JobStatus.SUCCESS
+        )
+
+    def _end_failed(
+        self,
+        job_id: str,
+        *,
+        code: str,
+        message: str,
+        now: datetime,
+        unless: JobStatus | None = None,
+        only_if: JobStatus | None = None,
+    ) -> bool:
+        """End the job FAILURE (conditionally on its status); False if the condition failed."""
+        names = {"#status": "status"}
+        values: dict[str, Any] = {
+            ":failure": JobStatus.FAILURE.value,
+            ":code": code,
+            ":message": message[:1000],
+            ":now": _iso(now),
+        }
+        condition = "attribute_exists(job_id)"
+        if unless is not None:
+            condition += " AND #status <> :unless"
+            values[":unless"] = unless.value
+        if only_if is not None:
+            condition += " AND #status = :only_if"
+            values[":only_if"] = only_if.value
         try:
             self._table.update_item(
                 Key={"job_id": job_id},
@@ -182,15 +211,9 @@ class JobStore:
                     "SET #status = :failure, error_code = :code, error_message = :message, "
                     f"completed_at = :now, updated_at = :now REMOVE {PENDING_ATTRIBUTE}"
                 ),
-                ConditionExpression="attribute_exists(job_id) AND #status <> :success",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":failure": JobStatus.FAILURE.value,
-                    ":success": JobStatus.SUCCESS.value,
-                    ":code": code,
-                    ":message": message[:1000],
-                    ":now": _iso(now),
-                },
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
@@ -218,28 +241,9 @@ class JobStore:
 
     def mark_cancelled(self, job_id: str, *, message: str, now: datetime) -> bool:
         """End a still-PENDING job CANCELLED; False if it had already ended."""
-        try:
-            self._table.update_item(
-                Key={"job_id": job_id},
-                UpdateExpression=(
-                    "SET #status = :failure, error_code = :code, error_message = :message, "
-                    f"completed_at = :now, updated_at = :now REMOVE {PENDING_ATTRIBUTE}"
-                ),
-                ConditionExpression="#status = :pending",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":failure": JobStatus.FAILURE.value,
-                    ":pending": JobStatus.PENDING.value,
-                    ":code": "CANCELLED",
-                    ":message": message,
-                    ":now": _iso(now),
-                },
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._end_failed(
+            job_id, code="CANCELLED", message=message, now=now, only_if=JobStatus.PENDING
+        )
 
     def page_of_owner(
         self,
