@@ -213,3 +213,16 @@ def test_an_unknown_outcome_is_handed_to_the_workflow_as_the_jobs_failure() -> N
     assert ticket.failure is not None
     assert ticket.failure.code == "UPSTREAM_OUTCOME_UNKNOWN"  # type: ignore[union-attr]
     assert upstream.posts == 1
+
+
+def test_a_claim_lost_to_a_duplicate_delivery_brings_the_message_back_never_a_failure() -> None:
+    # Given two deliveries of one key: this one read the row before the other claimed it
+    class ClaimedMeanwhile(FakeJobs):
+        def claim_submit(self, job_id: str, *, run_token: str, now: datetime) -> bool:
+            return False  # the other delivery got there first
+
+    jobs, workflow, upstream = ClaimedMeanwhile(), FakeWorkflow(), FakeUpstream()
+    # When this one tries to send it / Then it comes back later; no POST, no FAILURE started
+    with pytest.raises(RetryLater):
+        send_and_start("job-1", deps(jobs, workflow, upstream), retry_seconds=5)
+    assert (upstream.posts, workflow.started) == (0, [])

@@ -136,6 +136,13 @@ class UpstreamTimeoutError(UpstreamOutcomeUnknownError):
     code = FailureCode.UPSTREAM_TIMEOUT
 
 
+class SubmitAlreadyClaimedError(UpstreamOutcomeUnknownError):
+    """Another attempt holds the job's submit claim: it may be sending the POST right now, or
+    have died doing so. Never a second POST. In the workflow this ends the job like any unknown
+    outcome; the queue's intake instead brings the message back later (the other delivery may
+    be mid-send)."""
+
+
 class UpstreamAuthError(UpstreamError):
     """The upstream refused the gateway's own API key: an operator problem, not the caller's."""
 

@@ -37,6 +37,7 @@ from imagegateway.errors import (
     GatewayError,
     InvalidRequestError,
     RetryLater,
+    SubmitAlreadyClaimedError,
     UpstreamKeyMissingError,
 )
 from imagegateway.idempotency import submit_job_once
@@ -156,6 +157,10 @@ def send_and_start(job_id: str, deps: Collaborators, *, retry_seconds: int) -> N
     )
     try:
         sent = send_job(ticket, deps)
+    except SubmitAlreadyClaimedError as exc:
+        # A duplicate delivery claimed it between our read and our claim: it is sending it (or
+        # died doing so, and the reconciler ends the job). Never end the job from here.
+        raise RetryLater(retry_seconds, "the same request is being sent upstream") from exc
     except GatewayError as exc:
         # The upstream's answer ends the job (an unknown outcome, a refused key...): the
         # workflow records it and tells the caller, like any other failure.

@@ -18,9 +18,9 @@ from imagegateway.errors import (
     NOT_SUBMITTED_BY_DEADLINE_MESSAGE,
     UPSTREAM_REJECTED,
     ConfigurationError,
+    SubmitAlreadyClaimedError,
     UpstreamAuthError,
     UpstreamError,
-    UpstreamOutcomeUnknownError,
     UpstreamRateLimitedError,
     UpstreamUnavailableError,
 )
@@ -57,7 +57,7 @@ def send_job(ticket: JobTicket, deps: Collaborators) -> JobTicket:
     if deadline_passed(now=now, deadline_at=ticket.deadline_at):
         return _failed(ticket, NOT_SUBMITTED, NOT_SUBMITTED_BY_DEADLINE_MESSAGE)
     if not deps.jobs.claim_submit(ticket.job_id, run_token=ticket.run_token, now=now):
-        raise UpstreamOutcomeUnknownError(
+        raise SubmitAlreadyClaimedError(
             "an earlier attempt to send this job upstream was interrupted after it may have "
             "reached the upstream; it may have accepted (and charged) the job"
         )
