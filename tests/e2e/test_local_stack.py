@@ -297,14 +297,24 @@ def test_a_request_no_route_matches_is_404(gateway: Gateway, method: str, path: 
 # --------------------------------------------------------------------------- logs
 
 
+def job_log_lines_once_stored(gateway: Gateway, job_id: str, timeout: float = 5.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [line for line in gateway.logs().splitlines() if job_id in line]
+        if any("[invoke] store_images " in line for line in lines) or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
 def test_each_invocation_logs_one_line_and_the_upstream_key_never_appears(
     gateway: Gateway,
 ) -> None:
     # Given a job run to the end
     job_id = accepted_id(gateway.submit(small_request(model_id="fake-instant")))
     gateway.wait(job_id, timeout=10)
-    # When the stack's output is read
-    lines = [line for line in gateway.logs().splitlines() if job_id in line]
+    # When the stack's output is read (an invocation's line is printed when it returns,
+    # which can be just after a status GET already shows the job SUCCESS)
+    lines = job_log_lines_once_stored(gateway, job_id)
     # Then there is one line per invocation of each function that touched the job
     submit_lines = [line for line in lines if "[invoke] submit " in line]
     assert len(submit_lines) == 1
