@@ -122,14 +122,23 @@ class QueueConsumer:
 class _Resolver:
     """Resolves the intrinsic functions the template uses in environments and substitutions."""
 
-    def __init__(self, refs: dict[str, str], arns: dict[str, str]) -> None:
+    def __init__(
+        self,
+        refs: dict[str, str],
+        arns: dict[str, str],
+        conditions: Mapping[str, Any] | None = None,
+    ) -> None:
         self.refs = refs
         self.arns = arns
+        self.conditions = dict(conditions or {})
 
     def __call__(self, value: Any) -> str:
         if isinstance(value, dict):
             if "Ref" in value:
                 return self.refs[value["Ref"]]
+            if "Fn::If" in value:
+                condition, when_true, when_false = value["Fn::If"]
+                return self(when_true if self.holds({"Condition": condition}) else when_false)
             if "Fn::GetAtt" in value:
                 target = value["Fn::GetAtt"]
                 name, attribute = target if isinstance(target, list) else target.split(".", 1)
@@ -141,6 +150,17 @@ class _Resolver:
                 return re.sub(r"\$\{([^}]+)\}", lambda m: self._sub(m.group(1)), str(text))
             raise KeyError(f"unsupported intrinsic {sorted(value)}")
         return str(value).lower() if isinstance(value, bool) else str(value)
+
+    def holds(self, condition: Mapping[str, Any]) -> bool:
+        """A template condition (Fn::Equals, Fn::Not, a named Condition) with these values."""
+        if "Condition" in condition:
+            return self.holds(self.conditions[condition["Condition"]])
+        if "Fn::Equals" in condition:
+            left, right = condition["Fn::Equals"]
+            return self(left) == self(right)
+        if "Fn::Not" in condition:
+            return not self.holds(condition["Fn::Not"][0])
+        raise KeyError(f"unsupported condition {sorted(condition)}")
 
     def _sub(self, name: str) -> str:
         if "." in name:
@@ -437,7 +457,11 @@ def build_stack(
         "AWS::Partition": "aws",
         **function_names,
     }
-    resolve = _Resolver(refs, {**function_arns, **queue_arns, **bus_arns, machine_id: machine_arn})
+    resolve = _Resolver(
+        refs,
+        {**function_arns, **queue_arns, **bus_arns, machine_id: machine_arn},
+        template.get("Conditions", {}),
+    )
     _apply_redrive_policies(template, queue_urls, resolve)
     rule_arns = _create_rules(template, suffix, resolve)
     resolve.arns.update(rule_arns)
@@ -481,7 +505,10 @@ def build_stack(
     }
     definition = re.sub(r"\$\{([^}]+)\}", lambda m: substitutions[m.group(1)], definition)
     boto3.client("stepfunctions", region_name=REGION).create_state_machine(
-        name=machine_name, definition=definition, roleArn=role_arn
+        name=machine_name,
+        definition=definition,
+        roleArn=role_arn,
+        type=resolve(machine_props.get("Type", "STANDARD")),
     )
 
     consumers = [
@@ -734,8 +761,33 @@ def handlers_in_process(
             return json.dumps(error), True, ""
         return json.dumps(result), False, ""
 
-    with mock.patch.object(LambdaFunction, "_invoke_lambda", invoke):
+    with (
+        mock.patch.object(LambdaFunction, "_invoke_lambda", invoke),
+        _sfn_integration_with_api_names(),
+    ):
         yield invocations
+
+
+def _sfn_integration_with_api_names() -> AbstractContextManager[Any]:
+    """moto 5.2's `states:startExecution` integration hands the ASL's field names
+    (StateMachineArn, Name, Input) to boto3 unchanged, and the Step Functions API spells them
+    stateMachineArn, name, input, so every start fails; AWS maps them. The local stack maps
+    them too (the HandOver state of an Express machine uses this integration)."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_sfn,
+    )
+
+    service = state_task_service_sfn.StateTaskServiceSfn
+    original = service._normalise_parameters
+
+    def normalise(self: Any, parameters: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        original(self, parameters, *args, **kwargs)
+        for key in list(parameters):
+            api_name = key[:1].lower() + key[1:]
+            if api_name != key:
+                parameters[api_name] = parameters.pop(key)
+
+    return mock.patch.object(service, "_normalise_parameters", normalise)
 
 
 # --- the HTTP API's routes ------------------------------------------------------------------

@@ -74,7 +74,13 @@ CLASSLESS_CODES = {
 # Error classes meant to share a code with another class. A class listed here may
 # inherit its parent's code; any other class names its own, distinct code.
 # A lost submit claim is an unknown outcome in the workflow; the intake retries it instead.
-SHARED_CODE_CLASSES: set[str] = {"UpstreamOutcomeUnknownError", "SubmitAlreadyClaimedError"}
+# A task for a job that ended outside its execution stops it quietly: the job is finished.
+SHARED_CODE_CLASSES: set[str] = {
+    "UpstreamOutcomeUnknownError",
+    "SubmitAlreadyClaimedError",
+    "JobFinishedError",
+    "JobEndedElsewhereError",
+}
 # Codes a job can end with that the README's table does not list yet. They belong in the table
 # (README.md, "Failure codes on a job"); once there, take them out of this set: the test below
 # fails until both agree.

@@ -233,6 +233,12 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("lambda:InvokeFunction", "<StoreImagesFunction.Arn>"),
         ("lambda:InvokeFunction", "<RecordFailureFunction.Arn>"),
         ("events:PutEvents", "<EventBus.Arn>"),  # PublishCompletion
+        # HandOver (Express): the machine starts its own next execution, by its given name.
+        (
+            "states:StartExecution",
+            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:stateMachine:"
+            "<AWS::StackName>-image-job",
+        ),
         # CloudWatch Logs delivery has no resource-level permissions (AWS documents "*").
         ("logs:CreateLogDelivery", "*"),
         ("logs:GetLogDelivery", "*"),

@@ -11,7 +11,7 @@ import pytest
 
 from imagegateway.check_job import check_job
 from imagegateway.collaborators import Collaborators
-from imagegateway.errors import UpstreamRateLimitedError
+from imagegateway.errors import JobEndedElsewhereError, UpstreamRateLimitedError
 from imagegateway.images import ImageStore
 from imagegateway.jobs import JobStore
 from imagegateway.models import JobKind, JobRecord, JobStatus, JobTicket, UpstreamAnswer
@@ -54,28 +54,49 @@ class UpstreamDoneAt:
 
 
 class Jobs:
+    """One job row, PENDING, or cancelled `cancelled_after` seconds past START."""
+
+    def __init__(self, clock: FakeClock, cancelled_after: float | None = None) -> None:
+        self.clock, self.cancelled_after = clock, cancelled_after
+
     def for_ticket(self, ticket: JobTicket) -> JobRecord:
+        return self.get(ticket.job_id, deadline_at=ticket.deadline_at)
+
+    def get(self, job_id: str, *, deadline_at: datetime = START) -> JobRecord:
+        elapsed = (self.clock.now - START).total_seconds()
+        cancelled = self.cancelled_after is not None and elapsed >= self.cancelled_after
         return JobRecord.model_validate(
             {
-                "job_id": ticket.job_id,
+                "job_id": job_id,
                 "owner": "o",
-                "status": "PENDING",
+                "status": "FAILURE" if cancelled else "PENDING",
+                "error_code": "CANCELLED" if cancelled else None,
                 "request": {"model_id": "sd1.5", "prompt": "p"},
                 "created_at": START,
                 "updated_at": START,
-                "deadline_at": ticket.deadline_at,
+                "deadline_at": deadline_at,
                 "expires_at": 0,
             }
         )
 
 
-def checking(upstream: Any, clock: FakeClock, *, stretch: int) -> Collaborators:
+def checking(
+    upstream: Any,
+    clock: FakeClock,
+    *,
+    stretch: int,
+    cancelled_after: float | None = None,
+    **settings_fields: Any,
+) -> Collaborators:
     settings = Settings(
-        jobs_table_name="jobs", images_bucket_name="images", upstream_poll_stretch_seconds=stretch
+        jobs_table_name="jobs",
+        images_bucket_name="images",
+        upstream_poll_stretch_seconds=stretch,
+        **settings_fields,
     )
     return Collaborators(
         settings=settings,
-        jobs=cast(JobStore, Jobs()),
+        jobs=cast(JobStore, Jobs(clock, cancelled_after)),
         upstream=cast(UpstreamClient, upstream),
         images=cast(ImageStore, object()),
         workflow=cast(Workflow, object()),
@@ -182,3 +203,80 @@ def test_an_upstream_failure_ends_the_loop_with_its_message(stretch: int) -> Non
     assert checked.status is JobStatus.FAILURE
     assert checked.failure is not None
     assert checked.failure.message == "NSFW"  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- ended elsewhere
+
+
+@pytest.mark.parametrize("stretch", [0, 100])
+def test_a_cancelled_job_is_not_checked_and_its_execution_ends_quietly(stretch: int) -> None:
+    # Given a job cancelled before its check (an Express execution cannot be stopped)
+    clock = FakeClock()
+    upstream = UpstreamDoneAt(clock, done_after=0)
+    deps = checking(upstream, clock, stretch=stretch, cancelled_after=0)
+    # When the workflow checks it / Then the task refuses, and the upstream is not asked
+    with pytest.raises(JobEndedElsewhereError):
+        check_job(pending_ticket(), deps)
+    assert upstream.checks == 0
+
+
+def test_a_job_cancelled_during_a_stretch_is_not_reported_done() -> None:
+    # Given a stretch during which the caller cancels, then the upstream finishes
+    clock = FakeClock()
+    upstream = UpstreamDoneAt(clock, done_after=8)
+    deps = checking(upstream, clock, stretch=100, cancelled_after=5)
+    # When the check ends / Then it does not hand a SUCCESS on to the store step
+    with pytest.raises(JobEndedElsewhereError):
+        check_job(pending_ticket(), deps)
+
+
+# --------------------------------------------------------------------------- Express hand-over
+
+
+def express_ticket(started_seconds_ago: float) -> JobTicket:
+    ticket = pending_ticket()
+    return ticket.model_copy(
+        update={"execution_started_at": START - timedelta(seconds=started_seconds_ago)}
+    )
+
+
+def test_an_express_execution_hands_the_job_over_before_its_five_minutes() -> None:
+    # Given an Express execution 149.5 s old (hand-over at 150 s), the job still PENDING
+    clock = FakeClock()
+    deps = checking(UpstreamDoneAt(clock, None), clock, stretch=0, workflow_type="EXPRESS")
+    # When it checks the job, whose next check would come after the hand-over time
+    checked = check_job(express_ticket(149.5), deps)
+    # Then the ticket asks for a new execution, whose first task starts the clock again
+    assert (checked.status, checked.hand_over, checked.hand_overs) == (JobStatus.PENDING, True, 1)
+    assert checked.execution_started_at is None
+
+
+def test_a_young_express_execution_keeps_the_job() -> None:
+    clock = FakeClock()
+    deps = checking(UpstreamDoneAt(clock, None), clock, stretch=0, workflow_type="EXPRESS")
+    checked = check_job(express_ticket(10), deps)
+    assert (checked.hand_over, checked.execution_started_at) == (
+        False,
+        START - timedelta(seconds=10),
+    )
+
+
+def test_a_finished_job_is_never_handed_over() -> None:
+    # Given an old Express execution whose job the upstream just finished
+    clock = FakeClock()
+    deps = checking(UpstreamDoneAt(clock, 0), clock, stretch=0, workflow_type="EXPRESS")
+    # When it checks / Then it stores the images itself
+    checked = check_job(express_ticket(149.5), deps)
+    assert (checked.status, checked.hand_over) == (JobStatus.SUCCESS, False)
+
+
+def test_a_stretch_in_an_express_execution_stops_at_the_hand_over_time() -> None:
+    # Given in-function polling in an Express execution 140 s old
+    clock = FakeClock()
+    upstream = UpstreamDoneAt(clock, None)
+    deps = checking(upstream, clock, stretch=100, workflow_type="EXPRESS")
+    # When it checks a job that does not finish
+    checked = check_job(express_ticket(140), deps)
+    # Then it polled only up to the hand-over time, and hands the job over
+    assert clock.now - START <= timedelta(seconds=10)
+    assert (checked.hand_over, checked.status) == (True, JobStatus.PENDING)

@@ -60,13 +60,19 @@ class FakeJobs:
             item |= {"status": "FAILURE", "error_code": self.failed[job_id], "error_message": "m"}
         return JobStore.parse(item)
 
+    def touch(self, job_id: str, *, now: datetime) -> None:
+        self.rows[job_id] = {**self.rows[job_id], "updated_at": now.isoformat()}
+
     def count_reconcile_failure(self, job_id: str, *, now: datetime) -> int:
         self.reconcile_failures[job_id] = self.reconcile_failures.get(job_id, 0) + 1
         return self.reconcile_failures[job_id]
 
 
-class FakeWorkflow:
-    def __init__(self, statuses: dict[str, str] | None = None) -> None:
+class FakeWorkflow(Workflow):
+    """The real adapter's rules over in-memory executions (what DescribeExecution would say)."""
+
+    def __init__(self, statuses: dict[str, str] | None = None, *, express: bool = False) -> None:
+        super().__init__("arn:aws:states:us-east-1:123456789012:stateMachine:jobs", express=express)
         self.statuses = statuses or {}
         self.started: list[tuple[str, JobTicket]] = []
 
@@ -79,8 +85,6 @@ class FakeWorkflow:
     def start(self, ticket: JobTicket, *, name: str | None = None) -> bool:
         self.started.append((name or ticket.job_id, ticket))
         return True
-
-    names_of = staticmethod(Workflow.names_of)
 
 
 class FakeNotifier:
@@ -222,3 +226,44 @@ def test_a_job_the_reconciler_ends_tells_its_caller_like_the_workflow_would() ->
     )
     assert notifier.answered == [("tok", published)]
     assert notifier.webhooks == [("https://h.test/w", published)]
+
+
+# --------------------------------------------------------------------------- Express executions
+
+
+class UndescribableWorkflow(FakeWorkflow):
+    """Express: DescribeExecution refuses every execution (AWS does)."""
+
+    def status(self, name: str) -> str | None:
+        raise AssertionError("an Express execution cannot be described")
+
+
+def test_an_express_job_is_left_alone_while_an_execution_could_still_run() -> None:
+    # Given an Express job whose deadline passed 4 minutes ago (a hand-over just before it
+    # may still run, up to 5 minutes)
+    jobs = FakeJobs(
+        row("x-1", upstream_id="u1", deadline_at=(NOW - timedelta(minutes=4)).isoformat())
+    )
+    workflow = UndescribableWorkflow(express=True)
+    # When the reconciler runs / Then it waits, without asking Step Functions or the upstream
+    report = reconcile_overdue_jobs(collaborators(jobs, workflow))
+    assert report.left_running == ["x-1"]
+
+
+def test_an_express_job_past_any_executions_life_is_resumed_once_per_run() -> None:
+    # Given an Express job finished upstream, its deadline an hour ago
+    jobs = FakeJobs(row("x-2", upstream_id="u1"))
+    workflow = UndescribableWorkflow(express=True)
+    urls = ["https://cdn.imagepipeline.io/u1/0.png"]
+    upstream = FakeUpstream({"u1": UpstreamAnswer(status=JobStatus.SUCCESS, download_urls=urls)})
+    # When the reconciler runs
+    report = reconcile_overdue_jobs(collaborators(jobs, workflow, upstream))
+    # Then it resumes it under a new name, and notes the resume on the row
+    assert report.resumed == ["x-2"]
+    ((name, _),) = workflow.started
+    assert name.startswith("x-2-resume-")
+    assert jobs.get("x-2").updated_at == NOW
+    # And the next run, while the resumed execution may still be running, leaves it alone
+    again = reconcile_overdue_jobs(collaborators(jobs, workflow, upstream))
+    assert again.left_running == ["x-2"]
+    assert len(workflow.started) == 1

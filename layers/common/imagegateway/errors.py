@@ -172,6 +172,14 @@ class JobFinishedError(GatewayError):
         self.status = status
 
 
+class JobEndedElsewhereError(GatewayError):
+    """A workflow task for a job that already ended outside this execution: cancelled (an
+    Express execution cannot be stopped, so it stops itself), or a duplicate run of an Express
+    execution. The execution ends quietly: whoever ended the job told its caller."""
+
+    code = FailureCode.JOB_FINISHED
+
+
 class InvalidCursorError(GatewayError):
     """A list cursor this gateway did not hand to this caller."""
 

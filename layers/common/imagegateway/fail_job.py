@@ -13,8 +13,10 @@ from imagegateway.errors import (
     INTERNAL_ERROR,
     PUBLIC_MESSAGES,
     STATES_ERROR_CODES,
+    FailureCode,
+    JobEndedElsewhereError,
 )
-from imagegateway.models import CaughtError, Completion, Failure, JobTicket
+from imagegateway.models import CaughtError, Completion, Failure, JobStatus, JobTicket
 from imagegateway.observability import logger, metrics
 
 # Errors whose message the gateway wrote for callers; any other error's text (botocore, a
@@ -41,7 +43,10 @@ def failure_from(ticket: JobTicket) -> Failure:
 
 
 def fail_job(ticket: JobTicket, deps: Collaborators) -> Completion:
-    deps.jobs.for_ticket(ticket)
+    before = deps.jobs.for_ticket(ticket)
+    if before.status is JobStatus.FAILURE and before.error_code == FailureCode.CANCELLED:
+        # Cancelled outside the workflow, which told its caller: nothing more to record or say.
+        raise JobEndedElsewhereError("the job was cancelled", job_id=ticket.job_id)
     failure = failure_from(ticket)
     recorded = deps.jobs.mark_failed(
         ticket.job_id, code=failure.code, message=failure.message, now=deps.clock()

@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from imagegateway.aws import dynamodb_table, error_code
-from imagegateway.errors import ForeignTicketError, JobNotFoundError
+from imagegateway.errors import FailureCode, ForeignTicketError, JobNotFoundError
 from imagegateway.models import Callbacks, JobKind, JobRecord, JobStatus, JobTicket, StoredImage
 from imagegateway.observability import logger, metrics
 from imagegateway.settings import Settings, get_settings
@@ -30,6 +30,9 @@ def _record(item: Mapping[str, Any]) -> JobRecord:
     data = dict(item)
     data["request"] = json.loads(str(data.get("request") or "{}"))
     return JobRecord.model_validate(data)
+
+
+CANCELLED = FailureCode.CANCELLED.value
 
 
 class JobStore:
@@ -139,6 +142,15 @@ class JobStore:
         count = answer.get("Attributes", {}).get("reconcile_failures", 1)
         return int(str(count))
 
+    def touch(self, job_id: str, *, now: datetime) -> None:
+        """Note activity on the job (a resumed workflow): its `updated_at` is now."""
+        self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="SET updated_at = :now",
+            ConditionExpression="attribute_exists(job_id)",
+            ExpressionAttributeValues={":now": _iso(now)},
+        )
+
     def mark_accepted(self, job_id: str, *, upstream_id: str, now: datetime) -> None:
         self._table.update_item(
             Key={"job_id": job_id},
@@ -154,24 +166,36 @@ class JobStore:
         images: list[StoredImage],
         upstream_completed_at: datetime,
         now: datetime,
-    ) -> None:
-        # A success is recorded even over an earlier FAILURE (e.g. a deadline): the images exist.
-        self._table.update_item(
-            Key={"job_id": job_id},
-            UpdateExpression=(
-                "SET #status = :success, images = :images, upstream_completed_at = :upstream, "
-                "completed_at = :now, updated_at = :now REMOVE error_code, error_message, "
-                f"{PENDING_ATTRIBUTE}"
-            ),
-            ConditionExpression="attribute_exists(job_id)",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":success": JobStatus.SUCCESS.value,
-                ":images": [image.model_dump(mode="json") for image in images],
-                ":upstream": _iso(upstream_completed_at),
-                ":now": _iso(now),
-            },
-        )
+    ) -> bool:
+        """Record the SUCCESS; False if the job was cancelled (its caller stopped following it
+        and was told so). A success is recorded even over another FAILURE (a deadline, say):
+        the images exist."""
+        try:
+            self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression=(
+                    "SET #status = :success, images = :images, upstream_completed_at = :upstream, "
+                    "completed_at = :now, updated_at = :now REMOVE error_code, error_message, "
+                    f"{PENDING_ATTRIBUTE}"
+                ),
+                ConditionExpression=(
+                    "attribute_exists(job_id) AND "
+                    "(attribute_not_exists(error_code) OR error_code <> :cancelled)"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":success": JobStatus.SUCCESS.value,
+                    ":images": [image.model_dump(mode="json") for image in images],
+                    ":upstream": _iso(upstream_completed_at),
+                    ":now": _iso(now),
+                    ":cancelled": CANCELLED,
+                },
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def mark_failed(self, job_id: str, *, code: str, message: str, now: datetime) -> bool:
         """Record a FAILURE unless the job already succeeded; True if this call recorded it."""
@@ -242,7 +266,7 @@ class JobStore:
     def mark_cancelled(self, job_id: str, *, message: str, now: datetime) -> bool:
         """End a still-PENDING job CANCELLED; False if it had already ended."""
         return self._end_failed(
-            job_id, code="CANCELLED", message=message, now=now, only_if=JobStatus.PENDING
+            job_id, code=CANCELLED, message=message, now=now, only_if=JobStatus.PENDING
         )
 
     def page_of_owner(

@@ -364,8 +364,26 @@ class JobTicket(BaseModel):
     # a Catch caught (Error and Cause), which RecordFailure turns into a code and a message.
     failure: Failure | CaughtError | None = None
 
+    # Express executions only: when this execution's first task ran (the hand-over clock), and
+    # whether the job must go on in a new execution (the 5-minute limit is near).
+    execution_started_at: AwareDatetime | None = None
+    hand_over: bool = False
+    hand_overs: int = 0
+    # A submit the upstream put off (429, unreachable) is not tried again before this.
+    submit_not_before: AwareDatetime | None = None
+
     def to_state(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+    def handed_over(self) -> JobTicket:
+        """The ticket a new execution goes on with (its first task starts the clock again)."""
+        return self.model_copy(
+            update={
+                "hand_over": True,
+                "execution_started_at": None,
+                "hand_overs": self.hand_overs + 1,
+            }
+        )
 
 
 MAX_REFERENCE_CHARS = 256

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 
 # Each wait is this much longer than the previous one, up to the configured maximum.
 BACKOFF_FACTOR = 1.5
@@ -28,3 +28,16 @@ def capped_wait(seconds: float, *, now: datetime, deadline_at: datetime) -> int:
     the job's deadline."""
     remaining = math.ceil((deadline_at - now).total_seconds())
     return max(1, min(math.ceil(seconds), remaining))
+
+
+def hand_over_due(
+    *, started_at: datetime | None, now: datetime, wait_seconds: float, hand_over_seconds: int
+) -> bool:
+    """Express executions live at most 5 minutes: whether the next step, after `wait_seconds`,
+    would begin past this execution's hand-over time (None: the execution has no clock, it is
+    a Standard one)."""
+    if started_at is None:
+        return False
+    return now + timedelta(seconds=wait_seconds) >= started_at + timedelta(
+        seconds=hand_over_seconds
+    )

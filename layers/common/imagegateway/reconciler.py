@@ -103,9 +103,9 @@ def _fail(
 
 
 def _reconcile(record: JobRecord, deps: Collaborators, now: datetime) -> Outcome:
-    names = deps.workflow.names_of(record.job_id)
-    statuses = {name: deps.workflow.status(name) for name in names}
-    if "RUNNING" in statuses.values():
+    # No execution of the job starts after its deadline, except a resume (which touches the row).
+    quiet_since = max(record.deadline_at, record.updated_at)
+    if deps.workflow.may_be_running(record.job_id, quiet_since=quiet_since, now=now):
         return "left_running"  # the loop's deadline or the machine's timeout will end it
     if not record.upstream_id:
         if record.submit_started_at is None:
@@ -130,7 +130,6 @@ def _reconcile(record: JobRecord, deps: Collaborators, now: datetime) -> Outcome
             urls = select_image_urls(answer.download_urls, expected)
         except IncompleteResultError as exc:
             return _fail(record, deps, now, exc.code, exc.message)
-        free_name = next((name for name, status in statuses.items() if status is None), None)
         ticket = JobTicket(
             job_id=record.job_id,
             run_token=record.run_token or "",
@@ -142,7 +141,8 @@ def _reconcile(record: JobRecord, deps: Collaborators, now: datetime) -> Outcome
             deadline_at=record.deadline_at,
             upstream_completed_at=now,
         )
-        if free_name is not None and deps.workflow.start(ticket, name=free_name):
+        if deps.workflow.resume(ticket, now=now):
+            deps.jobs.touch(record.job_id, now=now)
             return "resumed"
     if answer.status is JobStatus.FAILURE:
         return _fail(record, deps, now, UPSTREAM_FAILURE, answer.error or "the upstream failed")

@@ -27,12 +27,14 @@ from imagegateway.errors import (
 from imagegateway.image_set import select_image_urls
 from imagegateway.models import Failure, JobStatus, JobTicket
 from imagegateway.observability import logger, metrics
-from imagegateway.polling import capped_wait, deadline_passed, next_wait_seconds
+from imagegateway.polling import capped_wait, deadline_passed, hand_over_due, next_wait_seconds
 from imagegateway.settings import Settings
 
 # Waits between submit attempts the upstream refused without taking the job (429, unreachable).
 SUBMIT_RETRY_FIRST_WAIT_SECONDS = 5
 SUBMIT_RETRY_MAX_WAIT_SECONDS = 120
+# A Wait state may end a moment before the time a task computed: that is not "too early".
+SUBMIT_NOT_BEFORE_SLACK_SECONDS = 0.5
 
 
 def _failed(ticket: JobTicket, code: str, message: str) -> JobTicket:
@@ -45,6 +47,7 @@ def send_job(ticket: JobTicket, deps: Collaborators) -> JobTicket:
     if ticket.status is JobStatus.FAILURE and ticket.failure is not None:
         return ticket  # the queue's intake sent it and it failed there: record that
     now = deps.clock()
+    ticket = _execution_begun(ticket, deps.settings, now)
     if record.upstream_id:  # a re-run, or a resume: the upstream already has the job
         if ticket.status is JobStatus.SUCCESS and ticket.download_urls:
             return ticket  # the reconciler resumed a finished job: store it at once
@@ -56,6 +59,10 @@ def send_job(ticket: JobTicket, deps: Collaborators) -> JobTicket:
         )
     if deadline_passed(now=now, deadline_at=ticket.deadline_at):
         return _failed(ticket, NOT_SUBMITTED, NOT_SUBMITTED_BY_DEADLINE_MESSAGE)
+    remaining = (ticket.submit_not_before - now).total_seconds() if ticket.submit_not_before else 0
+    if remaining > SUBMIT_NOT_BEFORE_SLACK_SECONDS:
+        # An Express execution handed the job over while it waited to submit again.
+        return _later(ticket, remaining, deps.settings, now=now)
     if not deps.jobs.claim_submit(ticket.job_id, run_token=ticket.run_token, now=now):
         raise SubmitAlreadyClaimedError(
             "an earlier attempt to send this job upstream was interrupted after it may have "
@@ -65,7 +72,7 @@ def send_job(ticket: JobTicket, deps: Collaborators) -> JobTicket:
         answer = deps.upstream.submit(record.kind, record.request)
     except UpstreamUnavailableError as exc:  # nothing was sent, or the upstream refused it
         deps.jobs.release_submit(ticket.job_id)
-        return _send_later(ticket, exc, now=deps.clock())
+        return _send_later(ticket, exc, deps.settings, now=deps.clock())
     except (ConfigurationError, UpstreamAuthError):
         deps.jobs.release_submit(ticket.job_id)  # nothing was sent: the key is missing or refused
         metrics.add_metric(name="UpstreamSubmitErrors", unit="Count", value=1)
@@ -100,7 +107,7 @@ def send_job(ticket: JobTicket, deps: Collaborators) -> JobTicket:
 def _first_wait(ticket: JobTicket, settings: Settings, now: datetime) -> int:
     """Before the first status check: a second when the check polls in-function (it waits for
     the job itself), else the backoff's first interval."""
-    if settings.upstream_poll_stretch_seconds > 0:
+    if settings.checks_every_second:
         return capped_wait(1, now=now, deadline_at=ticket.deadline_at)
     return next_wait_seconds(
         polls=0,
@@ -111,25 +118,50 @@ def _first_wait(ticket: JobTicket, settings: Settings, now: datetime) -> int:
     )
 
 
-def _send_later(ticket: JobTicket, exc: UpstreamUnavailableError, *, now: datetime) -> JobTicket:
+def _execution_begun(ticket: JobTicket, settings: Settings, now: datetime) -> JobTicket:
+    """Every execution's first task: an Express execution's hand-over clock starts here."""
+    update: dict[str, object] = {"hand_over": False}
+    if settings.workflow_type == "EXPRESS" and ticket.execution_started_at is None:
+        update["execution_started_at"] = now
+    return ticket.model_copy(update=update)
+
+
+def _send_later(
+    ticket: JobTicket, exc: UpstreamUnavailableError, settings: Settings, *, now: datetime
+) -> JobTicket:
     attempts = ticket.submit_attempts + 1
     backoff = min(
         SUBMIT_RETRY_MAX_WAIT_SECONDS, SUBMIT_RETRY_FIRST_WAIT_SECONDS * 2 ** (attempts - 1)
     )
     asked = exc.retry_after if isinstance(exc, UpstreamRateLimitedError) else None
     wanted = asked if asked is not None else backoff
-    wait = capped_wait(wanted, now=now, deadline_at=ticket.deadline_at)
     logger.warning(
         "the upstream did not take the job; trying again later",
-        extra={"error": exc.message, "attempts": attempts, "wait_seconds": wait},
+        extra={"error": exc.message, "attempts": attempts, "wait_seconds": wanted},
     )
     metrics.add_metric(name="UpstreamSubmitDeferred", unit="Count", value=1)
-    return ticket.model_copy(
+    later = _later(ticket, wanted, settings, now=now)
+    return later.model_copy(update={"submit_attempts": attempts})
+
+
+def _later(ticket: JobTicket, seconds: float, settings: Settings, *, now: datetime) -> JobTicket:
+    """PENDING, to submit again in `seconds` (capped by the deadline), in this execution or,
+    past an Express execution's hand-over time, in the next one."""
+    wait = capped_wait(seconds, now=now, deadline_at=ticket.deadline_at)
+    waiting = ticket.model_copy(
         update={
             "status": JobStatus.PENDING,
-            "submit_attempts": attempts,
             "wait_seconds": wait,
+            "submit_not_before": now + timedelta(seconds=wait),
             "deadline_passed": deadline_passed(now=now, deadline_at=ticket.deadline_at)
             or now + timedelta(seconds=wait) >= ticket.deadline_at,
         }
     )
+    if hand_over_due(
+        started_at=ticket.execution_started_at,
+        now=now,
+        wait_seconds=wait,
+        hand_over_seconds=settings.express_hand_over_seconds,
+    ):
+        return waiting.handed_over()
+    return waiting

@@ -37,6 +37,11 @@ class Settings(BaseModel):
     # upstream (0 = once per invocation), and how often. Bounded by the invocation's own time.
     upstream_poll_stretch_seconds: int = Field(default=0, ge=0, le=900)
     upstream_poll_cadence_seconds: float = Field(default=1.0, ge=0.2, le=30)
+    # The job state machine's type (the template's WorkflowType). EXPRESS executions live at
+    # most 5 minutes and cannot be described or stopped: the workflow hands a job over to a new
+    # execution after `express_hand_over_seconds`, and the reconciler judges by time.
+    workflow_type: Literal["STANDARD", "EXPRESS"] = "STANDARD"
+    express_hand_over_seconds: int = Field(default=150, ge=5, le=200)
     presigned_url_ttl_seconds: int = Field(default=3600, ge=60, le=604800)
     job_retention_days: int = Field(default=30, ge=1, le=3650)
     max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
@@ -62,6 +67,12 @@ class Settings(BaseModel):
     # keyed API accepts them at all (AuthMode: API_KEY) or refuses every key (IAM only).
     api_keys_table_name: str = ""
     auth_mode: Literal["IAM", "API_KEY"] = "API_KEY"
+
+    @property
+    def checks_every_second(self) -> bool:
+        """Whether the status loop checks about once a second (in-function polling, or an
+        Express machine, which bills duration, not transitions), instead of backing off."""
+        return self.upstream_poll_stretch_seconds > 0 or self.workflow_type == "EXPRESS"
 
     @field_validator("upstream_base_url", mode="before")
     @classmethod

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from imagegateway.collaborators import Collaborators
 from imagegateway.completion import completion_of, tell_caller
+from imagegateway.errors import JobEndedElsewhereError
 from imagegateway.image_set import select_image_urls
 from imagegateway.models import Completion, JobTicket
 from imagegateway.observability import logger, metrics
@@ -16,12 +17,14 @@ def store_job(ticket: JobTicket, deps: Collaborators) -> Completion:
     urls = select_image_urls(ticket.download_urls, ticket.expected_images)
     images = deps.images.copy_all(ticket.job_id, urls)
     now = deps.clock()
-    deps.jobs.mark_succeeded(
+    if not deps.jobs.mark_succeeded(
         ticket.job_id,
         images=images,
         upstream_completed_at=ticket.upstream_completed_at or now,
         now=now,
-    )
+    ):
+        # Cancelled while the upstream finished: its caller was told; the copies stay unused.
+        raise JobEndedElsewhereError("the job was cancelled", job_id=ticket.job_id)
     logger.info("stored the job's images", extra={"images": len(images)})
     metrics.add_metric(name="ImagesStored", unit="Count", value=len(images))
     record = deps.jobs.get(ticket.job_id)

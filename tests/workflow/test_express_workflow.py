@@ -1,0 +1,171 @@
+"""WorkflowType=EXPRESS: the same statemachine/ file, created as an Express machine in moto and
+run by its ASL interpreter, its tasks the real handlers, against the fake upstream over HTTP.
+
+An Express execution cannot be described or stopped (moto refuses, as AWS does), so these tests
+watch what callers see: the job row and the completion events on the bus."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from imagegateway.models import EVENT_SOURCE, DetailType
+from local.aws_stack import LocalStack, handlers_in_process
+from local.fake_upstream import FakeUpstream
+from tests.support.events import status_event
+from tests.support.stack import bucket_keys, invoke, job_row, moto_stack, submit_job
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def express(upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
+    # The shortest hand-over the settings allow, so a 12 s job needs two new executions.
+    environment = {"EXPRESS_HAND_OVER_SECONDS": "5"}
+    with moto_stack(
+        upstream,
+        monkeypatch,
+        execute_state_machine=True,
+        parameters={"WorkflowType": "EXPRESS"},
+        environment=environment,
+    ) as built:
+        yield built
+
+
+@pytest.fixture
+def invocations(express: LocalStack) -> Iterator[list[dict[str, Any]]]:
+    with handlers_in_process(express) as calls:
+        yield calls
+
+
+@pytest.fixture
+def completions(express: LocalStack) -> Callable[[], list[dict[str, Any]]]:
+    """Every completion event put on the gateway's bus so far (a queue subscribed to them)."""
+    sqs, events = (
+        boto3.client("sqs", region_name=REGION),
+        boto3.client("events", region_name=REGION),
+    )
+    url = sqs.create_queue(QueueName="express-completions")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    pattern = {"source": [EVENT_SOURCE], "detail-type": [t.value for t in DetailType]}
+    bus = express.event_bus_name
+    events.put_rule(Name="watch", EventBusName=bus, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="watch", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    seen: list[dict[str, Any]] = []
+
+    def read() -> list[dict[str, Any]]:
+        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            for message in messages:
+                seen.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return seen
+
+    return read
+
+
+def wait_until_ended(stack: LocalStack, job_id: str, timeout: float = 40) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while (row := job_row(stack, job_id)) is None or row["status"] == "PENDING":
+        assert time.monotonic() < deadline, f"job {job_id} still PENDING after {timeout} s"
+        time.sleep(0.2)
+    return row
+
+
+def events_of(job_id: str, events: list[dict[str, Any]]) -> list[str]:
+    return [event["detail-type"] for event in events if event["detail"].get("job_id") == job_id]
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.2)
+
+
+def calls_to(invocations: list[dict[str, Any]], logical_id: str) -> int:
+    return sum(1 for call in invocations if call["function"].split("-")[2] == logical_id)
+
+
+def test_an_express_job_is_checked_every_second_and_ends_with_one_event(
+    express: LocalStack,
+    upstream: FakeUpstream,
+    invocations: list[dict[str, Any]],
+    completions: Callable[[], list[dict[str, Any]]],
+) -> None:
+    # Given an Express machine and a job the upstream finishes after a few checks
+    # When it is submitted
+    job_id = submit_job(express, {"model_id": "sd1.5", "prompt": "a fox", "samples": 2})
+    # Then it ends SUCCESS with its images, each check one invocation, the state machine waiting
+    # between them (no in-function polling: Express bills duration, not transitions)
+    row = wait_until_ended(express, job_id)
+    assert row["status"] == "SUCCESS"
+    assert len(bucket_keys(express, f"jobs/{job_id}/")) == 2
+    assert upstream.stats()["submits"] == 1
+    assert calls_to(invocations, "CheckUpstreamFunction") == upstream.stats()["status_checks"]
+    # And its one completion event is on the bus
+    eventually(lambda: events_of(job_id, completions()) == [DetailType.SUCCEEDED.value])
+
+
+def test_a_long_job_goes_on_in_new_executions_and_is_sent_once(
+    express: LocalStack,
+    upstream: FakeUpstream,
+    invocations: list[dict[str, Any]],
+    completions: Callable[[], list[dict[str, Any]]],
+) -> None:
+    # Given a job the upstream finishes 12 s after its submit, hand-overs every 5 s
+    upstream.script({"model_id": "slow-model", "completes_after_seconds": 12})
+    # When it is submitted
+    job_id = submit_job(express, {"model_id": "slow-model", "prompt": "a fox"})
+    row = wait_until_ended(express, job_id)
+    # Then it was followed by more than one execution (each begins with SubmitUpstream), sent
+    # upstream once, and stored once
+    assert row["status"] == "SUCCESS"
+    assert calls_to(invocations, "SubmitUpstreamFunction") >= 3
+    assert upstream.stats()["submits"] == 1
+    assert bucket_keys(express, f"jobs/{job_id}/") == [f"jobs/{job_id}/0.png"]
+    eventually(lambda: events_of(job_id, completions()) == [DetailType.SUCCEEDED.value])
+    # And no task failed on the way
+    assert not [call for call in invocations if call.get("error")]
+
+
+def cancel_event(job_id: str) -> dict[str, Any]:
+    event = status_event(job_id)
+    path = f"/v1/jobs/{job_id}/cancel"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = "POST"
+    event["routeKey"] = "POST /v1/jobs/{job_id}/cancel"
+    event["pathParameters"] = {"job_id": job_id}
+    return event
+
+
+def test_a_cancelled_express_job_stops_itself_with_one_event(
+    express: LocalStack,
+    upstream: FakeUpstream,
+    invocations: list[dict[str, Any]],
+    completions: Callable[[], list[dict[str, Any]]],
+) -> None:
+    # Given an Express job the upstream never finishes, followed for a while
+    job_id = submit_job(express, {"model_id": "fake-never", "prompt": "a fox"})
+    eventually(lambda: upstream.stats()["status_checks"] >= 2)
+    # When its caller cancels it (the execution cannot be stopped)
+    answer = invoke(express, "job_status", cancel_event(job_id))
+    assert answer["statusCode"] == 200, answer["body"]
+    # Then its execution stops at its next check, quietly: no more checks, no second event
+    checks_then = upstream.stats()["status_checks"]
+    time.sleep(3)
+    assert upstream.stats()["status_checks"] <= checks_then + 1
+    row = job_row(express, job_id)
+    assert row is not None
+    assert (row["status"], row["error_code"]) == ("FAILURE", "CANCELLED")
+    eventually(lambda: events_of(job_id, completions()) == [DetailType.FAILED.value])
+    time.sleep(1)
+    assert events_of(job_id, completions()) == [DetailType.FAILED.value]
