@@ -508,7 +508,9 @@ def build_stack(
         name=machine_name,
         definition=definition,
         roleArn=role_arn,
-        type=resolve(machine_props.get("Type", "STANDARD")),
+        type="EXPRESS"
+        if resolve(machine_props.get("Type", "STANDARD")) == "EXPRESS"
+        else "STANDARD",
     )
 
     consumers = [

@@ -237,7 +237,7 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         (
             "states:StartExecution",
             "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:stateMachine:"
-            "<AWS::StackName>-image-job",
+            "<AWS::StackName>-image-job-<WorkflowType>",
         ),
         # CloudWatch Logs delivery has no resource-level permissions (AWS documents "*").
         ("logs:CreateLogDelivery", "*"),
@@ -1415,3 +1415,41 @@ def test_checkov_is_clean_on_the_sam_and_the_translated_template(
     }
     assert failed == {}
     assert result.returncode != 0  # the finding in the broken copy fails the run
+
+
+# ---------------------------------------------------------------- workflow type
+
+
+def test_the_machine_may_start_itself_by_the_name_it_is_given(template: dict[str, Any]) -> None:
+    # Given the state machine and its role's HandOver statement (Express: a new execution of
+    # the same machine every 150 s)
+    machine = template["Resources"]["ImageJobStateMachine"]["Properties"]
+    statements = [
+        statement
+        for policy in machine["Policies"]
+        for statement in policy.get("Statement", [])
+        if statement.get("Sid") == "HandOverToNextExecution"
+    ]
+    # Then the statement names exactly the machine's own name, whose type is part of it (a
+    # changed WorkflowType replaces the machine, which CloudFormation can do only under a new
+    # name), and the machine's type is the parameter
+    (statement,) = statements
+    assert statement["Action"] == ["states:StartExecution"]
+    assert machine["Name"] == {"Fn::Sub": "${AWS::StackName}-image-job-${WorkflowType}"}
+    assert statement["Resource"]["Fn::Sub"].endswith(":stateMachine:" + machine["Name"]["Fn::Sub"])
+    assert machine["Type"] == {"Ref": "WorkflowType"}
+    assert template["Parameters"]["WorkflowType"]["AllowedValues"] == ["STANDARD", "EXPRESS"]
+
+
+def test_an_express_machine_never_stretches_a_status_check(template: dict[str, Any]) -> None:
+    # Given the check function's environment / Then with EXPRESS the stretch is 0 (the state
+    # machine waits between checks: it bills duration, and a stretch would bill it twice)
+    variables = template["Resources"]["CheckUpstreamFunction"]["Properties"]["Environment"][
+        "Variables"
+    ]
+    assert variables["UPSTREAM_POLL_STRETCH_SECONDS"] == {
+        "Fn::If": ["ExpressWorkflow", 0, {"Ref": "StatusCheckStretchSeconds"}]
+    }
+    assert template["Conditions"]["ExpressWorkflow"] == {
+        "Fn::Equals": [{"Ref": "WorkflowType"}, "EXPRESS"]
+    }
