@@ -10,18 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
 
 from imagegateway.collaborators import Collaborators, collaborators
-from imagegateway.models import JobTicket
 from imagegateway.observability import logger, metrics, tracer
 from imagegateway.settings import get_settings
 from imagegateway.time_budget import invocation_budget
+
+if TYPE_CHECKING:
+    # Types only: the HTTP functions import the event handler with their routes (api.py), and
+    # each function imports what its operation uses; a workflow task, the models (below).
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+    from pydantic import BaseModel
+
+    from imagegateway.models import JobTicket
 
 LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
@@ -57,6 +62,7 @@ def workflow_task(
 ) -> EntryPoint:
     """A state machine task: the state's JSON in as a JobTicket, the operation's model out.
     Typed errors escape on purpose: their class name is what the ASL's Retry and Catch match."""
+    from imagegateway.models import JobTicket
 
     @logger.inject_lambda_context(clear_state=True)
     @tracer.capture_lambda_handler

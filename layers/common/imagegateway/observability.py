@@ -7,14 +7,26 @@ in `GetSecretValue`'s `SecretString`), urllib3's the request lines, the X-Ray SD
 segments. The upstream key must be in no log line at any level, so those libraries are pinned
 to WARNING (or the root's level, if higher) whatever the root level is; our own logger still
 follows `LogLevel`. A redaction filter on the handlers present at import is a second guard.
+
+The Tracer is made at the first traced invocation, not at import (`LazyTracer`): making one
+imports the X-Ray SDK, whose recorder and patches cost a cold start tens of milliseconds, and
+nothing is traced before the first invocation anyway. Only botocore and requests are patched
+(what the gateway calls AWS and the upstream with), not every library the SDK knows.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import re
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.shared import constants
+from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
 # Libraries whose DEBUG/INFO records carry wire data (bodies, headers, URLs, trace segments).
 QUIET_LIBRARIES = ("botocore", "boto3", "s3transfer", "urllib3", "requests", "aws_xray_sdk")
@@ -77,8 +89,67 @@ def guard_handlers(*handlers: logging.Handler) -> None:
             handler.addFilter(RedactSecretsFilter())
 
 
+# The libraries whose calls become X-Ray subsegments: AWS (botocore) and the upstream (requests).
+TRACED_LIBRARIES = ("botocore", "requests")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def tracing_disabled() -> bool:
+    """Powertools' own rule: POWERTOOLS_TRACE_DISABLED, or not in Lambda (no LAMBDA_TASK_ROOT),
+    or in SAM's or Chalice's local emulators. Read at every call: tests set it as they go."""
+    if resolve_truthy_env_var_choice(env=os.getenv(constants.TRACER_DISABLED_ENV, "false")):
+        return True
+    return not os.getenv(constants.LAMBDA_TASK_ROOT_ENV) or bool(
+        os.getenv(constants.SAM_LOCAL_ENV) or os.getenv(constants.CHALICE_LOCAL_ENV)
+    )
+
+
+class LazyTracer:
+    """Powertools' Tracer, made when a traced invocation first needs it, with the same decorators
+    (`capture_lambda_handler`, `capture_method`). While tracing is disabled (tests, the local
+    stack, POWERTOOLS_TRACE_DISABLED) the decorated functions run as they are and the X-Ray SDK
+    is never imported."""
+
+    def __init__(self, patch_modules: tuple[str, ...] = TRACED_LIBRARIES) -> None:
+        self._patch_modules = patch_modules
+        self._tracer: Tracer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def tracer(self) -> Tracer:
+        """The Powertools Tracer (made, and its libraries patched, on first use)."""
+        if self._tracer is None:
+            with self._lock:
+                if self._tracer is None:
+                    self._tracer = Tracer(patch_modules=self._patch_modules)
+                    quiet_libraries()  # the X-Ray SDK's loggers exist from now on
+        return self._tracer
+
+    def _traced(self, function: F, decorate: Callable[[Tracer, F], Callable[..., Any]]) -> F:
+        traced: list[Callable[..., Any]] = []  # decorated, once tracing is first found enabled
+
+        @functools.wraps(function)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            if tracing_disabled():
+                return function(*args, **kwargs)
+            if not traced:
+                traced.append(decorate(self.tracer, function))
+            return traced[0](*args, **kwargs)
+
+        return cast(F, run)
+
+    def capture_lambda_handler(self, lambda_handler: F) -> F:
+        """The handler in a `## <name>` subsegment, cold start annotated (Powertools')."""
+        return self._traced(lambda_handler, lambda tracer, f: tracer.capture_lambda_handler(f))
+
+    def capture_method(self, method: F) -> F:
+        """A function in its own `## <name>` subsegment (Powertools')."""
+        return self._traced(method, lambda tracer, f: tracer.capture_method(f))
+
+
 logger = Logger()
-tracer = Tracer()
+tracer = LazyTracer()
 metrics = Metrics()
 
 quiet_libraries()
