@@ -27,10 +27,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.types import EventHandlerInstance
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
 from pydantic import BaseModel
 
 from imagegateway.collaborators import collaborators
@@ -45,13 +41,19 @@ from imagegateway.errors import (
     JobFinishedError,
     JobNotFoundError,
     MalformedBodyError,
+    PromptTooLongError,
     UnsupportedMediaTypeError,
     UpstreamAuthError,
     UpstreamError,
     UpstreamKeyMissingError,
     UpstreamTimeoutError,
 )
-from imagegateway.idempotency import submit_job_once, validated_key
+from imagegateway.idempotency import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+    submit_job_once,
+    validated_key,
+)
 from imagegateway.models import (
     Callbacks,
     ErrorDetail,
@@ -67,7 +69,7 @@ from imagegateway.models import (
     error_details,
 )
 from imagegateway.observability import logger
-from imagegateway.submit_job import submit_job
+from imagegateway.submit_job import refuse_truncated_prompts, submit_job
 from imagegateway.view_job import view_job
 
 ANONYMOUS = "anonymous"
@@ -192,6 +194,14 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
         )
         return error_answer(HTTPStatus.CONFLICT, answer)
 
+    @app.exception_handler(PromptTooLongError)
+    def _prompt_too_long(exc: PromptTooLongError) -> Response[Any]:
+        details = [ErrorDetail(field=field, message=message) for field, message in exc.details]
+        return error_answer(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            ErrorResponse(error=exc.message, error_code=exc.code, details=details),
+        )
+
     @app.exception_handler(InvalidCursorError)
     def _bad_cursor(exc: InvalidCursorError) -> Response[Any]:
         detail = ErrorDetail(field="cursor", message=exc.message)
@@ -262,6 +272,9 @@ PREFER_HEADER = "prefer"
 # Gateway's 30 s integration timeout.
 MAX_WAIT_SECONDS = 25
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
+# `Prefer: strict-tokens`: a prompt over the tokens SD 1.5 reads is a 422, not a truncated job.
+STRICT_TOKENS = "strict-tokens"
+_PREFER_STRICT_TOKENS = re.compile(r"(?:^|,)\s*strict-tokens\s*(?:[;,]|$)", re.IGNORECASE)
 # HTTP API v2 lower-cases header names.
 IDEMPOTENCY_HEADER = "idempotency-key"
 # A legitimate body is a few KiB (two 2000-character prompts at most); refuse far more early.
@@ -293,7 +306,10 @@ SUBMIT_RESPONSES: dict[int, OpenAPIResponse] = {
     409: error_doc("A request with the same Idempotency-Key is still running; retry"),
     413: error_doc(f"The body is larger than {MAX_BODY_BYTES} bytes"),
     415: error_doc("The body is not JSON"),
-    422: error_doc("A field is invalid; details name it"),
+    422: error_doc(
+        "A field is invalid; details name it. With `Prefer: strict-tokens`, also a prompt "
+        "over the 75 CLIP tokens SD 1.5 reads (PROMPT_TOO_LONG)"
+    ),
     503: error_doc("The gateway has no upstream API key yet (UPSTREAM_NOT_CONFIGURED)"),
 }
 
@@ -315,6 +331,9 @@ def _submit(kind: JobKind, request: ImageRequest, webhook_url: str | None) -> Re
     owner = caller_identity(event)
     key = validated_key(event.headers.get(IDEMPOTENCY_HEADER))
     body = request.upstream_body()
+    strict = strict_tokens_requested(event)
+    if strict:
+        refuse_truncated_prompts(body)
     callbacks = Callbacks(webhook_url=webhook_url) if webhook_url else None
     if key is None:
         view = submit_job(kind, body, owner=owner, deps=collaborators(), callbacks=callbacks)
@@ -327,7 +346,18 @@ def _submit(kind: JobKind, request: ImageRequest, webhook_url: str | None) -> Re
     if wait and view.status is JobStatus.PENDING:
         view = view_job(view.id, owner=owner, deps=collaborators(), wait_seconds=wait)
     status = HTTPStatus.ACCEPTED if view.status is JobStatus.PENDING else HTTPStatus.OK
-    return with_wait_applied(json_answer(status, view), wait)
+    answer = with_wait_applied(json_answer(status, view), wait)
+    if strict:  # RFC 7240: every preference honoured, comma-separated
+        answer.headers["Preference-Applied"] = ", ".join(
+            [*([f"wait={wait}"] if wait else []), STRICT_TOKENS]
+        )
+    return answer
+
+
+def strict_tokens_requested(event: APIGatewayProxyEventV2) -> bool:
+    """`Prefer: strict-tokens`, alone or among other preferences (`Prefer: wait=10,
+    strict-tokens`, RFC 7240)."""
+    return bool(_PREFER_STRICT_TOKENS.search(event.headers.get(PREFER_HEADER) or ""))
 
 
 def requested_wait(event: APIGatewayProxyEventV2) -> int:

@@ -8,21 +8,20 @@ The kept answer is the job id, recorded before anything is sent upstream: the up
 happens in that job's workflow (named by the job id), so a retry with the same key can never
 POST again, whatever the upstream did. When the submit fails before a job exists (no upstream
 key yet), nothing is kept and the same key may retry.
+
+The Powertools utility (its DynamoDB persistence layer, JMESPath, serializers) is imported at
+the first submit, not with this module: the routes and the intake name the two errors below,
+which are the gateway's own, raised in place of Powertools' errors of the same names, so a
+function that never submits (job_status serves the submit routes' OpenAPI document) never
+loads it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from imagegateway.collaborators import collaborators
@@ -31,7 +30,19 @@ from imagegateway.models import Callbacks, JobKind, JobStatus, JobView
 from imagegateway.settings import get_settings
 from imagegateway.submit_job import record_job, submit_job
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
 MAX_KEY_LENGTH = 255
+
+
+class IdempotencyValidationError(Exception):
+    """The key was used before with another request (Powertools' error of this name)."""
+
+
+class IdempotencyAlreadyInProgressError(Exception):
+    """A request with the same key is still running (Powertools' error of this name)."""
 
 
 class IdempotentSubmission(BaseModel):
@@ -59,6 +70,15 @@ def validated_key(raw: str | None) -> str | None:
 def _submitter() -> tuple[IdempotencyConfig, Callable[..., JobView]]:
     # Built on first use, not at import: the table name comes from settings, and the
     # persistence layer makes its boto3 client when constructed.
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+    from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import (
+        PydanticSerializer,
+    )
+
     settings = get_settings()
     if not settings.idempotency_table_name:
         raise ConfigurationError("IDEMPOTENCY_TABLE_NAME is not set")
@@ -104,15 +124,21 @@ def submit_job_once(
         # An in-progress record then expires with this invocation, so a crashed attempt does
         # not block its key for the whole expiry window.
         config.register_lambda_context(lambda_context)
-    view: JobView = submit_once(
-        submission=IdempotentSubmission(
-            caller=owner,
-            key=key,
-            request={"kind": kind.value, "body": body},
-            callbacks=callbacks,
-            start_workflow=start_workflow,
-        )
+    from aws_lambda_powertools.utilities.idempotency import exceptions
+
+    submission = IdempotentSubmission(
+        caller=owner,
+        key=key,
+        request={"kind": kind.value, "body": body},
+        callbacks=callbacks,
+        start_workflow=start_workflow,
     )
+    try:
+        view: JobView = submit_once(submission=submission)
+    except exceptions.IdempotencyValidationError as exc:
+        raise IdempotencyValidationError(*exc.args) from exc
+    except exceptions.IdempotencyAlreadyInProgressError as exc:
+        raise IdempotencyAlreadyInProgressError(*exc.args) from exc
     return view
 
 

@@ -24,10 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
@@ -40,7 +36,11 @@ from imagegateway.errors import (
     SubmitAlreadyClaimedError,
     UpstreamKeyMissingError,
 )
-from imagegateway.idempotency import submit_job_once
+from imagegateway.idempotency import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+    submit_job_once,
+)
 from imagegateway.models import (
     REQUEST_MODELS,
     Callbacks,
