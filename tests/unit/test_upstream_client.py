@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 import responses
+from aws_lambda_powertools.utilities import parameters
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from imagegateway import upstream as upstream_module
@@ -294,14 +295,14 @@ def test_status_session_retries_429_and_5xx_with_backoff() -> None:
 def test_api_key_secret_forms(
     settings_env: None, monkeypatch: pytest.MonkeyPatch, stored: str | bytes, expected: str
 ) -> None:
-    monkeypatch.setattr(upstream_module.parameters, "get_secret", lambda name, max_age: stored)
+    monkeypatch.setattr(parameters, "get_secret", lambda name, max_age: stored)
     assert upstream_api_key(get_settings()) == expected
 
 
 def test_an_empty_secret_is_an_unconfigured_upstream(
     settings_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(upstream_module.parameters, "get_secret", lambda name, max_age: "  ")
+    monkeypatch.setattr(parameters, "get_secret", lambda name, max_age: "  ")
     with pytest.raises(UpstreamKeyMissingError):
         upstream_api_key(get_settings())
 
@@ -310,6 +311,6 @@ def test_an_empty_secret_is_an_unconfigured_upstream(
 def test_unusable_api_key_secret_is_a_configuration_error(
     settings_env: None, monkeypatch: pytest.MonkeyPatch, stored: str
 ) -> None:
-    monkeypatch.setattr(upstream_module.parameters, "get_secret", lambda name, max_age: stored)
+    monkeypatch.setattr(parameters, "get_secret", lambda name, max_age: stored)
     with pytest.raises(ConfigurationError):
         upstream_api_key(get_settings())

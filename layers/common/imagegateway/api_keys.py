@@ -14,8 +14,6 @@ import re
 import secrets
 from datetime import datetime
 
-from boto3.dynamodb.conditions import Attr
-
 from imagegateway.aws import dynamodb_table
 
 KEY_PREFIX = "igw_"
@@ -53,7 +51,7 @@ class ApiKeyStore:
         key = new_key()
         self._table.put_item(
             Item={"key_hash": key_hash(key), "name": name, "issued_at": now.isoformat()},
-            ConditionExpression=Attr("key_hash").not_exists(),
+            ConditionExpression="attribute_not_exists(key_hash)",
         )
         return key
 
@@ -63,7 +61,7 @@ class ApiKeyStore:
             self._table.update_item(
                 Key={"key_hash": key_hash(key)},
                 UpdateExpression="SET revoked_at = :now",
-                ConditionExpression=Attr("key_hash").exists(),
+                ConditionExpression="attribute_exists(key_hash)",
                 ExpressionAttributeValues={":now": now.isoformat()},
             )
         except self._table.meta.client.exceptions.ConditionalCheckFailedException:

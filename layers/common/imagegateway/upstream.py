@@ -18,8 +18,6 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from aws_lambda_powertools.utilities import parameters
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
@@ -107,12 +105,15 @@ def upstream_api_key(settings: Settings) -> str:
     `api_key` field. Never logged, returned or stored."""
     if not settings.upstream_api_key_secret_name:
         raise ConfigurationError("UPSTREAM_API_KEY_SECRET_NAME is not set")
+    # Powertools' parameters utility imports boto3 and all its providers: loaded at first read.
+    from aws_lambda_powertools.utilities import parameters
+
     try:
         raw = parameters.get_secret(
             settings.upstream_api_key_secret_name,
             max_age=settings.upstream_api_key_max_age_seconds,
         )
-    except GetParameterError as exc:
+    except parameters.GetParameterError as exc:
         # A secret created empty (a first deploy) has no AWSCURRENT value yet.
         if "ResourceNotFoundException" in str(exc) or "can't find" in str(exc):
             raise UpstreamKeyMissingError("the upstream API key secret has no value yet") from exc

@@ -27,8 +27,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from aws_lambda_powertools.utilities import parameters
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from pydantic import BaseModel, ConfigDict, Field
 from urllib3.exceptions import HTTPError
 from urllib3.util import Timeout
@@ -164,11 +162,14 @@ def webhook_signing_secret(settings: Settings) -> str:
     """The signing secret from Secrets Manager (cached by Powertools). Never logged."""
     if not settings.webhook_signing_secret_name:
         raise ConfigurationError("WEBHOOK_SIGNING_SECRET_NAME is not set")
+    # Powertools' parameters utility imports boto3 and all its providers: loaded at first read.
+    from aws_lambda_powertools.utilities import parameters
+
     try:
         raw = parameters.get_secret(
             settings.webhook_signing_secret_name, max_age=SECRET_MAX_AGE_SECONDS
         )
-    except GetParameterError as exc:
+    except parameters.GetParameterError as exc:
         raise ConfigurationError("the webhook signing secret cannot be read") from exc
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
