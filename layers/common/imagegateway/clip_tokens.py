@@ -14,9 +14,10 @@ Two differences from the reference, both for unusual text:
 - letters and numbers (`\\p{L}`, `\\p{N}`) are those of this Python's Unicode database (15.0 on
   python3.12), so a character assigned by a later Unicode version counts as punctuation.
 
-The merges (`clip_merges.txt.gz`, the first 48,894 lines of OpenAI's bpe_simple_vocab_16e6.txt,
-MIT; see scripts/make_clip_merges.py) are read on first use and kept for the process: importing
-this module costs nothing, the first count about 60 ms.
+The merges (`clip_merges.txt.gz`, 208 KB: the first 48,894 lines of OpenAI's
+bpe_simple_vocab_16e6.txt, MIT, from the pinned clip-anytorch wheel; tests/support/clip_reference.py
+rebuilds it) are read on first use and kept for the process: importing this module reads nothing,
+the first count takes about 60 ms.
 """
 
 from __future__ import annotations

@@ -51,6 +51,8 @@ class FailureCode(StrEnum):
     # request, a reused idempotency key): told as an `Image Generation Failed` event, no job.
     INVALID_REQUEST = "INVALID_REQUEST"
     INVALID_CURSOR = "INVALID_CURSOR"
+    # A prompt over the tokens SD 1.5 reads, refused because the caller asked for strictness.
+    PROMPT_TOO_LONG = "PROMPT_TOO_LONG"
     JOB_FINISHED = "JOB_FINISHED"
     # -- images
     DOWNLOAD_FAILED = "DOWNLOAD_FAILED"
@@ -71,6 +73,7 @@ NOT_JOB_CODES: frozenset[FailureCode] = frozenset(
         FailureCode.INVALID_IDEMPOTENCY_KEY,
         FailureCode.INVALID_REQUEST,
         FailureCode.INVALID_CURSOR,
+        FailureCode.PROMPT_TOO_LONG,
         FailureCode.JOB_FINISHED,
         FailureCode.UPSTREAM_ERROR,
     }
@@ -178,6 +181,17 @@ class JobEndedElsewhereError(GatewayError):
     execution. The execution ends quietly: whoever ended the job told its caller."""
 
     code = FailureCode.JOB_FINISHED
+
+
+class PromptTooLongError(GatewayError):
+    """`Prefer: strict-tokens`: a prompt (or negative prompt) longer than the tokens the model
+    reads, refused (a 422) before anything is stored or sent; `details` name the fields."""
+
+    code = FailureCode.PROMPT_TOO_LONG
+
+    def __init__(self, message: str, *, details: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.details = details
 
 
 class InvalidCursorError(GatewayError):

@@ -12,7 +12,15 @@ from botocore.exceptions import ClientError
 
 from imagegateway.aws import dynamodb_table, error_code
 from imagegateway.errors import FailureCode, ForeignTicketError, JobNotFoundError
-from imagegateway.models import Callbacks, JobKind, JobRecord, JobStatus, JobTicket, StoredImage
+from imagegateway.models import (
+    Callbacks,
+    JobKind,
+    JobRecord,
+    JobStatus,
+    JobTicket,
+    StoredImage,
+    TokenCounts,
+)
 from imagegateway.observability import logger, metrics
 from imagegateway.settings import Settings, get_settings
 
@@ -51,6 +59,8 @@ class JobStore:
         deadline_at: datetime,
         run_token: str,
         callbacks: Callbacks | None = None,
+        tokens: TokenCounts | None = None,
+        warnings: list[str] | None = None,
     ) -> JobRecord:
         record = JobRecord(
             job_id=job_id,
@@ -60,6 +70,8 @@ class JobStore:
             request=request,
             run_token=run_token,
             callbacks=callbacks,
+            tokens=tokens,
+            warnings=warnings or None,
             created_at=now,
             updated_at=now,
             deadline_at=deadline_at,

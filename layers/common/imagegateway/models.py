@@ -417,6 +417,15 @@ class Callbacks(BaseModel):
     webhook_url: ImageUrl | None = None
 
 
+class TokenCounts(BaseModel):
+    """The CLIP tokens of the prompts, and how many of each SD 1.5 reads (`limit`): the model
+    silently drops the tokens past it."""
+
+    prompt: int = Field(description="Tokens of `prompt`, as SD 1.5's CLIP tokenizer counts them.")
+    negative_prompt: int = Field(description="Tokens of `negative_prompt` (0 without one).")
+    limit: int = Field(description="The tokens the model reads of each (75).")
+
+
 class JobRecord(BaseModel):
     """One row of the jobs table."""
 
@@ -442,6 +451,9 @@ class JobRecord(BaseModel):
     error_code: str | None = None
     error_message: str | None = None
     callbacks: Callbacks | None = None
+    # Counted when the job was recorded (absent on rows written before counting existed).
+    tokens: TokenCounts | None = None
+    warnings: list[str] | None = None
     expires_at: int
 
 
@@ -480,6 +492,12 @@ class JobView(BaseModel):
     error_code: str | None = None
     images: list[ImageView] | None = None
     timings: Timings | None = None
+    tokens: TokenCounts | None = None
+    warnings: list[str] | None = Field(
+        default=None,
+        description="What the caller should know about the job, e.g. a prompt over the tokens "
+        "the model reads, with the words it ignores.",
+    )
 
 
 class JobList(BaseModel):

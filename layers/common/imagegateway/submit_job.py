@@ -10,8 +10,10 @@ from datetime import timedelta
 from typing import Any
 
 from imagegateway.collaborators import Collaborators
+from imagegateway.errors import PromptTooLongError
 from imagegateway.models import Callbacks, JobKind, JobStatus, JobTicket, JobView, samples_of
 from imagegateway.observability import logger, metrics
+from imagegateway.prompt_tokens import PromptTokens, measure_prompts
 from imagegateway.upstream import upstream_api_key
 
 
@@ -27,13 +29,17 @@ def record_job(
     owner: str,
     deps: Collaborators,
     callbacks: Callbacks | None = None,
+    tokens: PromptTokens | None = None,
 ) -> JobTicket:
     """The job row, and the ticket its workflow starts with. `body` is the upstream request,
     built once from the validated model; `callbacks` what the caller asked to be told at the
-    end (a reference, a task token, a webhook)."""
+    end (a reference, a task token, a webhook); `tokens` its prompts' CLIP tokens (counted
+    here when not given), kept on the row for the caller's view."""
     # A first deploy without a key: refused now (a 503, or a queued request kept for later),
     # and no stray job row.
     upstream_api_key(deps.settings)
+    if tokens is None:
+        tokens = measure_prompts(body)
     job_id = new_job_id()
     logger.append_keys(job_id=job_id)
     now = deps.clock()
@@ -48,8 +54,12 @@ def record_job(
         deadline_at=deadline_at,
         run_token=run_token,
         callbacks=callbacks,
+        tokens=tokens.counts,
+        warnings=tokens.warnings,
     )
     metrics.add_metric(name="JobsAccepted", unit="Count", value=1)
+    if tokens.overflows:
+        metrics.add_metric(name="PromptsOverTokenWindow", unit="Count", value=1)
     return JobTicket(
         job_id=job_id,
         run_token=run_token,
@@ -69,6 +79,26 @@ def submit_job(
     callbacks: Callbacks | None = None,
 ) -> JobView:
     """HTTP: record the job and start its workflow, whose first task sends it upstream."""
-    ticket = record_job(kind, body, owner=owner, deps=deps, callbacks=callbacks)
+    tokens = measure_prompts(body)
+    ticket = record_job(kind, body, owner=owner, deps=deps, callbacks=callbacks, tokens=tokens)
     deps.workflow.start(ticket)
-    return JobView(status=JobStatus.PENDING, id=ticket.job_id)
+    return JobView(
+        status=JobStatus.PENDING,
+        id=ticket.job_id,
+        tokens=tokens.counts,
+        warnings=tokens.warnings or None,
+    )
+
+
+def refuse_truncated_prompts(body: dict[str, Any]) -> None:
+    """`Prefer: strict-tokens`: a prompt the model would cut is refused (PromptTooLongError, a
+    422 naming the field) before anything is stored or sent."""
+    measured = measure_prompts(body)
+    if not measured.overflows:
+        return
+    window = measured.counts.limit
+    summary = "; ".join(f"{over.field}: {over.tokens} tokens" for over in measured.overflows)
+    raise PromptTooLongError(
+        f"invalid request: {summary}, over the {window} the model reads (Prefer: strict-tokens)",
+        details=[(over.field, over.message(window)) for over in measured.overflows],
+    )

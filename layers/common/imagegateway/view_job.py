@@ -30,7 +30,12 @@ def owned_record(
 def view_of(record: JobRecord, deps: Collaborators) -> JobView:
     """The caller's view of a job row, with freshly presigned URLs once it succeeded."""
     view = JobView(
-        status=record.status, id=record.job_id, kind=record.kind, timings=timings_of(record)
+        status=record.status,
+        id=record.job_id,
+        kind=record.kind,
+        timings=timings_of(record),
+        tokens=record.tokens,
+        warnings=record.warnings or None,
     )
     if record.status is JobStatus.SUCCESS:
         view.images = [
