@@ -22,7 +22,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.types import EventHandlerInstance
@@ -425,27 +424,32 @@ class GuardedRequestValidation(OpenAPIRequestValidationMiddleware):
         return super().handler(app, next_middleware)
 
 
-# The OpenAPI document's header, shared by /openapi.json and the Swagger UI at /swagger.
-DOCUMENT: dict[str, Any] = {
-    "title": "imagepipeline-gateway",
-    "version": "1.0.0",
-    "summary": "The imagepipeline.io SD 1.5 API (text2image, image2image, inpainting), "
-    "behind an AWS gateway",
-    "security_schemes": {
-        "apiKey": APIKey(
-            name="API-Key",
-            in_=APIKeyIn.header,
-            description="A key from `make api-key`, on the keyed API (ApiKeyUrl), as upstream",
-        ),
-        "sigv4": APIKey(
-            name="Authorization",
-            in_=APIKeyIn.header,
-            description="AWS Signature Version 4 (service execute-api) on the IAM API (ApiUrl)",
-        ),
-    },
-    # Either one: each of the two APIs takes one of them.
-    "security": [{"apiKey": []}, {"sigv4": []}],
-}
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document's header, shared by /openapi.json and the Swagger UI at /swagger.
+    Made when the document is first asked for: Powertools' OpenAPI models (~100 ms to import)
+    are not part of a cold start that serves only the routes."""
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+
+    return {
+        "title": "imagepipeline-gateway",
+        "version": "1.0.0",
+        "summary": "The imagepipeline.io SD 1.5 API (text2image, image2image, inpainting), "
+        "behind an AWS gateway",
+        "security_schemes": {
+            "apiKey": APIKey(
+                name="API-Key",
+                in_=APIKeyIn.header,
+                description="A key from `make api-key`, on the keyed API (ApiKeyUrl), as upstream",
+            ),
+            "sigv4": APIKey(
+                name="Authorization",
+                in_=APIKeyIn.header,
+                description="AWS Signature Version 4 (service execute-api) on the IAM API (ApiUrl)",
+            ),
+        },
+        # Either one: each of the two APIs takes one of them.
+        "security": [{"apiKey": []}, {"sigv4": []}],
+    }
 
 
 def make_resolver(*routers: Router, serve_openapi: bool = False) -> APIGatewayHttpResolver:
@@ -457,14 +461,14 @@ def make_resolver(*routers: Router, serve_openapi: bool = False) -> APIGatewayHt
     for router in routers:
         app.include_router(router)
     if serve_openapi:
-        app.enable_swagger(path=SWAGGER_PATH, **DOCUMENT)
+        app.enable_swagger(path=SWAGGER_PATH, **openapi_document())
 
         @app.get(OPENAPI_PATH, include_in_schema=False)
         def openapi() -> Response[Any]:
             return Response(
                 status_code=HTTPStatus.OK.value,
                 content_type="application/json",
-                body=app.get_openapi_json_schema(**DOCUMENT),
+                body=app.get_openapi_json_schema(**openapi_document()),
             )
 
     return app

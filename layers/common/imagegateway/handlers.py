@@ -8,7 +8,7 @@ variable's name, instead of part-way through a job."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,15 +44,28 @@ class EntryPoint:
         return self.handler(event, context)
 
 
-def http_handler(app: APIGatewayHttpResolver, *, requires: tuple[str, ...] = ()) -> EntryPoint:
+def http_handler(
+    app: APIGatewayHttpResolver,
+    *,
+    requires: tuple[str, ...] = (),
+    lazy_paths: Mapping[str, Callable[[], APIGatewayHttpResolver]] | None = None,
+) -> EntryPoint:
+    """`app` resolves every request, except one for a path of `lazy_paths` (the event's
+    rawPath): that one goes to the resolver its factory makes (and caches) when first asked, so
+    a route whose machinery is costly to import (the OpenAPI document) is not in the cold start
+    of the requests that never ask for it."""
+    lazy = dict(lazy_paths or {})
+
     @logger.inject_lambda_context(
         correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
     )
     @tracer.capture_lambda_handler
     @metrics.log_metrics(capture_cold_start_metric=True)
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        make = lazy.get(str(event.get("rawPath") or "")) if lazy else None
+        resolver = app if make is None else make()
         with invocation_budget(context):
-            return app.resolve(event, context)
+            return resolver.resolve(event, context)
 
     return EntryPoint(lambda_handler, requires)
 
