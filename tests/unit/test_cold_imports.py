@@ -1,10 +1,12 @@
 """What a cold start imports: each function's handler module, imported by a fresh interpreter in a
 Lambda-like environment (tracing live), loads only what its import needs. The X-Ray SDK, the
-idempotency utility, the parameters utility, boto3 and S3 transfers are loaded at first use; the
-HTTP event handler only by the HTTP functions. Structure only: the bench (`make bench`) times it.
+idempotency, parameters and batch utilities, the OpenAPI models, boto3 and S3 transfers are
+loaded at first use; the HTTP event handler only by the HTTP functions. Structure only: the
+bench (`make bench`) times it.
 
-And tracing stays available: the first traced invocation makes Powertools' Tracer and patches
-botocore and requests; with POWERTOOLS_TRACE_DISABLED it loads nothing."""
+And tracing stays available: the first traced invocation makes Powertools' Tracer, which patches
+botocore and requests as they are imported (without importing them); with
+POWERTOOLS_TRACE_DISABLED it loads nothing."""
 
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ AT_FIRST_USE = (
     "aws_xray_sdk",
     "aws_lambda_powertools.utilities.idempotency",
     "aws_lambda_powertools.utilities.parameters",
+    "aws_lambda_powertools.utilities.batch",
+    "aws_lambda_powertools.event_handler.openapi.models",
     "boto3",
     "s3transfer",
 )
@@ -102,13 +106,17 @@ class Context:
 def handler(event, context):
     return {"ok": event["n"]}
 
+def patched():
+    patcher = sys.modules.get("aws_xray_sdk.core.patcher")
+    return sorted(patcher._PATCHED_MODULES) if patcher else []
+
 before = "aws_xray_sdk" in sys.modules
 answers = [handler({"n": n}, Context()) for n in (1, 2)]
-patched = []
-if "aws_xray_sdk.core.patcher" in sys.modules:
-    patched = sorted(sys.modules["aws_xray_sdk.core.patcher"]._PATCHED_MODULES)
+requests_at_first_call = "requests" in sys.modules  # the tracer does not import it
+import requests  # as a function's first call to the upstream does, after the first invocation
 print(json.dumps({"before": before, "after": "aws_xray_sdk" in sys.modules,
-                  "patched": patched, "answers": answers}))
+                  "requests_at_first_call": requests_at_first_call, "patched": patched(),
+                  "answers": answers}))
 """
 
 
@@ -121,6 +129,7 @@ def test_the_first_traced_invocation_starts_tracing_botocore_and_requests(
     assert seen == {
         "before": False,
         "after": True,
+        "requests_at_first_call": False,
         "patched": ["botocore", "requests"],
         "answers": [{"ok": 1}, {"ok": 2}],
     }
@@ -132,6 +141,7 @@ def test_with_tracing_disabled_the_xray_sdk_is_never_loaded(tmp_path: Path) -> N
     assert seen == {
         "before": False,
         "after": False,
+        "requests_at_first_call": False,
         "patched": [],
         "answers": [{"ok": 1}, {"ok": 2}],
     }

@@ -11,7 +11,9 @@ follows `LogLevel`. A redaction filter on the handlers present at import is a se
 The Tracer is made at the first traced invocation, not at import (`LazyTracer`): making one
 imports the X-Ray SDK, whose recorder and patches cost a cold start tens of milliseconds, and
 nothing is traced before the first invocation anyway. Only botocore and requests are patched
-(what the gateway calls AWS and the upstream with), not every library the SDK knows.
+(what the gateway calls AWS and the upstream with), not every library the SDK knows, and each
+when it is imported (a post-import hook), so a function that never calls the upstream does not
+import requests for its tracer, and one that imports it at first use is still traced.
 """
 
 from __future__ import annotations
@@ -105,6 +107,13 @@ def tracing_disabled() -> bool:
     )
 
 
+def _patcher(tracer: Tracer, name: str) -> Callable[[object], None]:
+    def patch(module: object) -> None:
+        tracer.patch(modules=(name,))
+
+    return patch
+
+
 class LazyTracer:
     """Powertools' Tracer, made when a traced invocation first needs it, with the same decorators
     (`capture_lambda_handler`, `capture_method`). While tracing is disabled (tests, the local
@@ -120,10 +129,16 @@ class LazyTracer:
     def tracer(self) -> Tracer:
         """The Powertools Tracer (made, and its libraries patched, on first use)."""
         if self._tracer is None:
+            import wrapt
+
             with self._lock:
                 if self._tracer is None:
-                    self._tracer = Tracer(patch_modules=self._patch_modules)
+                    tracer = Tracer(auto_patch=False)
+                    for name in self._patch_modules:
+                        # Now if already imported, else when it is (wrapt ships with the SDK).
+                        wrapt.register_post_import_hook(_patcher(tracer, name), name)
                     quiet_libraries()  # the X-Ray SDK's loggers exist from now on
+                    self._tracer = tracer
         return self._tracer
 
     def _traced(self, function: F, decorate: Callable[[Tracer, F], Callable[..., Any]]) -> F:
