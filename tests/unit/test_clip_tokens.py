@@ -38,10 +38,11 @@ def test_the_shipped_merges_are_clips_first_48894_from_the_pinned_package() -> N
     assert hashlib.sha256(text).hexdigest() == MERGES_TEXT_SHA256
     assert text.count(b"\n") == clip_tokens.MERGE_COUNT
     assert path.stat().st_size < 300_000
-    # And the vocabulary built from it is CLIP's: 49,408 ids, the special tokens last
-    vocab = clip_tokens.vocabulary()
-    assert len(vocab.tokens) == len(vocab.ids) == 49408
-    assert (vocab.ids["<|startoftext|>"], vocab.ids["<|endoftext|>"]) == (49406, 49407)
+    # And the vocabulary built from it is CLIP's: 49,408 distinct tokens, the specials last
+    tokens = clip_tokens.tokens()
+    assert len(tokens) == len(set(tokens)) == 49408
+    assert tokens[-2:] == ["<|startoftext|>", "<|endoftext|>"]
+    assert (clip_tokens.START_ID, clip_tokens.END_ID) == (49406, 49407)
 
 
 def test_every_reference_prompt_gets_the_reference_tokenizers_ids() -> None:
@@ -152,7 +153,7 @@ def test_importing_the_tokenizer_reads_no_vocabulary() -> None:
     code = (
         "import sys; import imagegateway.submit_job; "
         "print('imagegateway.clip_tokens' in sys.modules); "
-        "import imagegateway.clip_tokens as c; print(c.vocabulary.cache_info().currsize)"
+        "import imagegateway.clip_tokens as c; print(c.merge_ranks.cache_info().currsize)"
     )
     result = subprocess.run(  # noqa: S603
         [sys.executable, "-c", code],
