@@ -105,6 +105,9 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
     # submit_job: the key's presence (503 without it), the job row (JobStore.create, a
     # conditional PutItem), the named execution; Powertools Idempotency on its own table.
     "SubmitFunctionRole": {
+        # imagegateway.usage: the caller's daily count (and ledger, give-backs)
+        ("dynamodb:GetItem", "<UsageTable.Arn>"),
+        ("dynamodb:UpdateItem", "<UsageTable.Arn>"),
         ("dynamodb:PutItem", "<JobsTable.Arn>"),
         ("dynamodb:GetItem", "<JobsTable.Arn>"),  # Prefer: wait=N
         ("s3:GetObject", "<ImagesBucket.Arn>/*"),  # a finished job's presigned URLs
@@ -120,6 +123,8 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
     # submit_upstream: the row (verified_record's GetItem), its claim / release / upstream id
     # (UpdateItem), the key for the POST. No StartExecution, no S3, no other table.
     "SubmitUpstreamFunctionRole": {
+        # imagegateway.usage: the caller's daily count (and ledger, give-backs)
+        ("dynamodb:PutItem", "<UsageTable.Arn>"),
         ("dynamodb:GetItem", "<JobsTable.Arn>"),
         ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
         ("secretsmanager:GetSecretValue", "<UpstreamApiKeySecret>"),
@@ -128,6 +133,9 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
     },
     # The caller's jobs: read (status, list), cancel (the row, the executions, the completion).
     "JobStatusFunctionRole": {
+        # imagegateway.usage: the caller's daily count (and ledger, give-backs)
+        ("dynamodb:GetItem", "<UsageTable.Arn>"),
+        ("dynamodb:UpdateItem", "<UsageTable.Arn>"),
         ("dynamodb:GetItem", "<JobsTable.Arn>"),
         ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
         ("dynamodb:Query", "<JobsTable.Arn>/index/OwnerByCreated"),
@@ -160,6 +168,8 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         *TELL_CALLERS,
     },
     "RecordFailureFunctionRole": {
+        # imagegateway.usage: the caller's daily count (and ledger, give-backs)
+        ("dynamodb:UpdateItem", "<UsageTable.Arn>"),
         ("dynamodb:GetItem", "<JobsTable.Arn>"),
         ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
         (BASIC_EXECUTION, ""),
@@ -167,6 +177,8 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         *TELL_CALLERS,
     },
     "ReconcilerFunctionRole": {
+        # imagegateway.usage: the caller's daily count (and ledger, give-backs)
+        ("dynamodb:UpdateItem", "<UsageTable.Arn>"),
         ("dynamodb:Query", "<JobsTable.Arn>/index/PendingByDeadline"),
         ("dynamodb:GetItem", "<JobsTable.Arn>"),
         ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
@@ -186,6 +198,10 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
     # The request queue's consumer: the job row, Idempotency records, the upstream POST (the
     # key), the execution, the message's next delivery, and the refusal of a request.
     "IntakeFunctionRole": {
+        # imagegateway.usage: the caller's daily count (and ledger, give-backs)
+        ("dynamodb:GetItem", "<UsageTable.Arn>"),
+        ("dynamodb:UpdateItem", "<UsageTable.Arn>"),
+        ("dynamodb:PutItem", "<UsageTable.Arn>"),
         ("dynamodb:PutItem", "<JobsTable.Arn>"),
         ("dynamodb:GetItem", "<JobsTable.Arn>"),
         ("dynamodb:UpdateItem", "<JobsTable.Arn>"),

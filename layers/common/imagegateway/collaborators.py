@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from imagegateway.jobs import JobStore
     from imagegateway.notifications import Notifier
     from imagegateway.upstream import UpstreamClient
+    from imagegateway.usage import UsageStore
     from imagegateway.workflow import Workflow
 
 
@@ -40,6 +41,7 @@ class Collaborators:
         images: ImageStore | None = None,
         workflow: Workflow | None = None,
         notifier: Notifier | None = None,
+        usage: UsageStore | None = None,
         clock: Callable[[], datetime] = utcnow,
         # How a use case waits (check_job between status checks); unit tests pass a fake clock's.
         sleep: Callable[[float], None] = time.sleep,
@@ -53,6 +55,7 @@ class Collaborators:
             "images": images,
             "workflow": workflow,
             "notifier": notifier,
+            "usage": usage,
         }
         # A cached_property reads the instance's __dict__ first: what is given there is kept.
         self.__dict__.update({name: value for name, value in given.items() if value is not None})
@@ -87,6 +90,12 @@ class Collaborators:
         from imagegateway.notifications import Notifier
 
         return Notifier(self.settings)
+
+    @cached_property
+    def usage(self) -> UsageStore:
+        from imagegateway.usage import UsageStore
+
+        return UsageStore(self.settings)
 
 
 @lru_cache(maxsize=1)

@@ -4,7 +4,7 @@ bus, the answer to a waiting task, the webhook), built from the job row once."""
 from __future__ import annotations
 
 from imagegateway.collaborators import Collaborators
-from imagegateway.errors import InvalidRequestError
+from imagegateway.errors import BudgetExceededError, InvalidRequestError
 from imagegateway.models import (
     Callbacks,
     CompletedImage,
@@ -13,7 +13,9 @@ from imagegateway.models import (
     ErrorDetail,
     JobRecord,
     JobStatus,
+    samples_of,
 )
+from imagegateway.observability import logger
 from imagegateway.view_job import timings_of
 
 
@@ -55,8 +57,24 @@ def tell_caller(callbacks: Callbacks | None, completion: Completion, deps: Colla
         deps.notifier.queue_webhook(callbacks.webhook_url, completion, now=deps.clock())
 
 
+def give_back_if_never_sent(record: JobRecord, deps: Collaborators) -> None:
+    """A job that ended FAILURE without its POST ever being sent was charged nothing: its images
+    no longer count against its caller's daily budget. Call once per job end (after the write
+    that ended it), so nothing is given back twice."""
+    if record.status is not JobStatus.FAILURE or record.submit_started_at or record.upstream_id:
+        return
+    try:
+        deps.usage.give_back(
+            record.owner, samples_of(record.request), accepted_at=record.created_at
+        )
+    except Exception:  # the job's end stands; the caller's count stays a little high today
+        logger.exception("could not give a job's images back to its caller's budget")
+
+
 def finish_outside_workflow(record: JobRecord, deps: Collaborators) -> Completion:
-    """A job ended by the reconciler: the event the workflow would have put on the bus, too."""
+    """A job ended by the reconciler or cancelled: the event the workflow would have put on the
+    bus, too."""
+    give_back_if_never_sent(record, deps)
     completion = completion_of(record, deps)
     tell_caller(record.callbacks, completion, deps)
     deps.notifier.publish(completion)
@@ -64,16 +82,17 @@ def finish_outside_workflow(record: JobRecord, deps: Collaborators) -> Completio
 
 
 def refuse_request(
-    callbacks: Callbacks, error: InvalidRequestError, deps: Collaborators
+    callbacks: Callbacks, error: InvalidRequestError | BudgetExceededError, deps: Collaborators
 ) -> Completion:
-    """A request that never became a job (the queue's intake refused it): its Failed event,
-    its waiting task and its webhook, like a job's end."""
+    """A request that never became a job (the queue's intake refused it: invalid, or over its
+    caller's budget): its Failed event, its waiting task and its webhook, like a job's end."""
+    fields = error.details if isinstance(error, InvalidRequestError) else []
     detail = CompletionDetail(
         status=JobStatus.FAILURE,
         reference=callbacks.reference,
         error=error.message,
         error_code=error.code,
-        details=[ErrorDetail(field=field, message=message) for field, message in error.details],
+        details=[ErrorDetail(field=field, message=message) for field, message in fields],
     )
     completion = Completion.of(detail)
     tell_caller(callbacks, completion, deps)

@@ -12,6 +12,7 @@ holds the state machine's error names, codes and messages, and the README's tabl
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar, NamedTuple
 
@@ -47,6 +48,8 @@ class FailureCode(StrEnum):
     BODY_TOO_LARGE = "BODY_TOO_LARGE"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
     INVALID_IDEMPOTENCY_KEY = "INVALID_IDEMPOTENCY_KEY"
+    # The caller's daily image budget is spent: a 429 (HTTP) or a Failed event, no job, no call.
+    BUDGET_EXCEEDED = "BUDGET_EXCEEDED"
     # A queued or evented request that can never run (not JSON, not an envelope, an invalid
     # request, a reused idempotency key): told as an `Image Generation Failed` event, no job.
     INVALID_REQUEST = "INVALID_REQUEST"
@@ -71,6 +74,7 @@ NOT_JOB_CODES: frozenset[FailureCode] = frozenset(
         FailureCode.BODY_TOO_LARGE,
         FailureCode.UNSUPPORTED_MEDIA_TYPE,
         FailureCode.INVALID_IDEMPOTENCY_KEY,
+        FailureCode.BUDGET_EXCEEDED,
         FailureCode.INVALID_REQUEST,
         FailureCode.INVALID_CURSOR,
         FailureCode.PROMPT_TOO_LONG,
@@ -227,6 +231,19 @@ class UnsupportedMediaTypeError(GatewayError):
 
 class InvalidIdempotencyKeyError(GatewayError):
     code = FailureCode.INVALID_IDEMPOTENCY_KEY
+
+
+class BudgetExceededError(GatewayError):
+    """The caller's daily image budget cannot take the job's images: refused before anything is
+    stored or sent (a 429 with the reset time; for event entries, a Failed event)."""
+
+    code = FailureCode.BUDGET_EXCEEDED
+
+    def __init__(self, message: str, *, budget: int, used: int, resets_at: datetime) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.used = used
+        self.resets_at = resets_at
 
 
 class InvalidRequestError(GatewayError):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from imagegateway.collaborators import Collaborators
-from imagegateway.completion import completion_of, tell_caller
+from imagegateway.completion import completion_of, give_back_if_never_sent, tell_caller
 from imagegateway.errors import (
     ERROR_CODES,
     INTERNAL_ERROR,
@@ -58,6 +58,8 @@ def fail_job(ticket: JobTicket, deps: Collaborators) -> Completion:
     metrics.add_metric(name="JobsFailed", unit="Count", value=1)
     # The row as it ended (FAILURE, or SUCCESS if the job had succeeded after all).
     record = deps.jobs.get(ticket.job_id)
+    if recorded:
+        give_back_if_never_sent(record, deps)
     completion = completion_of(record, deps)
     tell_caller(record.callbacks, completion, deps)
     return completion

@@ -9,6 +9,8 @@ upstream id on the row and never POSTs again).
 - A message that can never run (not JSON, not an envelope, an invalid request, a reused
   idempotency key) is not retried: it ends at once as an `Image Generation Failed` event with
   `INVALID_REQUEST` and details naming the fields, and its task token and webhook are told.
+  One over the daily budget of its caller (all queued and evented requests are the caller
+  `pipeline`) ends the same way, with `BUDGET_EXCEEDED`, and nothing is sent.
 - A transient failure (no upstream key yet, the upstream refusing or unreachable, the same key
   in flight) brings the message back later (`RetryLater`); after the queue's last receive it
   waits in the dead-letter queue, and its job row (if one was written) is ended by the
@@ -30,6 +32,7 @@ from pydantic import ValidationError
 from imagegateway.collaborators import Collaborators, collaborators
 from imagegateway.completion import refuse_request
 from imagegateway.errors import (
+    BudgetExceededError,
     GatewayError,
     InvalidRequestError,
     RetryLater,
@@ -131,7 +134,9 @@ def _retry_seconds(record: SQSRecord) -> int:
     return min(MAX_RETRY_SECONDS, wait)
 
 
-def _refuse(message_body: str, error: InvalidRequestError, deps: Collaborators) -> None:
+def _refuse(
+    message_body: str, error: InvalidRequestError | BudgetExceededError, deps: Collaborators
+) -> None:
     refuse_request(_callbacks_in(message_body), error, deps)
     logger.info("refused a queued request", extra={"error": error.message})
     metrics.add_metric(name="QueuedRequestsRefused", unit="Count", value=1)
@@ -188,7 +193,7 @@ def take_request(record: SQSRecord, context: LambdaContext | None) -> None:
             ),
             start_workflow=False,
         )
-    except InvalidRequestError as exc:
+    except (InvalidRequestError, BudgetExceededError) as exc:
         _refuse(record.body, exc, deps)
         return
     except IdempotencyValidationError:

@@ -25,7 +25,7 @@ from imagegateway.errors import (
     UpstreamUnavailableError,
 )
 from imagegateway.image_set import select_image_urls
-from imagegateway.models import Failure, JobStatus, JobTicket
+from imagegateway.models import Failure, JobRecord, JobStatus, JobTicket
 from imagegateway.observability import logger, metrics
 from imagegateway.polling import capped_wait, deadline_passed, hand_over_due, next_wait_seconds
 from imagegateway.settings import Settings
@@ -47,6 +47,7 @@ def send_job(ticket: JobTicket, deps: Collaborators) -> JobTicket:
     if ticket.status is JobStatus.FAILURE and ticket.failure is not None:
         return ticket  # the queue's intake sent it and it failed there: record that
     now = deps.clock()
+    handed_over = ticket.hand_over
     ticket = _execution_begun(ticket, deps.settings, now)
     if record.upstream_id:  # a re-run, or a resume: the upstream already has the job
         if ticket.status is JobStatus.SUCCESS and ticket.download_urls:
@@ -59,10 +60,12 @@ def send_job(ticket: JobTicket, deps: Collaborators) -> JobTicket:
         )
     if deadline_passed(now=now, deadline_at=ticket.deadline_at):
         return _failed(ticket, NOT_SUBMITTED, NOT_SUBMITTED_BY_DEADLINE_MESSAGE)
-    remaining = (ticket.submit_not_before - now).total_seconds() if ticket.submit_not_before else 0
-    if remaining > SUBMIT_NOT_BEFORE_SLACK_SECONDS:
-        # An Express execution handed the job over while it waited to submit again.
-        return _later(ticket, remaining, deps.settings, now=now)
+    if handed_over and ticket.submit_not_before is not None:
+        # An Express execution handed the job over while it waited to submit again: the rest of
+        # that wait comes first (the upstream asked for it).
+        remaining = (ticket.submit_not_before - now).total_seconds()
+        if remaining > SUBMIT_NOT_BEFORE_SLACK_SECONDS:
+            return _later(ticket, remaining, deps.settings, now=now)
     if not deps.jobs.claim_submit(ticket.job_id, run_token=ticket.run_token, now=now):
         raise SubmitAlreadyClaimedError(
             "an earlier attempt to send this job upstream was interrupted after it may have "
@@ -79,7 +82,9 @@ def send_job(ticket: JobTicket, deps: Collaborators) -> JobTicket:
         raise
     except UpstreamError:
         metrics.add_metric(name="UpstreamSubmitErrors", unit="Count", value=1)
+        _write_ledger(record, ticket, deps)  # it may have reached the upstream, and be charged
         raise
+    _write_ledger(record, ticket, deps)
     now = deps.clock()
     if answer.status is JobStatus.FAILURE:
         message = answer.error or "the upstream refused the job"
@@ -102,6 +107,22 @@ def send_job(ticket: JobTicket, deps: Collaborators) -> JobTicket:
             "upstream_completed_at": now,
         }
     return ticket.model_copy(update=accepted)
+
+
+def _write_ledger(record: JobRecord, ticket: JobTicket, deps: Collaborators) -> None:
+    """The ledger's line for this POST. Never fails the job: the POST is done, and the job must
+    still be followed (a lost line is logged and counted)."""
+    try:
+        deps.usage.record_call(
+            record.owner,
+            kind=record.kind,
+            images=ticket.expected_images,
+            job_id=record.job_id,
+            now=deps.clock(),
+        )
+    except Exception:
+        logger.exception("could not write the upstream call to the ledger")
+        metrics.add_metric(name="LedgerWriteFailures", unit="Count", value=1)
 
 
 def _first_wait(ticket: JobTicket, settings: Settings, now: datetime) -> int:

@@ -68,6 +68,11 @@ class Settings(BaseModel):
     api_keys_table_name: str = ""
     auth_mode: Literal["IAM", "API_KEY"] = "API_KEY"
 
+    # Per-caller daily budgets (CallerDailyImageBudget; empty: unlimited), checked against the
+    # usage table, which also keeps the ledger of upstream calls.
+    caller_daily_image_budget: int | None = Field(default=None, ge=0)
+    usage_table_name: str = ""
+
     @property
     def checks_every_second(self) -> bool:
         """Whether the status loop checks about once a second (in-function polling, or an
@@ -78,6 +83,11 @@ class Settings(BaseModel):
     @classmethod
     def _strip_trailing_slash(cls, value: object) -> object:
         return value.rstrip("/") if isinstance(value, str) else value
+
+    @field_validator("caller_daily_image_budget", mode="before")
+    @classmethod
+    def _empty_is_unlimited(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("download_allowed_hosts", mode="before")
     @classmethod
