@@ -9,9 +9,8 @@ never be delivered (not a WebhookMessage, a refused URL) is logged, counted and 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
@@ -26,6 +25,11 @@ from imagegateway.webhooks import (
     WebhookSender,
     next_delay_seconds,
 )
+
+if TYPE_CHECKING:
+    # Types only: the data classes package loads every event type; the batch utility brings it
+    # with the first batch.
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 
 def deliver_webhooks(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

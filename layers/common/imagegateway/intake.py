@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
@@ -58,6 +57,11 @@ from imagegateway.models import (
 )
 from imagegateway.observability import logger, metrics
 from imagegateway.send_job import send_job
+
+if TYPE_CHECKING:
+    # Types only: the data classes package loads every event type; the batch utility brings it
+    # with the first batch.
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 # Jobs from queues and events belong to no HTTP caller: their callers hear back through the
 # completion event, their task token or their webhook.

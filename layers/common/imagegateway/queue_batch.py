@@ -13,15 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from imagegateway.aws import sqs_client
 from imagegateway.errors import RetryLater
 from imagegateway.observability import logger
+
+if TYPE_CHECKING:
+    # Types only: the data classes package loads every event type; the batch utility brings it
+    # with the first batch.
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 
 def receive_count(record: SQSRecord) -> int:
