@@ -1,8 +1,8 @@
 """What a cold start imports: each function's handler module, imported by a fresh interpreter in a
 Lambda-like environment (tracing live), loads only what its import needs. The X-Ray SDK, the
-idempotency, parameters and batch utilities, the OpenAPI models, boto3 and S3 transfers are
-loaded at first use; the HTTP event handler only by the HTTP functions. Structure only: the
-bench (`make bench`) times it.
+idempotency, parameters and batch utilities, the OpenAPI models, boto3, S3 transfers and
+requests are loaded at first use; the HTTP event handler only by the HTTP functions. Structure
+only: the bench (`make bench`) times it.
 
 And tracing stays available: the first traced invocation makes Powertools' Tracer, which patches
 botocore and requests as they are imported (without importing them); with
@@ -32,6 +32,7 @@ AT_FIRST_USE = (
     "aws_lambda_powertools.event_handler.openapi.models",
     "boto3",
     "s3transfer",
+    "requests",
 )
 
 IMPORT_APP = r"""

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import requests
+from aws_lambda_powertools.shared.lazy_import import LazyLoader
 from pydantic import ValidationError
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from imagegateway.errors import (
@@ -38,14 +37,22 @@ from imagegateway.observability import logger
 from imagegateway.settings import Settings, get_settings
 from imagegateway.time_budget import read_timeout_within_budget
 
+if TYPE_CHECKING:
+    import requests
+else:
+    # Imported at the first upstream call, not with this module: the submit functions import
+    # it to read the key, and requests (its cookie, charset and urllib modules) is a cold
+    # start's tens of milliseconds.
+    requests = LazyLoader("requests", globals(), "requests")
+
 # The upstream's answers that prove it did not take the job (nothing charged).
 REFUSED_STATUSES = frozenset({429})
 # A Retry-After up to this is slept inside the function; a longer one becomes a Wait state.
 MAX_INLINE_RETRY_AFTER_SECONDS = 5
 
 
-def _adapter(retry: BudgetedRetry) -> HTTPAdapter:
-    return HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=8)
+def _adapter(retry: BudgetedRetry) -> requests.adapters.HTTPAdapter:
+    return requests.adapters.HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=8)
 
 
 def _session(retry: BudgetedRetry) -> requests.Session:
