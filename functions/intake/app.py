@@ -22,5 +22,6 @@ lambda_handler = queue_consumer(
         "idempotency_table_name",
         "upstream_api_key_secret_name",
         "event_bus_name",
+        "usage_table_name",
     ),
 )

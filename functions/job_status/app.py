@@ -26,6 +26,6 @@ def documented_app() -> APIGatewayHttpResolver:
 
 lambda_handler = http_handler(
     app,
-    requires=("state_machine_arn", "event_bus_name"),
+    requires=("state_machine_arn", "event_bus_name", "usage_table_name"),
     lazy_paths={OPENAPI_PATH: documented_app, SWAGGER_PATH: documented_app},
 )

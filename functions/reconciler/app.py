@@ -4,5 +4,6 @@ from imagegateway.handlers import scheduled_task
 from imagegateway.reconciler import reconcile_overdue_jobs
 
 lambda_handler = scheduled_task(
-    reconcile_overdue_jobs, requires=("state_machine_arn", "upstream_api_key_secret_name")
+    reconcile_overdue_jobs,
+    requires=("state_machine_arn", "upstream_api_key_secret_name", "usage_table_name"),
 )

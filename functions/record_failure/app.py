@@ -3,4 +3,4 @@
 from imagegateway.fail_job import fail_job
 from imagegateway.handlers import workflow_task
 
-lambda_handler = workflow_task(fail_job)
+lambda_handler = workflow_task(fail_job, requires=("usage_table_name",))

@@ -10,5 +10,10 @@ from imagegateway.handlers import http_handler
 app = make_resolver(submit_routes)
 lambda_handler = http_handler(
     app,
-    requires=("state_machine_arn", "idempotency_table_name", "upstream_api_key_secret_name"),
+    requires=(
+        "state_machine_arn",
+        "idempotency_table_name",
+        "upstream_api_key_secret_name",
+        "usage_table_name",
+    ),
 )

@@ -3,4 +3,6 @@
 from imagegateway.handlers import workflow_task
 from imagegateway.send_job import send_job
 
-lambda_handler = workflow_task(send_job, requires=("upstream_api_key_secret_name",))
+lambda_handler = workflow_task(
+    send_job, requires=("upstream_api_key_secret_name", "usage_table_name")
+)

@@ -55,11 +55,11 @@ class Gateway:
     # Completion events read off the CompletionQueue so far (every test's: match by reference
     # or job id).
     completions: list[dict[str, Any]] = field(default_factory=list)
+    # A stack of a test's own (other settings) writes its outputs elsewhere.
+    outputs_file: str = STACK_ENVIRONMENT["STACK_OUTPUTS_FILE"]
 
     def outputs(self) -> dict[str, str]:
-        outputs: dict[str, str] = json.loads(
-            Path(STACK_ENVIRONMENT["STACK_OUTPUTS_FILE"]).read_text(encoding="utf-8")
-        )
+        outputs: dict[str, str] = json.loads(Path(self.outputs_file).read_text(encoding="utf-8"))
         return outputs
 
     def aws(self, service: str) -> Any:

@@ -93,6 +93,7 @@ def test_the_openapi_document_describes_every_route(
         "/sd/{kind}/v1/status/{job_id}",
         "/v1/jobs",
         "/v1/jobs/{job_id}/cancel",
+        "/v1/usage",
     }
     for kind in ("text2image", "image2image", "inpainting"):
         post = document["paths"][f"/sd/{kind}/v1"]["post"]

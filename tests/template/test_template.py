@@ -804,6 +804,7 @@ def test_every_route_requires_iam_auth(translated: dict[str, Any]) -> None:
         "GET /sd/{kind}/v1/status/{job_id}",
         "GET /v1/jobs",
         "POST /v1/jobs/{job_id}/cancel",
+        "GET /v1/usage",
         "GET /openapi.json",
         "GET /swagger",
     }

@@ -1,6 +1,6 @@
 """The HTTP routes about a caller's jobs: a job's status (long-polled with `Prefer: wait=N`),
-the list of the caller's jobs, and cancelling one. Status codes are decided in
-`imagegateway.api`'s error handlers, like every route's.
+the list of the caller's jobs, cancelling one, and the caller's usage today. Status codes are
+decided in `imagegateway.api`'s error handlers, like every route's.
 
 No `from __future__ import annotations`: Powertools reads the routes' annotations at runtime.
 """
@@ -26,11 +26,13 @@ from imagegateway.cancel_job import cancel_job
 from imagegateway.collaborators import collaborators
 from imagegateway.list_jobs import MAX_PAGE, list_jobs
 from imagegateway.models import JobKind, JobList, JobStatus
+from imagegateway.usage import Usage
 from imagegateway.view_job import view_job
 
 STATUS_PATH = "/sd/<kind>/v1/status/<job_id>"
 LIST_PATH = "/v1/jobs"
 CANCEL_PATH = "/v1/jobs/<job_id>/cancel"
+USAGE_PATH = "/v1/usage"
 
 job_routes = Router()  # type: ignore[no-untyped-call]
 
@@ -76,6 +78,22 @@ def get_jobs(
         deps=collaborators(),
     )
     return json_answer(HTTPStatus.OK, page)
+
+
+@job_routes.get(
+    USAGE_PATH,
+    summary="The caller's usage today: images asked of the upstream, and its daily budget",
+    responses={
+        200: {
+            "description": "Today's (UTC) count, the budget (null: unlimited) and its reset",
+            "content": {"application/json": {"model": Usage}},
+        }
+    },
+)
+def get_usage() -> Response[Any]:
+    deps = collaborators()
+    owner = caller_identity(current_event(job_routes))
+    return json_answer(HTTPStatus.OK, deps.usage.today(owner, now=deps.clock()))
 
 
 @job_routes.post(

@@ -363,7 +363,6 @@ class JobTicket(BaseModel):
     # Why the job is failing, once: a failure a state decided (code and message), or the error
     # a Catch caught (Error and Cause), which RecordFailure turns into a code and a message.
     failure: Failure | CaughtError | None = None
-
     # Express executions only: when this execution's first task ran (the hand-over clock), and
     # whether the job must go on in a new execution (the 5-minute limit is near).
     execution_started_at: AwareDatetime | None = None
@@ -533,13 +532,15 @@ def error_details(errors: list[Any], *, prefix: str = "") -> list[ErrorDetail]:
 
 
 class ErrorResponse(BaseModel):
-    """The contract's error body for 400 / 404 / 409 / 413 / 415 / 422 / 5xx answers."""
+    """The contract's error body for 400 / 404 / 409 / 413 / 415 / 422 / 429 / 5xx answers."""
 
     status: JobStatus = JobStatus.FAILURE
     error: str
     error_code: str | None = None
     details: list[ErrorDetail] = Field(default_factory=list)
     id: str | None = None
+    # BUDGET_EXCEEDED: when the caller's daily budget starts again.
+    resets_at: datetime | None = None
 
 
 # --- event-driven entries and completion (contract: docs/design.md) ---------------------------

@@ -40,9 +40,12 @@ def record_job(
     upstream_api_key(deps.settings)
     if tokens is None:
         tokens = measure_prompts(body)
+    now = deps.clock()
+    # The caller's daily budget, before anything is stored or sent (BudgetExceededError: a 429,
+    # or a Failed event); a job that ends without being sent gives its images back.
+    deps.usage.reserve(owner, samples_of(body), now=now)
     job_id = new_job_id()
     logger.append_keys(job_id=job_id)
-    now = deps.clock()
     deadline_at = now + timedelta(seconds=deps.settings.job_deadline_seconds)
     run_token = secrets.token_urlsafe(24)
     deps.jobs.create(

@@ -1,0 +1,88 @@
+"""Per-caller daily budgets over a stack of their own (CALLER_DAILY_IMAGE_BUDGET=3): the request
+that does not fit is refused before anything is sent, over HTTP (429) and from the queue (a
+Failed event); GET /v1/usage shows the day's count."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from local.stack import StackProcess
+from tests.e2e.conftest import STACK_ENVIRONMENT, Gateway
+
+BUDGET = 3
+
+
+@pytest.fixture(scope="module")
+def budgeted() -> Iterator[Gateway]:
+    outputs = str(Path(tempfile.mkdtemp(prefix="e2e-budget-")) / "stack-outputs.json")
+    environment = {
+        **STACK_ENVIRONMENT,
+        "STACK_OUTPUTS_FILE": outputs,
+        "CALLER_DAILY_IMAGE_BUDGET": str(BUDGET),
+    }
+    process = StackProcess(environment=environment)
+    urls = process.start(timeout=90)
+    with requests.Session() as session:
+        yield Gateway(
+            process, urls.gateway, urls.moto, urls.upstream, session, [], outputs_file=outputs
+        )
+    assert process.stop() == 0, process.output(last=40)
+
+
+def submits_of(gateway: Gateway, model_id: str) -> int:
+    return int(gateway.upstream_stats()["submits_by_model"].get(model_id, 0))
+
+
+def test_the_request_over_a_callers_budget_is_a_429_and_never_sent(budgeted: Gateway) -> None:
+    # Given a budget of 3 images a day, and a caller whose three single-image jobs ran
+    caller, model = "budget-caller", f"budget-{uuid.uuid4().hex[:8]}"
+    for n in range(BUDGET):
+        accepted = budgeted.submit({"model_id": model, "prompt": f"fox {n}"}, caller=caller)
+        assert accepted.status_code == 202, accepted.text
+        budgeted.wait(accepted.json()["id"], caller=caller)
+    # When it asks for a fourth
+    refused = budgeted.submit({"model_id": model, "prompt": "fox 4"}, caller=caller)
+    # Then it is refused with the budget's code, when it resets, and no job
+    assert refused.status_code == 429, refused.text
+    body = refused.json()
+    assert (body["status"], body["error_code"]) == ("FAILURE", "BUDGET_EXCEEDED")
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    assert datetime.fromisoformat(body["resets_at"]).date() == tomorrow
+    assert 0 < int(refused.headers["Retry-After"]) <= 24 * 3600
+    assert "id" not in body
+    # And the upstream got three POSTs, never the fourth
+    time.sleep(1)
+    assert submits_of(budgeted, model) == BUDGET
+    # And the caller's usage says so; another caller still has its whole budget
+    usage = budgeted.session.get(
+        budgeted.url + "/v1/usage", headers={"X-Local-Caller": caller}, timeout=10
+    ).json()
+    assert (usage["images"], usage["budget"], usage["remaining"]) == (BUDGET, BUDGET, 0)
+    other = budgeted.submit({"model_id": model, "prompt": "fox"}, caller="another-caller")
+    assert other.status_code == 202, other.text
+
+
+def test_a_queued_request_over_the_budget_ends_as_a_failed_event(budgeted: Gateway) -> None:
+    # Given queued requests (all the caller "pipeline"): three images, then one more
+    model = f"budget-queue-{uuid.uuid4().hex[:8]}"
+    sqs, queue = budgeted.aws("sqs"), budgeted.outputs()["RequestQueueUrl"]
+    first = {"kind": "text2image", "request": {"model_id": model, "prompt": "a", "samples": 3}}
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({**first, "reference": "fits"}))
+    budgeted.completion(lambda event: event["detail"].get("reference") == "fits")
+    over = {"kind": "text2image", "request": {"model_id": model, "prompt": "b"}}
+    # When the fourth image is asked for
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({**over, "reference": "over"}))
+    # Then it ends at once as a Failed event with BUDGET_EXCEEDED, and was never sent
+    event = budgeted.completion(lambda event: event["detail"].get("reference") == "over")
+    assert event["detail-type"] == "Image Generation Failed"
+    assert event["detail"]["error_code"] == "BUDGET_EXCEEDED"
+    assert submits_of(budgeted, model) == 1
