@@ -193,11 +193,14 @@ class Scenario:
         return statistics.fmean(metric(job) for job in self.jobs)
 
 
-def _request_body(samples: int) -> dict[str, Any]:
+def _request_body(samples: int, seed: int) -> dict[str, Any]:
+    """The sample request with a seed of its own: each measured job is generated (an identical
+    fixed-seed request would be served from the result cache; `serve_repeat` measures that)."""
     from tests.support.events import load_event
 
     body: dict[str, Any] = json.loads(load_event("submit")["body"])
     body["samples"] = samples
+    body["seed"] = seed
     return body
 
 
@@ -210,6 +213,8 @@ class JobRunner:
         self.counter = counter
         self.invocations: list[Invocation] = []
         self._names: dict[str, str] = dict(stack.function_names)
+        self._seeds = iter(range(1000, 1_000_000))
+        self.last_body: dict[str, Any] = {}
 
     def record(self, invocation: Any) -> None:
         self.invocations.append(invocation)
@@ -225,10 +230,11 @@ class JobRunner:
         first_invocation = len(self.invocations)
         started = time.perf_counter()
 
+        self.last_body = _request_body(samples, next(self._seeds))
         response = run_handler(
             self.stack,
             self._names["SubmitFunction"],
-            http_event_with_body(_request_body(samples)),
+            http_event_with_body(self.last_body),
             trigger="POST /sd/text2image/v1",
             on_invoke=self.record,
         )
@@ -279,6 +285,55 @@ class JobRunner:
             log_bytes=log_bytes() - logs_before,
             row_bytes=dynamodb_item_size(row),
             status=status,
+        )
+
+    def serve_repeat(self, log_bytes: Callable[[], int]) -> JobMeasure:
+        """The last job's request sent again: served from the result cache (one submit
+        invocation, answered 200 with the URLs; no workflow, no upstream call)."""
+        from local.aws_stack import run_handler
+        from tests.support.events import http_event_with_body
+        from tests.support.stack import job_row
+
+        calls_before = self.counter.snapshot()
+        upstream_before = self.upstream.stats()
+        logs_before = log_bytes()
+        first_invocation = len(self.invocations)
+        started = time.perf_counter()
+        response = run_handler(
+            self.stack,
+            self._names["SubmitFunction"],
+            http_event_with_body(self.last_body),
+            trigger="POST /sd/text2image/v1",
+            on_invoke=self.record,
+        )
+        wall = time.perf_counter() - started
+        answer = json.loads(response["body"])
+        if response["statusCode"] != 200 or not answer.get("cached_from"):
+            raise RuntimeError(f"the repeat was not served from the cache: {response['body']}")
+        calls = self.counter.snapshot()
+        calls.subtract(calls_before)
+        upstream_after = self.upstream.stats()
+        mine = self.invocations[first_invocation:]
+        durations: dict[str, list[float]] = {}
+        for invocation in mine:
+            durations.setdefault(invocation.function, []).append(invocation.duration_ms)
+        with self.counter.paused():
+            row = job_row(self.stack, answer["id"]) or {}
+        return JobMeasure(
+            job_id=answer["id"],
+            wall_seconds=wall,
+            transitions=0,
+            states=Counter(),
+            invocations=Counter(invocation.function for invocation in mine),
+            durations_ms=durations,
+            aws_calls=+calls,
+            upstream={
+                key: int(upstream_after[key]) - int(upstream_before[key])
+                for key in ("submits", "status_checks", "downloads")
+            },
+            log_bytes=log_bytes() - logs_before,
+            row_bytes=dynamodb_item_size(row),
+            status=answer["status"],
         )
 
 
@@ -411,13 +466,14 @@ def check_times(
 # --------------------------------------------------------------------------- the benchmark
 
 
-def run_scenarios(jobs: int) -> tuple[list[Scenario], int]:
+def run_scenarios(jobs: int) -> tuple[list[Scenario], Scenario, int]:
     from local.aws_stack import handlers_in_process
     from local.fake_upstream import FakeUpstream
     from tests.support.caches import clear_all
     from tests.support.stack import UPSTREAM_KEY, moto_stack
 
     scenarios = [Scenario("samples=1", 1), Scenario("samples=4", 4)]
+    repeats = Scenario("repeat (served)", 1)
     counter = AwsCallCounter()
     monkeypatch = pytest.MonkeyPatch()
     try:
@@ -440,17 +496,19 @@ def run_scenarios(jobs: int) -> tuple[list[Scenario], int]:
                 for scenario in scenarios:
                     for _ in range(jobs):
                         scenario.jobs.append(runner.run(scenario.samples, log_bytes))
+                        if scenario.samples == 1:
+                            repeats.jobs.append(runner.serve_repeat(log_bytes))
             pending_polls = upstream.pending_polls
     finally:
         monkeypatch.undo()
         clear_all()
-    return scenarios, pending_polls
+    return scenarios, repeats, pending_polls
 
 
 def run_job_cost_bench(jobs: int = 5) -> None:
     title("2. Per-job cost model: real state machine in moto, real handlers in-process")
     started = time.perf_counter()
-    scenarios, pending_polls = run_scenarios(jobs)
+    scenarios, repeats, pending_polls = run_scenarios(jobs)
     elapsed = time.perf_counter() - started
     memory = function_memory_mb()
     note(
@@ -553,6 +611,7 @@ def run_job_cost_bench(jobs: int = 5) -> None:
 
     print_polling_projection(scenarios, costs, memory)
     print_targets(scenarios, costs, memory)
+    print_repeat_cost(scenarios, costs, repeats, memory)
 
 
 def print_prices(memory: Mapping[str, int]) -> None:
@@ -847,4 +906,54 @@ def print_targets(scenarios: list[Scenario], costs: list[Cost], memory: Mapping[
         f"transitions = {model.fixed_transitions:g} + {model.per_check_transitions} x "
         f"{checks} checks; Step Functions alone is "
         f"${model.transitions(checks) * SFN_PER_TRANSITION * 1000:.4f} per 1,000 jobs"
+    )
+
+
+# --------------------------------------------------------------------------- the result cache
+
+
+def print_repeat_cost(
+    scenarios: list[Scenario], costs: list[Cost], repeats: Scenario, memory: Mapping[str, int]
+) -> None:
+    """What sending a fixed-seed request again costs: served from the result cache (measured:
+    the repeat of each single-image job above) vs generated again (that job's own cost)."""
+    single = next(i for i, s in enumerate(scenarios) if s.samples == 1)
+    served = per_job_cost(repeats, memory)
+    generated = costs[single].total
+    model = polling_model(scenarios, costs, memory)
+    express = express_cost(scenarios[single], model, single, memory)
+    upstream_calls = repeats.mean(lambda job: job.upstream["submits"])
+    print()
+    print(
+        "  A repeated fixed-seed request (single image): served from the result cache vs generated"
+    )
+    table(
+        ["per 1,000 repeats", "served (measured)", "generated (this run)", "generated, T = 30 s"],
+        [
+            [
+                "gateway's AWS cost, $",
+                per_1000(served.total),
+                per_1000(generated),
+                f"{per_1000(express.total)} (EXPRESS) .. {per_1000(generated)}+ (STANDARD)",
+            ],
+            [
+                "upstream POSTs (each a paid generation)",
+                f"{1000 * upstream_calls:g}",
+                "1000",
+                "1000",
+            ],
+            [
+                "answer",
+                f"200 at once ({1000 * repeats.mean(lambda j: j.wall_seconds):.0f} ms in-process)",
+                "202, then SUCCESS",
+                "202, then SUCCESS",
+            ],
+        ],
+        indent=2,
+    )
+    note(
+        f"served: one submit invocation, the cache-index query and reads, one row write, "
+        f"{repeats.mean(lambda j: _calls(j, 's3', S3_PUT_OPERATIONS)):g} S3 COPY per image, the "
+        f"completion event; dominant: {served.dominant}. Generated again also pays the "
+        "upstream's own price per image, which a served repeat never does."
     )

@@ -86,3 +86,21 @@ def test_a_queued_request_over_the_budget_ends_as_a_failed_event(budgeted: Gatew
     assert event["detail-type"] == "Image Generation Failed"
     assert event["detail"]["error_code"] == "BUDGET_EXCEEDED"
     assert submits_of(budgeted, model) == 1
+
+
+def test_requests_served_from_the_cache_do_not_count(budgeted: Gateway) -> None:
+    # Given a caller's fixed-seed job that ran (1 image of its 3)
+    caller, model = "cache-caller", f"budget-cache-{uuid.uuid4().hex[:8]}"
+    body = {"model_id": model, "prompt": "a fox", "seed": 42}
+    first = budgeted.submit(body, caller=caller)
+    assert first.status_code == 202, first.text
+    budgeted.wait(first.json()["id"], caller=caller)
+    # When the same request comes back four times
+    answers = [budgeted.submit(body, caller=caller) for _ in range(4)]
+    # Then each is served (200, from the first job), and the day still counts 1 image
+    assert [answer.status_code for answer in answers] == [200] * 4
+    usage = budgeted.session.get(
+        budgeted.url + "/v1/usage", headers={"X-Local-Caller": caller}, timeout=10
+    ).json()
+    assert usage["images"] == 1
+    assert submits_of(budgeted, model) == 1

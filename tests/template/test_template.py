@@ -105,6 +105,14 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
     # submit_job: the key's presence (503 without it), the job row (JobStore.create, a
     # conditional PutItem), the named execution; Powertools Idempotency on its own table.
     "SubmitFunctionRole": {
+        # the result cache: find, copy, and tell (a served job ends at once)
+        ("dynamodb:Query", "<JobsTable.Arn>/index/ByCacheKey"),
+        ("s3:GetObject", "<ImagesBucket.Arn>/jobs/*"),
+        ("s3:PutObject", "<ImagesBucket.Arn>/jobs/*"),
+        ("events:PutEvents", "<EventBus.Arn>"),
+        ("states:SendTaskSuccess", "*"),
+        ("states:SendTaskFailure", "*"),
+        ("sqs:SendMessage", "<WebhookQueue.Arn>"),
         # imagegateway.usage: the caller's daily count (and ledger, give-backs)
         ("dynamodb:GetItem", "<UsageTable.Arn>"),
         ("dynamodb:UpdateItem", "<UsageTable.Arn>"),
@@ -198,6 +206,10 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
     # The request queue's consumer: the job row, Idempotency records, the upstream POST (the
     # key), the execution, the message's next delivery, and the refusal of a request.
     "IntakeFunctionRole": {
+        # the result cache: find, copy, and tell (a served job ends at once)
+        ("dynamodb:Query", "<JobsTable.Arn>/index/ByCacheKey"),
+        ("s3:GetObject", "<ImagesBucket.Arn>/jobs/*"),
+        ("s3:PutObject", "<ImagesBucket.Arn>/jobs/*"),
         # imagegateway.usage: the caller's daily count (and ledger, give-backs)
         ("dynamodb:GetItem", "<UsageTable.Arn>"),
         ("dynamodb:UpdateItem", "<UsageTable.Arn>"),
@@ -1061,6 +1073,8 @@ def test_jobs_table_has_the_sparse_pending_by_deadline_index(template: dict[str,
         "deadline_at": "S",
         "owner": "S",
         "created_at": "S",
+        "cache_key": "S",
+        "completed_at": "S",
     }
     # And it is sparse: `pending` is not the table's own key, so rows without it stay out
     assert jobs.PENDING_ATTRIBUTE not in {k["AttributeName"] for k in props["KeySchema"]}
@@ -1068,6 +1082,11 @@ def test_jobs_table_has_the_sparse_pending_by_deadline_index(template: dict[str,
     assert indexes[jobs.OWNER_INDEX]["KeySchema"] == [
         {"AttributeName": "owner", "KeyType": "HASH"},
         {"AttributeName": "created_at", "KeyType": "RANGE"},
+    ]
+    # And the result cache's index holds successful fixed-seed jobs by key, newest first
+    assert indexes[jobs.CACHE_INDEX]["KeySchema"] == [
+        {"AttributeName": "cache_key", "KeyType": "HASH"},
+        {"AttributeName": "completed_at", "KeyType": "RANGE"},
     ]
 
 

@@ -351,15 +351,25 @@ def _submit(kind: JobKind, request: ImageRequest, webhook_url: str | None) -> Re
     if strict:
         refuse_truncated_prompts(body)
     callbacks = Callbacks(webhook_url=webhook_url) if webhook_url else None
+    use_cache = not cache_refused(event)
     if key is None:
-        view = submit_job(kind, body, owner=owner, deps=collaborators(), callbacks=callbacks)
+        view = submit_job(
+            kind, body, owner=owner, deps=collaborators(), callbacks=callbacks, use_cache=use_cache
+        )
     else:
         context = submit_routes.lambda_context
         view = submit_job_once(
-            kind, body, owner=owner, key=key, lambda_context=context, callbacks=callbacks
+            kind,
+            body,
+            owner=owner,
+            key=key,
+            lambda_context=context,
+            callbacks=callbacks,
+            use_cache=use_cache,
         )
     wait = requested_wait(event)
-    if wait and view.status is JobStatus.PENDING:
+    if view.status is not JobStatus.PENDING or wait:
+        # A finished job (served from the cache) with freshly presigned URLs; or the wait.
         view = view_job(view.id, owner=owner, deps=collaborators(), wait_seconds=wait)
     status = HTTPStatus.ACCEPTED if view.status is JobStatus.PENDING else HTTPStatus.OK
     answer = with_wait_applied(json_answer(status, view), wait)
@@ -368,6 +378,13 @@ def _submit(kind: JobKind, request: ImageRequest, webhook_url: str | None) -> Re
             [*([f"wait={wait}"] if wait else []), STRICT_TOKENS]
         )
     return answer
+
+
+def cache_refused(event: APIGatewayProxyEventV2) -> bool:
+    """`Cache-Control: no-cache` (or no-store): a fixed-seed request is generated again, never
+    served from the caller's earlier identical job."""
+    directives = (event.headers.get("cache-control") or "").lower().replace(" ", "").split(",")
+    return "no-cache" in directives or "no-store" in directives
 
 
 def strict_tokens_requested(event: APIGatewayProxyEventV2) -> bool:

@@ -28,7 +28,7 @@ from imagegateway.collaborators import collaborators
 from imagegateway.errors import ConfigurationError, InvalidIdempotencyKeyError
 from imagegateway.models import Callbacks, JobKind, JobStatus, JobView
 from imagegateway.settings import get_settings
-from imagegateway.submit_job import record_job, submit_job
+from imagegateway.submit_job import record_job, served_job, submit_job
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
@@ -53,6 +53,8 @@ class IdempotentSubmission(BaseModel):
     callbacks: Callbacks | None = None
     # HTTP starts the workflow at once; the queue's intake sends the job upstream first.
     start_workflow: bool = True
+    # False: a fixed-seed request the caller already ran is generated again, not served.
+    use_cache: bool = True
 
 
 def validated_key(raw: str | None) -> str | None:
@@ -101,8 +103,15 @@ def _submitter() -> tuple[IdempotencyConfig, Callable[..., JobView]]:
         body = submission.request["body"]
         deps = collaborators()
         owner, callbacks = submission.caller, submission.callbacks
+        use_cache = submission.use_cache
         if submission.start_workflow:
-            return submit_job(kind, body, owner=owner, deps=deps, callbacks=callbacks)
+            return submit_job(
+                kind, body, owner=owner, deps=deps, callbacks=callbacks, use_cache=use_cache
+            )
+        if use_cache and (
+            served := served_job(kind, body, owner=owner, deps=deps, callbacks=callbacks)
+        ):
+            return served
         ticket = record_job(kind, body, owner=owner, deps=deps, callbacks=callbacks)
         return JobView(status=JobStatus.PENDING, id=ticket.job_id)
 
@@ -118,6 +127,7 @@ def submit_job_once(
     lambda_context: LambdaContext | None,
     callbacks: Callbacks | None = None,
     start_workflow: bool = True,
+    use_cache: bool = True,
 ) -> JobView:
     config, submit_once = _submitter()
     if lambda_context is not None:
@@ -132,6 +142,7 @@ def submit_job_once(
         request={"kind": kind.value, "body": body},
         callbacks=callbacks,
         start_workflow=start_workflow,
+        use_cache=use_cache,
     )
     try:
         view: JobView = submit_once(submission=submission)

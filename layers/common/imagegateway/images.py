@@ -175,6 +175,20 @@ class ImageStore:
             sha256=stream.digest.hexdigest(),
         )
 
+    def copy_stored(self, job_id: str, images: list[StoredImage]) -> list[StoredImage]:
+        """Another job's stored images, copied inside the bucket (no download) under this job's
+        keys: the copies live as long as this job, whatever becomes of the originals."""
+        bucket = self._settings.images_bucket_name
+        copies = []
+        for image in images:
+            extension = image.key.rsplit(".", 1)[-1]
+            key = image_key(job_id, image.index, extension)
+            s3_client().copy_object(
+                Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": image.key}
+            )
+            copies.append(image.model_copy(update={"key": key}))
+        return copies
+
     def presigned_url(self, key: str) -> str:
         return s3_client().generate_presigned_url(
             "get_object",

@@ -196,6 +196,7 @@ def take_request(record: SQSRecord, context: LambdaContext | None) -> None:
                 envelope.model_dump(include=set(Callbacks.model_fields))
             ),
             start_workflow=False,
+            use_cache=envelope.cache,
         )
     except (InvalidRequestError, BudgetExceededError) as exc:
         _refuse(record.body, exc, deps)

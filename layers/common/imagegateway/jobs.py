@@ -28,6 +28,8 @@ PENDING_ATTRIBUTE = "pending"
 PENDING_MARK = "1"
 PENDING_INDEX = "PendingByDeadline"
 OWNER_INDEX = "OwnerByCreated"
+# Successful fixed-seed jobs by their cache key (imagegateway.result_cache), newest first.
+CACHE_INDEX = "ByCacheKey"
 
 
 def _iso(moment: datetime) -> str:
@@ -84,6 +86,65 @@ class JobStore:
         item[PENDING_ATTRIBUTE] = PENDING_MARK
         self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
         return record
+
+    def create_served(
+        self,
+        *,
+        job_id: str,
+        owner: str,
+        kind: JobKind,
+        request: dict[str, Any],
+        now: datetime,
+        original: JobRecord,
+        images: list[StoredImage],
+        cache_key: str,
+        callbacks: Callbacks | None = None,
+        tokens: TokenCounts | None = None,
+        warnings: list[str] | None = None,
+    ) -> JobRecord:
+        """A job born SUCCESS, served from `original`'s images (copied under its own keys): no
+        workflow, no upstream call. It is findable by the same cache key in turn."""
+        record = JobRecord(
+            job_id=job_id,
+            owner=owner,
+            kind=kind,
+            status=JobStatus.SUCCESS,
+            request=request,
+            callbacks=callbacks,
+            tokens=tokens,
+            warnings=warnings or None,
+            images=images,
+            cached_from=original.job_id,
+            created_at=now,
+            updated_at=now,
+            completed_at=now,
+            deadline_at=now,
+            expires_at=int((now + timedelta(days=self._settings.job_retention_days)).timestamp()),
+        )
+        item = record.model_dump(mode="json", exclude_none=True)
+        item["request"] = json.dumps(request, separators=(",", ":"))
+        item["cache_key"] = cache_key
+        self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
+        return record
+
+    def served_by(self, cache_key: str) -> JobRecord | None:
+        """The newest successful job with this cache key whose images are listed, if any (the
+        index is eventually consistent: a job that succeeded a moment ago may be missed)."""
+        page = self._table.query(
+            IndexName=CACHE_INDEX,
+            KeyConditionExpression="cache_key = :key",
+            ExpressionAttributeValues={":key": cache_key},
+            ScanIndexForward=False,
+            Limit=3,
+        )
+        for item in page.get("Items", []):
+            try:
+                record = self.get(str(item["job_id"]))
+            except JobNotFoundError:
+                continue  # expired since
+            if record.status is JobStatus.SUCCESS and record.images:
+                return record
+        return None
 
     @staticmethod
     def parse(item: Mapping[str, Any]) -> JobRecord:
@@ -178,17 +239,24 @@ class JobStore:
         images: list[StoredImage],
         upstream_completed_at: datetime,
         now: datetime,
+        cache_key: str | None = None,
     ) -> bool:
         """Record the SUCCESS; False if the job was cancelled (its caller stopped following it
         and was told so). A success is recorded even over another FAILURE (a deadline, say):
-        the images exist."""
+        the images exist. A `cache_key` makes it findable by later identical fixed-seed
+        requests of its caller."""
+        values: dict[str, Any] = {}
+        cached = ""
+        if cache_key is not None:
+            values[":cache_key"] = cache_key
+            cached = ", cache_key = :cache_key"
         try:
             self._table.update_item(
                 Key={"job_id": job_id},
                 UpdateExpression=(
                     "SET #status = :success, images = :images, upstream_completed_at = :upstream, "
-                    "completed_at = :now, updated_at = :now REMOVE error_code, error_message, "
-                    f"{PENDING_ATTRIBUTE}"
+                    f"completed_at = :now, updated_at = :now{cached} REMOVE error_code, "
+                    f"error_message, {PENDING_ATTRIBUTE}"
                 ),
                 ConditionExpression=(
                     "attribute_exists(job_id) AND "
@@ -201,6 +269,7 @@ class JobStore:
                     ":upstream": _iso(upstream_completed_at),
                     ":now": _iso(now),
                     ":cancelled": CANCELLED,
+                    **values,
                 },
             )
         except ClientError as exc:

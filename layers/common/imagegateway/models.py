@@ -453,6 +453,8 @@ class JobRecord(BaseModel):
     # Counted when the job was recorded (absent on rows written before counting existed).
     tokens: TokenCounts | None = None
     warnings: list[str] | None = None
+    # Served from this earlier job's images (a fixed-seed request its caller already ran).
+    cached_from: str | None = None
     expires_at: int
 
 
@@ -496,6 +498,11 @@ class JobView(BaseModel):
         default=None,
         description="What the caller should know about the job, e.g. a prompt over the tokens "
         "the model reads, with the words it ignores.",
+    )
+    cached_from: str | None = Field(
+        default=None,
+        description="Served from this earlier job's images, without an upstream call: the "
+        "caller already ran this fixed-seed request (`Cache-Control: no-cache` forces a new one).",
     )
 
 
@@ -563,6 +570,8 @@ class Envelope(Callbacks):
     kind: JobKind = JobKind.TEXT2IMAGE
     request: dict[str, Any]
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+    # False: a fixed-seed request already run is generated again, not served from its images.
+    cache: bool = True
 
 
 class CompletedImage(BaseModel):

@@ -10,10 +10,11 @@ from imagegateway.errors import JobEndedElsewhereError
 from imagegateway.image_set import select_image_urls
 from imagegateway.models import Completion, JobTicket
 from imagegateway.observability import logger, metrics
+from imagegateway.result_cache import cache_key
 
 
 def store_job(ticket: JobTicket, deps: Collaborators) -> Completion:
-    deps.jobs.for_ticket(ticket)
+    record = deps.jobs.for_ticket(ticket)
     urls = select_image_urls(ticket.download_urls, ticket.expected_images)
     images = deps.images.copy_all(ticket.job_id, urls)
     now = deps.clock()
@@ -22,6 +23,8 @@ def store_job(ticket: JobTicket, deps: Collaborators) -> Completion:
         images=images,
         upstream_completed_at=ticket.upstream_completed_at or now,
         now=now,
+        # A fixed-seed job: the same request of the same caller is served from these images.
+        cache_key=cache_key(record.owner, record.kind, record.request),
     ):
         # Cancelled while the upstream finished: its caller was told; the copies stay unused.
         raise JobEndedElsewhereError("the job was cancelled", job_id=ticket.job_id)

@@ -14,6 +14,7 @@ from imagegateway.errors import PromptTooLongError
 from imagegateway.models import Callbacks, JobKind, JobStatus, JobTicket, JobView, samples_of
 from imagegateway.observability import logger, metrics
 from imagegateway.prompt_tokens import PromptTokens, measure_prompts
+from imagegateway.result_cache import served_from_cache
 from imagegateway.upstream import upstream_api_key
 
 
@@ -73,6 +74,24 @@ def record_job(
     )
 
 
+def served_job(
+    kind: JobKind,
+    body: dict[str, Any],
+    *,
+    owner: str,
+    deps: Collaborators,
+    callbacks: Callbacks | None = None,
+) -> JobView | None:
+    """A new job served from the caller's earlier identical fixed-seed job (SUCCESS, no upstream
+    call, not counted against the budget), or None."""
+    job_id = new_job_id()
+    record = served_from_cache(job_id, kind, body, owner=owner, deps=deps, callbacks=callbacks)
+    if record is None:
+        return None
+    logger.append_keys(job_id=job_id)
+    return JobView(status=JobStatus.SUCCESS, id=job_id, cached_from=record.cached_from)
+
+
 def submit_job(
     kind: JobKind,
     body: dict[str, Any],
@@ -80,8 +99,14 @@ def submit_job(
     owner: str,
     deps: Collaborators,
     callbacks: Callbacks | None = None,
+    use_cache: bool = True,
 ) -> JobView:
-    """HTTP: record the job and start its workflow, whose first task sends it upstream."""
+    """HTTP: record the job and start its workflow, whose first task sends it upstream; or, for
+    a fixed-seed request the caller already ran (and `use_cache`), serve that job's images."""
+    if use_cache and (
+        served := served_job(kind, body, owner=owner, deps=deps, callbacks=callbacks)
+    ):
+        return served
     tokens = measure_prompts(body)
     ticket = record_job(kind, body, owner=owner, deps=deps, callbacks=callbacks, tokens=tokens)
     deps.workflow.start(ticket)

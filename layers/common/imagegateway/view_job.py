@@ -36,6 +36,7 @@ def view_of(record: JobRecord, deps: Collaborators) -> JobView:
         timings=timings_of(record),
         tokens=record.tokens,
         warnings=record.warnings or None,
+        cached_from=record.cached_from,
     )
     if record.status is JobStatus.SUCCESS:
         view.images = [

@@ -1,0 +1,81 @@
+"""Use case, the fixed-seed result cache: a request with an explicit seed that its caller
+already ran successfully (same kind, same upstream body) is the same picture. It is answered
+from that job's stored images, as a new job born SUCCESS, with no upstream call, no workflow
+and no count against the caller's budget; the view names the original (`cached_from`).
+
+The key is a SHA-256 of the caller, the kind and the body (JSON with sorted keys: the body is
+built once from the validated model, so equal requests have equal bodies). Requests without a
+seed are never cached: the upstream picks a new random seed each time. A caller forces a fresh
+generation with `Cache-Control: no-cache` (HTTP) or `"cache": false` (envelope).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from imagegateway.collaborators import Collaborators
+from imagegateway.completion import finish_outside_workflow
+from imagegateway.models import Callbacks, JobKind, JobRecord
+from imagegateway.observability import logger, metrics
+from imagegateway.prompt_tokens import measure_prompts
+
+
+def cache_key(owner: str, kind: JobKind, body: dict[str, Any]) -> str | None:
+    """The request's cache key, or None for a request the upstream would seed at random."""
+    if body.get("seed") is None:
+        return None
+    text = json.dumps(
+        {"owner": owner, "kind": kind.value, "request": body},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def served_from_cache(
+    job_id: str,
+    kind: JobKind,
+    body: dict[str, Any],
+    *,
+    owner: str,
+    deps: Collaborators,
+    callbacks: Callbacks | None = None,
+) -> JobRecord | None:
+    """The new job `job_id`, SUCCESS with the images of the caller's earlier identical
+    fixed-seed job, or None (no such job: the request is generated as usual)."""
+    key = cache_key(owner, kind, body)
+    if key is None:
+        return None
+    original = deps.jobs.served_by(key)
+    if original is None:
+        return None
+    try:
+        images = deps.images.copy_stored(job_id, original.images)
+    except (ClientError, BotoCoreError):
+        # The originals are gone (their retention ended): generate it again.
+        logger.warning("a cached job's images could not be copied", exc_info=True)
+        return None
+    tokens = measure_prompts(body)
+    record = deps.jobs.create_served(
+        job_id=job_id,
+        owner=owner,
+        kind=kind,
+        request=body,
+        now=deps.clock(),
+        original=original,
+        images=images,
+        cache_key=key,
+        callbacks=callbacks,
+        tokens=tokens.counts,
+        warnings=tokens.warnings,
+    )
+    logger.info("served from the result cache", extra={"cached_from": original.job_id})
+    metrics.add_metric(name="ResultCacheHits", unit="Count", value=1)
+    # A job like any other: its completion event, its task token, its webhook.
+    finish_outside_workflow(record, deps)
+    return record
