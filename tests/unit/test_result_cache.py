@@ -24,3 +24,22 @@ def test_the_caller_the_kind_and_every_field_are_part_of_the_key() -> None:
     assert key != cache_key("o", JobKind.IMAGE2IMAGE, BODY)
     assert key != cache_key("o", JobKind.TEXT2IMAGE, {**BODY, "seed": 8})
     assert key != cache_key("o", JobKind.TEXT2IMAGE, {**BODY, "samples": 1})
+
+
+def test_with_the_cache_off_nothing_is_looked_up() -> None:
+    # Given an operator who turned the cache off (ResultCache=false)
+    from typing import cast
+
+    from imagegateway.collaborators import Collaborators
+    from imagegateway.jobs import JobStore
+    from imagegateway.result_cache import served_from_cache
+    from imagegateway.settings import Settings
+
+    class Untouchable:
+        def served_by(self, key: str) -> None:
+            raise AssertionError("the cache was consulted")
+
+    settings = Settings(jobs_table_name="jobs", images_bucket_name="images", result_cache=False)
+    deps = Collaborators(settings, jobs=cast(JobStore, Untouchable()))
+    # When a fixed-seed request comes / Then it is generated (no job served, nothing looked up)
+    assert served_from_cache("j", JobKind.TEXT2IMAGE, BODY, owner="o", deps=deps) is None

@@ -6,7 +6,8 @@ and no count against the caller's budget; the view names the original (`cached_f
 The key is a SHA-256 of the caller, the kind and the body (JSON with sorted keys: the body is
 built once from the validated model, so equal requests have equal bodies). Requests without a
 seed are never cached: the upstream picks a new random seed each time. A caller forces a fresh
-generation with `Cache-Control: no-cache` (HTTP) or `"cache": false` (envelope).
+generation with `Cache-Control: no-cache` (HTTP) or `"cache": false` (envelope); the operator
+turns the cache off with `ResultCache=false` (RESULT_CACHE).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def served_from_cache(
     """The new job `job_id`, SUCCESS with the images of the caller's earlier identical
     fixed-seed job, or None (no such job: the request is generated as usual)."""
     key = cache_key(owner, kind, body)
-    if key is None:
+    if key is None or not deps.settings.result_cache:
         return None
     original = deps.jobs.served_by(key)
     if original is None:

@@ -72,6 +72,8 @@ class Settings(BaseModel):
     # usage table, which also keeps the ledger of upstream calls.
     caller_daily_image_budget: int | None = Field(default=None, ge=0)
     usage_table_name: str = ""
+    # The fixed-seed result cache (ResultCache): off, every request is generated.
+    result_cache: bool = True
 
     @property
     def checks_every_second(self) -> bool:
