@@ -8,19 +8,21 @@ from functools import lru_cache
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-from imagegateway.api import OPENAPI_PATH, SWAGGER_PATH, make_resolver, submit_routes
+from imagegateway.api import OPENAPI_PATH, SWAGGER_PATH, make_resolver
 from imagegateway.handlers import http_handler
 from imagegateway.jobs_api import job_routes
 
-# The submit routes are included for the OpenAPI document only: API Gateway routes just the
-# paths above to this function.
-app = make_resolver(job_routes, submit_routes)
+app = make_resolver(job_routes)
 
 
 @lru_cache(maxsize=1)
 def documented_app() -> APIGatewayHttpResolver:
-    """The same routes, plus the OpenAPI document and its Swagger UI: made at the first request
-    for either, since Powertools' OpenAPI models take ~100 ms of a cold start to import."""
+    """The same routes, the submit routes (for the document only: API Gateway routes just the
+    paths above to this function), the OpenAPI document and its Swagger UI: made at the first
+    request for either, since Powertools' OpenAPI models and the submit path (idempotency,
+    tokens, the result cache) take ~150 ms of a cold start to import."""
+    from imagegateway.submit_api import submit_routes
+
     return make_resolver(job_routes, submit_routes, serve_openapi=True)
 
 

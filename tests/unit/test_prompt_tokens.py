@@ -8,10 +8,11 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from imagegateway import clip_tokens
-from imagegateway.api import requested_wait, strict_tokens_requested
+from imagegateway.api import requested_wait
 from imagegateway.errors import NOT_JOB_CODES, FailureCode, PromptTooLongError
 from imagegateway.models import TokenCounts
 from imagegateway.prompt_tokens import MAX_QUOTED_CHARS, measure_prompts
+from imagegateway.submit_api import strict_tokens_requested
 from imagegateway.submit_job import refuse_truncated_prompts
 from tests.support.clip_reference import LONG
 

@@ -256,6 +256,16 @@ class InvalidRequestError(GatewayError):
         self.details = details or []
 
 
+class IdempotencyValidationError(Exception):
+    """An idempotency key used before with another request (Powertools' error of this name,
+    re-raised as the gateway's own so that catching it does not import the utility)."""
+
+
+class IdempotencyAlreadyInProgressError(Exception):
+    """A request with the same idempotency key is still running (Powertools' error of this
+    name, re-raised as the gateway's own)."""
+
+
 class RetryLater(Exception):
     """A queued message to bring back in `seconds` (SQS's bound, 12 hours, at most): nothing
     is wrong with it, the time is. Not a GatewayError: it never ends a job."""

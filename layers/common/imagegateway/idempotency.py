@@ -25,7 +25,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from imagegateway.collaborators import collaborators
-from imagegateway.errors import ConfigurationError, InvalidIdempotencyKeyError
+from imagegateway.errors import (
+    ConfigurationError,
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+    InvalidIdempotencyKeyError,
+)
 from imagegateway.models import Callbacks, JobKind, JobStatus, JobView
 from imagegateway.settings import get_settings
 from imagegateway.submit_job import record_job, served_job, submit_job
@@ -35,14 +40,6 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 MAX_KEY_LENGTH = 255
-
-
-class IdempotencyValidationError(Exception):
-    """The key was used before with another request (Powertools' error of this name)."""
-
-
-class IdempotencyAlreadyInProgressError(Exception):
-    """A request with the same key is still running (Powertools' error of this name)."""
 
 
 class IdempotentSubmission(BaseModel):

@@ -33,16 +33,14 @@ from imagegateway.completion import refuse_request
 from imagegateway.errors import (
     BudgetExceededError,
     GatewayError,
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
     InvalidRequestError,
     RetryLater,
     SubmitAlreadyClaimedError,
     UpstreamKeyMissingError,
 )
-from imagegateway.idempotency import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-    submit_job_once,
-)
+from imagegateway.idempotency import submit_job_once
 from imagegateway.models import (
     REQUEST_MODELS,
     Callbacks,

@@ -50,6 +50,13 @@ Prompt = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PROMPT_CH
 ImageSide = Annotated[int, Field(ge=MIN_SIDE, le=MAX_SIDE, multiple_of=SIDE_STEP)]
 
 
+class GatewayModel(BaseModel):
+    """Every model here: its validator is built at its first use, not at import, so a function
+    pays only for the models it uses (tens of ms of a cold start otherwise)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 class JobStatus(StrEnum):
     PENDING = "PENDING"
     SUCCESS = "SUCCESS"
@@ -107,7 +114,7 @@ def _checked_image_url(value: str) -> str:
 ImageUrl = Annotated[str, AfterValidator(_checked_image_url)]
 
 
-class ImageRequest(BaseModel):
+class ImageRequest(GatewayModel):
     """The fields the upstream's three kinds share: text2image's body, field for field, with the
     upstream page's ranges."""
 
@@ -305,7 +312,7 @@ REQUEST_MODELS: dict[JobKind, type[ImageRequest]] = {
 }
 
 
-class UpstreamAnswer(BaseModel):
+class UpstreamAnswer(GatewayModel):
     """An upstream SUCCESS / PENDING / FAILURE answer (submit or status)."""
 
     model_config = ConfigDict(extra="allow")
@@ -329,12 +336,12 @@ class UpstreamAnswer(BaseModel):
 # --- Step Functions payloads ----------------------------------------------------------------
 
 
-class Failure(BaseModel):
+class Failure(GatewayModel):
     code: str
     message: str
 
 
-class CaughtError(BaseModel):
+class CaughtError(GatewayModel):
     """What a state's Catch writes at its ResultPath."""
 
     model_config = ConfigDict(populate_by_name=True)
@@ -343,7 +350,7 @@ class CaughtError(BaseModel):
     cause: str = Field(default="", alias="Cause")
 
 
-class JobTicket(BaseModel):
+class JobTicket(GatewayModel):
     """The workflow's state, passed from state to state: the execution input and the loop body."""
 
     job_id: str
@@ -389,7 +396,7 @@ MAX_REFERENCE_CHARS = 256
 MAX_TASK_TOKEN_CHARS = 2048  # Step Functions' own bound on a task token
 
 
-class StoredImage(BaseModel):
+class StoredImage(GatewayModel):
     index: int
     key: str
     content_type: str
@@ -397,7 +404,7 @@ class StoredImage(BaseModel):
     sha256: str
 
 
-class StoredImages(BaseModel):
+class StoredImages(GatewayModel):
     job_id: str
     images: list[StoredImage]
 
@@ -405,7 +412,7 @@ class StoredImages(BaseModel):
 # --- the job row and the caller's view -------------------------------------------------------
 
 
-class Callbacks(BaseModel):
+class Callbacks(GatewayModel):
     """What a job's caller asked to be told when it ends, kept on its job row: a `reference` echoed
     in every completion, a Step Functions task token to answer, a webhook to deliver."""
 
@@ -416,7 +423,7 @@ class Callbacks(BaseModel):
     webhook_url: ImageUrl | None = None
 
 
-class TokenCounts(BaseModel):
+class TokenCounts(GatewayModel):
     """The CLIP tokens of the prompts, and how many of each SD 1.5 reads (`limit`): the model
     silently drops the tokens past it."""
 
@@ -425,7 +432,7 @@ class TokenCounts(BaseModel):
     limit: int = Field(description="The tokens the model reads of each (75).")
 
 
-class JobRecord(BaseModel):
+class JobRecord(GatewayModel):
     """One row of the jobs table."""
 
     job_id: str
@@ -458,14 +465,14 @@ class JobRecord(BaseModel):
     expires_at: int
 
 
-class ImageView(BaseModel):
+class ImageView(GatewayModel):
     url: str
     content_type: str
     size: int
     sha256: str
 
 
-class Timings(BaseModel):
+class Timings(GatewayModel):
     created_at: datetime
     accepted_at: datetime | None = None
     upstream_completed_at: datetime | None = None
@@ -482,7 +489,7 @@ class Timings(BaseModel):
     total_seconds: float | None = None
 
 
-class JobView(BaseModel):
+class JobView(GatewayModel):
     """The upstream's status answer, plus the gateway's richer fields."""
 
     status: JobStatus
@@ -506,14 +513,14 @@ class JobView(BaseModel):
     )
 
 
-class JobList(BaseModel):
+class JobList(GatewayModel):
     """One page of a caller's jobs, newest first; `next_cursor` fetches the next page."""
 
     jobs: list[JobView]
     next_cursor: str | None = None
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(GatewayModel):
     field: str
     message: str
 
@@ -538,7 +545,7 @@ def error_details(errors: list[Any], *, prefix: str = "") -> list[ErrorDetail]:
     ]
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(GatewayModel):
     """The contract's error body for 400 / 404 / 409 / 413 / 415 / 422 / 429 / 5xx answers."""
 
     status: JobStatus = JobStatus.FAILURE
@@ -574,7 +581,7 @@ class Envelope(Callbacks):
     cache: bool = True
 
 
-class CompletedImage(BaseModel):
+class CompletedImage(GatewayModel):
     bucket: str
     key: str
     url: str
@@ -583,7 +590,7 @@ class CompletedImage(BaseModel):
     sha256: str
 
 
-class CompletionDetail(BaseModel):
+class CompletionDetail(GatewayModel):
     """The `detail` of a completion event, the output of an answered task token and the `data`
     of a webhook. Fields that do not apply are left out (dumped with exclude_none)."""
 
@@ -602,7 +609,7 @@ class CompletionDetail(BaseModel):
         return DetailType.SUCCEEDED if self.status is JobStatus.SUCCESS else DetailType.FAILED
 
 
-class Completion(BaseModel):
+class Completion(GatewayModel):
     """A job's last task's output: PublishCompletion puts it on the bus as it is."""
 
     detail_type: DetailType
