@@ -77,15 +77,10 @@ class JobStore:
             created_at=now,
             updated_at=now,
             deadline_at=deadline_at,
-            expires_at=int((now + timedelta(days=self._settings.job_retention_days)).timestamp()),
+            expires_at=self._expires_at(now),
         )
-        item = record.model_dump(mode="json", exclude_none=True)
-        # Stored as JSON text: DynamoDB rejects Python floats, and the row never filters on it.
-        item["request"] = json.dumps(request, separators=(",", ":"))
         # Only unfinished jobs carry this, so the PendingByDeadline index stays small (sparse).
-        item[PENDING_ATTRIBUTE] = PENDING_MARK
-        self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
-        return record
+        return self._insert(record, {PENDING_ATTRIBUTE: PENDING_MARK})
 
     def create_served(
         self,
@@ -119,11 +114,20 @@ class JobStore:
             updated_at=now,
             completed_at=now,
             deadline_at=now,
-            expires_at=int((now + timedelta(days=self._settings.job_retention_days)).timestamp()),
+            expires_at=self._expires_at(now),
         )
+        return self._insert(record, {"cache_key": cache_key})
+
+    def _expires_at(self, now: datetime) -> int:
+        return int((now + timedelta(days=self._settings.job_retention_days)).timestamp())
+
+    def _insert(self, record: JobRecord, extra: dict[str, str]) -> JobRecord:
+        """Write a new row (never over an existing one), with attributes the model does not
+        hold (an index's sparse key)."""
         item = record.model_dump(mode="json", exclude_none=True)
-        item["request"] = json.dumps(request, separators=(",", ":"))
-        item["cache_key"] = cache_key
+        # Stored as JSON text: DynamoDB rejects Python floats, and the row never filters on it.
+        item["request"] = json.dumps(record.request, separators=(",", ":"))
+        item.update(extra)
         self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
         return record
 
