@@ -93,7 +93,13 @@ def get_jobs(
 def get_usage() -> Response[Any]:
     deps = collaborators()
     owner = caller_identity(current_event(job_routes))
-    return json_answer(HTTPStatus.OK, deps.usage.today(owner, now=deps.clock()))
+    usage = deps.usage.today(owner, now=deps.clock())
+    # With nulls: a null budget is the answer "unlimited", not a field left out.
+    return Response(
+        status_code=HTTPStatus.OK.value,
+        content_type="application/json",
+        body=usage.model_dump(mode="json"),
+    )
 
 
 @job_routes.post(
