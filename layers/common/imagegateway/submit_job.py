@@ -15,7 +15,7 @@ from imagegateway.models import Callbacks, JobKind, JobStatus, JobTicket, JobVie
 from imagegateway.observability import logger, metrics
 from imagegateway.prompt_tokens import PromptTokens, measure_prompts
 from imagegateway.result_cache import served_from_cache
-from imagegateway.upstream import upstream_api_key
+from imagegateway.upstream_key import upstream_api_key
 
 
 def new_job_id() -> str:

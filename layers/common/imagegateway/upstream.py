@@ -12,7 +12,6 @@ never followed: the API key goes to the configured upstream only.
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -22,9 +21,7 @@ from pydantic import ValidationError
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from imagegateway.errors import (
-    ConfigurationError,
     UpstreamAuthError,
-    UpstreamKeyMissingError,
     UpstreamOutcomeUnknownError,
     UpstreamProtocolError,
     UpstreamRateLimitedError,
@@ -36,6 +33,7 @@ from imagegateway.models import JobKind, JobStatus, UpstreamAnswer
 from imagegateway.observability import logger
 from imagegateway.settings import Settings, get_settings
 from imagegateway.time_budget import read_timeout_within_budget
+from imagegateway.upstream_key import upstream_api_key
 
 if TYPE_CHECKING:
     import requests
@@ -105,35 +103,6 @@ def retrying_get_session(attempt_seconds: float = 13.05) -> requests.Session:
             attempt_seconds=attempt_seconds,
         )
     )
-
-
-def upstream_api_key(settings: Settings) -> str:
-    """The API key from Secrets Manager (cached by Powertools). A plain string, or JSON with an
-    `api_key` field. Never logged, returned or stored."""
-    if not settings.upstream_api_key_secret_name:
-        raise ConfigurationError("UPSTREAM_API_KEY_SECRET_NAME is not set")
-    # Powertools' parameters utility imports boto3 and all its providers: loaded at first read.
-    from aws_lambda_powertools.utilities import parameters
-
-    try:
-        raw = parameters.get_secret(
-            settings.upstream_api_key_secret_name,
-            max_age=settings.upstream_api_key_max_age_seconds,
-        )
-    except parameters.GetParameterError as exc:
-        # A secret created empty (a first deploy) has no AWSCURRENT value yet.
-        if "ResourceNotFoundException" in str(exc) or "can't find" in str(exc):
-            raise UpstreamKeyMissingError("the upstream API key secret has no value yet") from exc
-        raise ConfigurationError("the upstream API key secret cannot be read") from exc
-    value = raw.decode() if isinstance(raw, bytes) else str(raw)
-    if value.lstrip().startswith("{"):
-        try:
-            value = str(json.loads(value)["api_key"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigurationError("the upstream key secret is JSON without 'api_key'") from exc
-    if not value.strip():
-        raise UpstreamKeyMissingError("the upstream API key secret is empty")
-    return value.strip()
 
 
 def _nothing_was_sent(exc: requests.ConnectionError) -> bool:
