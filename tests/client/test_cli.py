@@ -287,3 +287,50 @@ def test_progress_on_a_terminal_is_one_live_line() -> None:
     assert written.count("\r\x1b[K") == 3  # rewritten in place at every read
     assert written.count("\n") == 1  # and ended once
     assert written.endswith("job job-1 SUCCESS after 2.0 s (status read 3)\n")
+
+
+@pytest.mark.network
+def test_usage_prints_the_day_and_the_budget(fake: FakeGateway) -> None:
+    # Given a caller with 3 of its 5 daily images used
+    usage = {
+        "day": "2026-11-26",
+        "images": 3,
+        "budget": 5,
+        "remaining": 2,
+        "resets_at": "2026-11-27T00:00:00Z",
+    }
+    fake.on("GET", "/v1/usage", Reply(200, usage))
+    # When it asks / Then it reads its day, its budget and the reset
+    code, out, err = run(["usage", "--url", fake.url])
+    assert code == 0, err
+    assert "images    3" in out
+    assert "budget    5 (remaining 2)" in out
+    assert "2026-11-27T00:00:00Z" in out
+
+
+@pytest.mark.network
+def test_a_spent_budget_says_when_it_starts_again(fake: FakeGateway, tmp_path: Path) -> None:
+    # Given a gateway that refuses the job: the caller's daily budget is spent
+    refusal = {
+        "status": "FAILURE",
+        "error": "the daily budget of 3 images is spent",
+        "error_code": "BUDGET_EXCEEDED",
+        "resets_at": "2026-11-27T00:00:00Z",
+    }
+    fake.on("POST", "/sd/text2image/v1", Reply(429, refusal, {"Retry-After": "3600"}))
+    # When a job is generated / Then exit 1, with the reset time and what to do
+    code, _, err = run(["generate", "--prompt", "a fox", "--url", fake.url, "--out", str(tmp_path)])
+    assert code == 1
+    assert "429 BUDGET_EXCEEDED" in err
+    assert "starts again at 2026-11-27T00:00:00Z" in err
+
+
+@pytest.mark.network
+def test_no_cache_and_strict_tokens_are_sent_as_headers(fake: FakeGateway, tmp_path: Path) -> None:
+    fake.job("job-n", pending_polls=0)
+    argv = ["generate", "--prompt", "a fox", "--seed", "7", "--no-cache", "--strict-tokens"]
+    code, _, err = run([*argv, "--url", fake.url, "--out", str(tmp_path)])
+    assert code == 0, err
+    (submit,) = [seen for seen in fake.requests_to("/sd/text2image/v1") if seen.method == "POST"]
+    assert submit.headers["cache-control"] == "no-cache"
+    assert submit.headers["prefer"] == "strict-tokens"

@@ -192,6 +192,16 @@ def parser() -> argparse.ArgumentParser:
         help="how long to wait for the job (default %(default)g)",
     )
     generate.add_argument("--idempotency-key", help="the same key and body make one job")
+    generate.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="generate again a fixed-seed request you already ran (default: served from it)",
+    )
+    generate.add_argument(
+        "--strict-tokens",
+        action="store_true",
+        help="refuse a prompt over the 75 tokens the model reads instead of truncating it",
+    )
 
     status = commands.add_parser(
         "status",
@@ -222,6 +232,15 @@ def parser() -> argparse.ArgumentParser:
     )
     cancel.add_argument("job_id", metavar="ID")
     cancel.add_argument("--json", action="store_true", help="the gateway's JSON as it is")
+
+    usage = commands.add_parser(
+        "usage",
+        parents=[common],
+        help="your usage today, and your daily budget",
+        description="Print the images your jobs asked the upstream for today (UTC), your daily "
+        "budget and when it starts again.",
+    )
+    usage.add_argument("--json", action="store_true", help="the gateway's JSON as it is")
     return root
 
 
@@ -249,8 +268,18 @@ def _generate(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO
         mask_image=args.mask_image,
         extra=extra,
     )
-    job = client.submit(kind, body, idempotency_key=args.idempotency_key)
+    job = client.submit(
+        kind,
+        body,
+        idempotency_key=args.idempotency_key,
+        no_cache=args.no_cache,
+        strict_tokens=args.strict_tokens,
+    )
     print(f"submitted {kind} job {job.id} to {client.url}", file=err, flush=True)
+    for warning in job.view.get("warnings") or ():
+        print(f"warning: {warning}", file=err, flush=True)
+    if job.view.get("cached_from"):
+        print(f"served from job {job.view['cached_from']} (same request and seed)", file=err)
     if args.no_wait:
         print(job.id, file=out, flush=True)
         print(f"follow it with: imagegateway status {job.id} --kind {kind}", file=err)
@@ -341,7 +370,27 @@ def _cancel(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) 
     return OK
 
 
-COMMANDS = {"generate": _generate, "status": _status, "jobs": _jobs, "cancel": _cancel}
+def _usage(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    usage = client.usage()
+    if args.json:
+        print(json.dumps(usage, indent=2), file=out)
+        return OK
+    budget = usage.get("budget")
+    limit = "unlimited" if budget is None else f"{budget} (remaining {usage.get('remaining')})"
+    print(f"day       {usage.get('day')}", file=out)
+    print(f"images    {usage.get('images')}", file=out)
+    print(f"budget    {limit}", file=out)
+    print(f"resets at {usage.get('resets_at')}", file=out)
+    return OK
+
+
+COMMANDS = {
+    "generate": _generate,
+    "status": _status,
+    "jobs": _jobs,
+    "cancel": _cancel,
+    "usage": _usage,
+}
 
 
 def main(

@@ -157,14 +157,23 @@ class Client:
         *,
         idempotency_key: str | None = None,
         webhook_url: str | None = None,
+        no_cache: bool = False,
+        strict_tokens: bool = False,
     ) -> Job:
         """POST the upstream's request body (a mapping, or JSON bytes sent as they are) to
-        `/sd/{kind}/v1`. The job comes back PENDING (202), or already ended (200)."""
+        `/sd/{kind}/v1`. The job comes back PENDING (202), or already ended (200: e.g. a
+        fixed-seed request you already ran, served from that job's images, `cached_from`).
+        `no_cache` generates it again anyway; `strict_tokens` refuses (422) a prompt longer
+        than the 75 tokens the model reads instead of paying for a truncated job."""
         kind = parse_kind(kind)
         data = body if isinstance(body, bytes) else json.dumps(dict(body)).encode()
         headers = {"Content-Type": "application/json"}
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
+        if no_cache:
+            headers["Cache-Control"] = "no-cache"
+        if strict_tokens:
+            headers["Prefer"] = "strict-tokens"
         query = {"webhook_url": webhook_url} if webhook_url else None
         response = self._call(
             "POST", f"/sd/{kind}/v1", data=data, headers=headers, query=query, operation="submit"
@@ -246,6 +255,8 @@ class Client:
         timeout: float = DEFAULT_WAIT_SECONDS,
         on_progress: ProgressCallback | None = None,
         idempotency_key: str | None = None,
+        no_cache: bool = False,
+        strict_tokens: bool = False,
     ) -> GenerationResult:
         """Submit, wait, and save the images (see `download`). Fields left None are not sent,
         so the upstream's defaults apply; `loras` maps LoRA model ids to weights; `extra` adds
@@ -265,7 +276,13 @@ class Client:
             mask_image=mask_image,
             extra=extra,
         )
-        job = self.submit(kind, body, idempotency_key=idempotency_key)
+        job = self.submit(
+            kind,
+            body,
+            idempotency_key=idempotency_key,
+            no_cache=no_cache,
+            strict_tokens=strict_tokens,
+        )
         if not wait:
             return GenerationResult(job=job, files=[])
         if not job.done:
@@ -304,6 +321,14 @@ class Client:
             raise ImageGatewayError(f"GET /v1/jobs answered a malformed job: {exc}") from exc
         following = answer.get("next_cursor")
         return JobPage(jobs=jobs, next_cursor=str(following) if following else None)
+
+    def usage(self) -> dict[str, Any]:
+        """The caller's usage today (`GET /v1/usage`): `day`, `images` asked of the upstream,
+        `budget` and `remaining` (None: unlimited), `resets_at`."""
+        answer = self._json(self._call("GET", "/v1/usage", operation="usage"))
+        if not isinstance(answer, dict) or "images" not in answer:
+            raise ImageGatewayError("GET /v1/usage answered without the day's usage")
+        return answer
 
     def cancel(self, job_id: str) -> Job:
         """Cancel a job (`POST /v1/jobs/{id}/cancel`): it ends FAILURE, error_code CANCELLED.
@@ -465,7 +490,20 @@ class Client:
             422: "Fix the fields named above; nothing was stored or sent upstream.",
             429: "The gateway is throttling requests: retry later.",
         }
-        if status == 503 and code == "UPSTREAM_NOT_CONFIGURED":
+        if status == 429 and code == "BUDGET_EXCEEDED":
+            resets = fields.get("resets_at")
+            hint = (
+                "Your daily image budget on this gateway is spent"
+                + (f"; it starts again at {resets}" if resets else "")
+                + " (`imagegateway usage`). Nothing was sent upstream. A fixed-seed request you "
+                "already ran is still served from its images."
+            )
+        elif status == 422 and code == "PROMPT_TOO_LONG":
+            hint = (
+                "SD 1.5 reads 75 tokens of a prompt: shorten it, or send it without strict "
+                "tokens (the words past the window are then ignored, and named in `warnings`)."
+            )
+        elif status == 503 and code == "UPSTREAM_NOT_CONFIGURED":
             hint = "The gateway's operator has not stored the upstream API key yet."
         elif status >= 500:
             hint = "The gateway failed; retry later (its operator has the details in its logs)."
