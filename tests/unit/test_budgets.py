@@ -98,3 +98,21 @@ def test_only_a_job_never_sent_gives_its_images_back() -> None:
     give_back_if_never_sent(row(status="SUCCESS"), deps(usage))
     # Then only the first (nothing was charged) gives its 3 images back
     assert usage.given_back == [("o", 3)]
+
+
+def test_a_job_that_could_not_be_stored_gives_its_images_back() -> None:
+    # Given a job store that fails to write the row
+    class BrokenJobs(FakeJobs):
+        def create(self, **fields: Any) -> None:
+            raise RuntimeError("DynamoDB is down")
+
+    usage = FakeUsage(budget=3)
+    # When a job of 2 images is recorded / Then it fails, and its images are given back
+    with pytest.raises(RuntimeError):
+        record_job(
+            JobKind.TEXT2IMAGE,
+            {"prompt": "p", "samples": 2},
+            owner="o",
+            deps=deps(usage, BrokenJobs()),
+        )
+    assert usage.given_back == [("o", 2)]

@@ -49,18 +49,23 @@ def record_job(
     logger.append_keys(job_id=job_id)
     deadline_at = now + timedelta(seconds=deps.settings.job_deadline_seconds)
     run_token = secrets.token_urlsafe(24)
-    deps.jobs.create(
-        job_id=job_id,
-        owner=owner,
-        kind=kind,
-        request=body,
-        now=now,
-        deadline_at=deadline_at,
-        run_token=run_token,
-        callbacks=callbacks,
-        tokens=tokens.counts,
-        warnings=tokens.warnings,
-    )
+    try:
+        deps.jobs.create(
+            job_id=job_id,
+            owner=owner,
+            kind=kind,
+            request=body,
+            now=now,
+            deadline_at=deadline_at,
+            run_token=run_token,
+            callbacks=callbacks,
+            tokens=tokens.counts,
+            warnings=tokens.warnings,
+        )
+    except Exception:
+        # No job: its images must not count against the caller's day.
+        deps.usage.give_back(owner, samples_of(body), accepted_at=now)
+        raise
     metrics.add_metric(name="JobsAccepted", unit="Count", value=1)
     if tokens.overflows:
         metrics.add_metric(name="PromptsOverTokenWindow", unit="Count", value=1)
