@@ -222,14 +222,9 @@ class JobRunner:
     def run(self, samples: int, log_bytes: Callable[[], int]) -> JobMeasure:
         from local.aws_stack import run_handler
         from tests.support.events import http_event_with_body, status_event
-        from tests.support.stack import execution_history, job_row, wait_for_execution
+        from tests.support.stack import execution_history, wait_for_execution
 
-        calls_before = self.counter.snapshot()
-        upstream_before = self.upstream.stats()
-        logs_before = log_bytes()
-        first_invocation = len(self.invocations)
-        started = time.perf_counter()
-
+        baseline = self._baseline(log_bytes)
         self.last_body = _request_body(samples, next(self._seeds))
         response = run_handler(
             self.stack,
@@ -250,18 +245,9 @@ class JobRunner:
             trigger="GET /sd/text2image/v1/status/{id}",
             on_invoke=self.record,
         )
-        wall = time.perf_counter() - started
+        wall = time.perf_counter() - baseline.started
         with self.counter.paused():
             history = execution_history(job_id, self.stack)
-            row = job_row(self.stack, job_id) or {}
-
-        calls = self.counter.snapshot()
-        calls.subtract(calls_before)
-        upstream_after = self.upstream.stats()
-        mine = self.invocations[first_invocation:]
-        durations: dict[str, list[float]] = {}
-        for invocation in mine:
-            durations.setdefault(invocation.function, []).append(invocation.duration_ms)
         states = Counter(
             event["stateEnteredEventDetails"]["name"]
             for event in history
@@ -270,6 +256,59 @@ class JobRunner:
         status = json.loads(view["body"]).get("status", "?")
         if execution["status"] != "SUCCEEDED" or status != "SUCCESS":
             raise RuntimeError(f"job {job_id} ended {execution['status']} / {status}")
+        return self._measure(baseline, job_id, wall, states, status, log_bytes)
+
+    def serve_repeat(self, log_bytes: Callable[[], int]) -> JobMeasure:
+        """The last job's request sent again: served from the result cache (one submit
+        invocation, answered 200 with the URLs; no workflow, no upstream call)."""
+        from local.aws_stack import run_handler
+        from tests.support.events import http_event_with_body
+
+        baseline = self._baseline(log_bytes)
+        response = run_handler(
+            self.stack,
+            self._names["SubmitFunction"],
+            http_event_with_body(self.last_body),
+            trigger="POST /sd/text2image/v1",
+            on_invoke=self.record,
+        )
+        wall = time.perf_counter() - baseline.started
+        answer = json.loads(response["body"])
+        if response["statusCode"] != 200 or not answer.get("cached_from"):
+            raise RuntimeError(f"the repeat was not served from the cache: {response['body']}")
+        return self._measure(baseline, answer["id"], wall, Counter(), answer["status"], log_bytes)
+
+    def _baseline(self, log_bytes: Callable[[], int]) -> _Baseline:
+        return _Baseline(
+            calls=self.counter.snapshot(),
+            upstream=self.upstream.stats(),
+            log_bytes=log_bytes(),
+            first_invocation=len(self.invocations),
+            started=time.perf_counter(),
+        )
+
+    def _measure(
+        self,
+        baseline: _Baseline,
+        job_id: str,
+        wall: float,
+        states: Counter[str],
+        status: str,
+        log_bytes: Callable[[], int],
+    ) -> JobMeasure:
+        """One job's figures since `baseline`: its AWS calls, invocations, upstream calls, log
+        bytes and row size."""
+        from tests.support.stack import job_row
+
+        with self.counter.paused():
+            row = job_row(self.stack, job_id) or {}
+        calls = self.counter.snapshot()
+        calls.subtract(baseline.calls)
+        upstream_after = self.upstream.stats()
+        mine = self.invocations[baseline.first_invocation :]
+        durations: dict[str, list[float]] = {}
+        for invocation in mine:
+            durations.setdefault(invocation.function, []).append(invocation.duration_ms)
         return JobMeasure(
             job_id=job_id,
             wall_seconds=wall,
@@ -279,62 +318,24 @@ class JobRunner:
             durations_ms=durations,
             aws_calls=+calls,
             upstream={
-                key: int(upstream_after[key]) - int(upstream_before[key])
+                key: int(upstream_after[key]) - int(baseline.upstream[key])
                 for key in ("submits", "status_checks", "downloads")
             },
-            log_bytes=log_bytes() - logs_before,
+            log_bytes=log_bytes() - baseline.log_bytes,
             row_bytes=dynamodb_item_size(row),
             status=status,
         )
 
-    def serve_repeat(self, log_bytes: Callable[[], int]) -> JobMeasure:
-        """The last job's request sent again: served from the result cache (one submit
-        invocation, answered 200 with the URLs; no workflow, no upstream call)."""
-        from local.aws_stack import run_handler
-        from tests.support.events import http_event_with_body
-        from tests.support.stack import job_row
 
-        calls_before = self.counter.snapshot()
-        upstream_before = self.upstream.stats()
-        logs_before = log_bytes()
-        first_invocation = len(self.invocations)
-        started = time.perf_counter()
-        response = run_handler(
-            self.stack,
-            self._names["SubmitFunction"],
-            http_event_with_body(self.last_body),
-            trigger="POST /sd/text2image/v1",
-            on_invoke=self.record,
-        )
-        wall = time.perf_counter() - started
-        answer = json.loads(response["body"])
-        if response["statusCode"] != 200 or not answer.get("cached_from"):
-            raise RuntimeError(f"the repeat was not served from the cache: {response['body']}")
-        calls = self.counter.snapshot()
-        calls.subtract(calls_before)
-        upstream_after = self.upstream.stats()
-        mine = self.invocations[first_invocation:]
-        durations: dict[str, list[float]] = {}
-        for invocation in mine:
-            durations.setdefault(invocation.function, []).append(invocation.duration_ms)
-        with self.counter.paused():
-            row = job_row(self.stack, answer["id"]) or {}
-        return JobMeasure(
-            job_id=answer["id"],
-            wall_seconds=wall,
-            transitions=0,
-            states=Counter(),
-            invocations=Counter(invocation.function for invocation in mine),
-            durations_ms=durations,
-            aws_calls=+calls,
-            upstream={
-                key: int(upstream_after[key]) - int(upstream_before[key])
-                for key in ("submits", "status_checks", "downloads")
-            },
-            log_bytes=log_bytes() - logs_before,
-            row_bytes=dynamodb_item_size(row),
-            status=answer["status"],
-        )
+@dataclass
+class _Baseline:
+    """The counters before a job, to measure it by difference."""
+
+    calls: Counter[str]
+    upstream: dict[str, Any]
+    log_bytes: int
+    first_invocation: int
+    started: float
 
 
 # --------------------------------------------------------------------------- pricing
