@@ -90,10 +90,11 @@ def served_job(
     """A new job served from the caller's earlier identical fixed-seed job (SUCCESS, no upstream
     call, not counted against the budget), or None."""
     job_id = new_job_id()
+    logger.append_keys(job_id=job_id)  # the cache's own log lines name the new job
     record = served_from_cache(job_id, kind, body, owner=owner, deps=deps, callbacks=callbacks)
     if record is None:
+        logger.remove_keys(["job_id"])  # no such job: record_job names the one it makes
         return None
-    logger.append_keys(job_id=job_id)
     return JobView(status=JobStatus.SUCCESS, id=job_id, cached_from=record.cached_from)
 
 
