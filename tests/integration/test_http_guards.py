@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from openapi_spec_validator import validate
 
 from local.aws_stack import LocalStack
 from local.fake_upstream import FakeUpstream
@@ -105,3 +106,17 @@ def test_the_openapi_document_describes_every_route(
     schemas = document["components"]["schemas"]
     assert schemas["Text2ImageRequest"]["additionalProperties"] is False
     assert schemas["Text2ImageRequest"]["properties"]["samples"]["anyOf"][0]["maximum"] == 4
+
+
+def test_the_openapi_document_is_a_valid_openapi_document(
+    stack: LocalStack, upstream: FakeUpstream
+) -> None:
+    # Given the document the status function serves
+    event = load_event("job_status")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/openapi.json"
+    event["routeKey"] = "GET /openapi.json"
+    event.pop("pathParameters")
+    document = json.loads(invoke(stack, "job_status", event)["body"])
+    # When an independent validator reads it / Then it holds to its OpenAPI version's schema
+    validate(document)
+    assert document["openapi"].startswith("3.")

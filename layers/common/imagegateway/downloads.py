@@ -35,7 +35,7 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util import Timeout, parse_url
 
 from imagegateway.errors import ImageDownloadError, ImageRejectedError
-from imagegateway.http_retry import RETRYABLE_STATUSES, BudgetedRetry
+from imagegateway.http_retry import BudgetedRetry
 from imagegateway.observability import logger
 from imagegateway.settings import Settings
 from imagegateway.time_budget import read_timeout_within_budget
@@ -218,21 +218,9 @@ def _is_public(address: str) -> bool:
 def download_retry(settings: Settings) -> BudgetedRetry:
     """Connection errors, read timeouts before an answer, 429 and 5xx are retried with backoff,
     honouring a short Retry-After, while the next attempt fits in the invocation's time."""
-    return BudgetedRetry(
-        total=5,
-        connect=3,
-        read=2,
-        status=3,
-        other=0,
-        redirect=0,
-        raise_on_redirect=False,
-        backoff_factor=0.5,
-        backoff_max=4,
-        status_forcelist=RETRYABLE_STATUSES,
-        allowed_methods=frozenset({"GET"}),
-        respect_retry_after_header=True,
+    return BudgetedRetry.for_idempotent_get(
+        status_retries=3,
         retry_after_max=RETRY_AFTER_MAX_SECONDS,
-        raise_on_status=False,
         attempt_seconds=settings.upstream_connect_timeout_seconds
         + settings.upstream_read_timeout_seconds,
     )

@@ -26,6 +26,32 @@ class BudgetedRetry(Retry):
         super().__init__(*args, **kwargs)
         self.attempt_seconds = attempt_seconds
 
+    @classmethod
+    def for_idempotent_get(
+        cls, *, status_retries: int, retry_after_max: float, attempt_seconds: float
+    ) -> Self:
+        """The policy of a GET that may be sent again (a status check, an image download):
+        connection errors, read timeouts and RETRYABLE_STATUSES are retried with backoff,
+        honouring a Retry-After up to `retry_after_max`; redirects are handed back, never
+        followed."""
+        return cls(
+            total=5,
+            connect=3,
+            read=2,
+            status=status_retries,
+            other=0,
+            redirect=0,
+            backoff_factor=0.5,
+            backoff_max=4,
+            status_forcelist=RETRYABLE_STATUSES,
+            allowed_methods=frozenset({"GET"}),
+            respect_retry_after_header=True,
+            retry_after_max=retry_after_max,
+            raise_on_status=False,
+            raise_on_redirect=False,
+            attempt_seconds=attempt_seconds,
+        )
+
     def new(self, **kw: Any) -> Self:
         kw.setdefault("attempt_seconds", self.attempt_seconds)
         return super().new(**kw)

@@ -175,29 +175,33 @@ class JobStore:
             raise JobNotFoundError(f"no job {job_id}")
         return _record(item)
 
-    def claim_submit(self, job_id: str, *, run_token: str, now: datetime) -> bool:
-        """Record, once, that the upstream POST is about to be sent. False if an earlier attempt
-        already claimed it (it may have sent the POST) or the job is no longer PENDING."""
+    def _update_if(self, **update: Any) -> bool:
+        """A conditional `update_item`; False if its condition did not hold."""
         try:
-            self._table.update_item(
-                Key={"job_id": job_id},
-                UpdateExpression="SET submit_started_at = :now, updated_at = :now",
-                ConditionExpression=(
-                    "attribute_not_exists(submit_started_at) AND run_token = :token "
-                    "AND #status = :pending"
-                ),
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":now": _iso(now),
-                    ":token": run_token,
-                    ":pending": JobStatus.PENDING.value,
-                },
-            )
+            self._table.update_item(**update)
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
+
+    def claim_submit(self, job_id: str, *, run_token: str, now: datetime) -> bool:
+        """Record, once, that the upstream POST is about to be sent. False if an earlier attempt
+        already claimed it (it may have sent the POST) or the job is no longer PENDING."""
+        return self._update_if(
+            Key={"job_id": job_id},
+            UpdateExpression="SET submit_started_at = :now, updated_at = :now",
+            ConditionExpression=(
+                "attribute_not_exists(submit_started_at) AND run_token = :token "
+                "AND #status = :pending"
+            ),
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":now": _iso(now),
+                ":token": run_token,
+                ":pending": JobStatus.PENDING.value,
+            },
+        )
 
     def release_submit(self, job_id: str) -> None:
         """Undo `claim_submit` when the POST provably never reached the upstream."""
@@ -254,33 +258,27 @@ class JobStore:
         if cache_key is not None:
             values[":cache_key"] = cache_key
             cached = ", cache_key = :cache_key"
-        try:
-            self._table.update_item(
-                Key={"job_id": job_id},
-                UpdateExpression=(
-                    "SET #status = :success, images = :images, upstream_completed_at = :upstream, "
-                    f"completed_at = :now, updated_at = :now{cached} REMOVE error_code, "
-                    f"error_message, {PENDING_ATTRIBUTE}"
-                ),
-                ConditionExpression=(
-                    "attribute_exists(job_id) AND "
-                    "(attribute_not_exists(error_code) OR error_code <> :cancelled)"
-                ),
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":success": JobStatus.SUCCESS.value,
-                    ":images": [image.model_dump(mode="json") for image in images],
-                    ":upstream": _iso(upstream_completed_at),
-                    ":now": _iso(now),
-                    ":cancelled": CANCELLED,
-                    **values,
-                },
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._update_if(
+            Key={"job_id": job_id},
+            UpdateExpression=(
+                "SET #status = :success, images = :images, upstream_completed_at = :upstream, "
+                f"completed_at = :now, updated_at = :now{cached} REMOVE error_code, "
+                f"error_message, {PENDING_ATTRIBUTE}"
+            ),
+            ConditionExpression=(
+                "attribute_exists(job_id) AND "
+                "(attribute_not_exists(error_code) OR error_code <> :cancelled)"
+            ),
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":success": JobStatus.SUCCESS.value,
+                ":images": [image.model_dump(mode="json") for image in images],
+                ":upstream": _iso(upstream_completed_at),
+                ":now": _iso(now),
+                ":cancelled": CANCELLED,
+                **values,
+            },
+        )
 
     def mark_failed(self, job_id: str, *, code: str, message: str, now: datetime) -> bool:
         """Record a FAILURE unless the job already succeeded; True if this call recorded it."""
@@ -313,22 +311,16 @@ class JobStore:
         if only_if is not None:
             condition += " AND #status = :only_if"
             values[":only_if"] = only_if.value
-        try:
-            self._table.update_item(
-                Key={"job_id": job_id},
-                UpdateExpression=(
-                    "SET #status = :failure, error_code = :code, error_message = :message, "
-                    f"completed_at = :now, updated_at = :now REMOVE {PENDING_ATTRIBUTE}"
-                ),
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._update_if(
+            Key={"job_id": job_id},
+            UpdateExpression=(
+                "SET #status = :failure, error_code = :code, error_message = :message, "
+                f"completed_at = :now, updated_at = :now REMOVE {PENDING_ATTRIBUTE}"
+            ),
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     def overdue(self, *, deadline_before: datetime, limit: int = 100) -> list[dict[str, Any]]:
         """Unfinished jobs whose deadline is before the given moment, oldest first, as raw rows:

@@ -86,20 +86,9 @@ def submit_session(connect_seconds: float = 3.05) -> requests.Session:
 def retrying_get_session(attempt_seconds: float = 13.05) -> requests.Session:
     """`attempt_seconds`: the connect plus read timeouts of one attempt."""
     return _session(
-        BudgetedRetry(
-            total=5,
-            connect=3,
-            read=2,
-            status=4,
-            redirect=0,
-            backoff_factor=0.5,
-            backoff_max=4,
-            status_forcelist=RETRYABLE_STATUSES,
-            allowed_methods=frozenset({"GET"}),
-            respect_retry_after_header=True,
+        BudgetedRetry.for_idempotent_get(
+            status_retries=4,
             retry_after_max=MAX_INLINE_RETRY_AFTER_SECONDS,
-            raise_on_status=False,
-            raise_on_redirect=False,
             attempt_seconds=attempt_seconds,
         )
     )
