@@ -51,12 +51,14 @@ lint: $(STAMP) $(CHECKOV_STAMP)
 	  --quiet --compact --config-file .checkov.yaml
 
 # Two workers for the tests that build their own moto and fake upstream (one file per worker);
-# then, alone, the schemathesis fuzz (it generates far fewer cases under xdist) and the e2e
-# tests (they share one local stack per session).
+# then, alone, the schemathesis fuzz (it generates far fewer cases under xdist); then the e2e
+# tests on two workers, each with a local stack of its own (they mostly wait on the clock:
+# a 45 s upstream POST, deadlines, a burst; 6 min on one stack, 3.5 on two).
 test: lint
 	$(BIN)/pytest -n 2 --dist loadfile --ignore=tests/e2e \
 		--ignore=tests/integration/test_openapi_fuzz.py
-	$(BIN)/pytest tests/integration/test_openapi_fuzz.py tests/e2e
+	$(BIN)/pytest tests/integration/test_openapi_fuzz.py
+	$(BIN)/pytest -n 2 --dist loadfile tests/e2e
 
 unit integration workflow e2e template: $(STAMP)
 	$(BIN)/pytest tests/$@
