@@ -230,6 +230,19 @@ def test_a_job_cancelled_during_a_stretch_is_not_reported_done() -> None:
         check_job(pending_ticket(), deps)
 
 
+def test_a_job_cancelled_during_a_stretch_stops_being_polled_within_ten_seconds() -> None:
+    # Given a stretch of 100 s on an upstream that never finishes, cancelled 5 s in
+    clock = FakeClock()
+    upstream = UpstreamDoneAt(clock, done_after=None)
+    deps = checking(upstream, clock, stretch=100, cancelled_after=5)
+    # When the check runs / Then it notices at its next look at the row (every 10 s), not at
+    # the end of the stretch: the invocation and the upstream calls stop there
+    with pytest.raises(JobEndedElsewhereError):
+        check_job(pending_ticket(), deps)
+    assert (clock.now - START).total_seconds() <= 10
+    assert upstream.checks <= 11
+
+
 # --------------------------------------------------------------------------- Express hand-over
 
 
