@@ -75,6 +75,30 @@ def test_without_an_upstream_key_a_submit_is_a_503_that_stores_nothing(
     assert upstream.stats()["submits"] == 0
 
 
+def test_a_workflow_that_cannot_start_is_a_503_at_once_and_the_job_ends_told(
+    stack: LocalStack, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a state machine the submit function cannot start (a first deploy whose role lacks
+    # states:StartExecution, a wrong ARN, Step Functions down)
+    missing = stack.state_machine_arn.replace(":stateMachine:", ":stateMachine:missing-")
+    monkeypatch.setenv("STATE_MACHINE_ARN", missing)
+    from tests.support.caches import clear_all
+
+    clear_all()
+    # When a job is submitted
+    response = invoke(stack, "submit", load_event("submit"))
+    # Then the caller hears it now (a 503 to retry), not as a PENDING job that ends 17 min later
+    answer = response_body(response)
+    assert response["statusCode"] == 503, answer
+    assert answer["error_code"] == "WORKFLOW_NOT_STARTED"
+    assert response["headers"]["Retry-After"]
+    # And the job it recorded has ended, with that reason, and nothing reached the upstream
+    (row,) = table_rows(stack)
+    assert (row["status"], row["error_code"]) == ("FAILURE", "WORKFLOW_NOT_STARTED")
+    assert answer["id"] == row["job_id"]
+    assert upstream.stats()["submits"] == 0
+
+
 def test_an_internal_error_answers_a_stable_message_without_internal_names(
     stack: LocalStack, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:

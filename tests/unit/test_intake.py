@@ -117,16 +117,17 @@ class FakeJobs:
 
 
 class FakeWorkflow:
-    def __init__(self, status: str | None = None) -> None:
-        self.current = status
+    def __init__(self, status: str | None = None, *, starts: bool = True) -> None:
+        self.current, self.starts = status, starts
         self.started: list[JobTicket] = []
 
     def status(self, name: str) -> str | None:
         return self.current
 
     def start(self, ticket: JobTicket, *, name: str | None = None) -> bool:
-        self.started.append(ticket)
-        return True
+        if self.starts:
+            self.started.append(ticket)
+        return self.starts
 
 
 class FakeUpstream:
@@ -179,6 +180,23 @@ def test_a_redelivery_after_a_crash_between_send_and_start_resumes_without_a_pos
     # When the message comes back / Then the workflow starts following the upstream's job
     send_and_start("job-1", deps(jobs, workflow, upstream), retry_seconds=5)
     assert upstream.posts == 0
+    assert [t.upstream_id for t in workflow.started] == ["u-1"]
+
+
+def test_a_workflow_that_cannot_start_brings_the_message_back_and_its_return_posts_nothing() -> (
+    None
+):
+    # Given a job the upstream takes, whose workflow Step Functions will not start just now
+    jobs, upstream = FakeJobs(), FakeUpstream(UpstreamAnswer(status=JobStatus.PENDING, id="u-1"))
+    # When the intake sends it / Then the message comes back soon, rather than the job waiting
+    # for the reconciler past its deadline
+    with pytest.raises(RetryLater) as later:
+        send_and_start("job-1", deps(jobs, FakeWorkflow(starts=False), upstream), retry_seconds=5)
+    assert (later.value.seconds, upstream.posts) == (5, 1)
+    # And when it comes back, the workflow starts on the upstream's job with no second POST
+    workflow = FakeWorkflow()
+    send_and_start("job-1", deps(jobs, workflow, upstream), retry_seconds=5)
+    assert upstream.posts == 1
     assert [t.upstream_id for t in workflow.started] == ["u-1"]
 
 

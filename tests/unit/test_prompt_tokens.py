@@ -11,9 +11,8 @@ from imagegateway import clip_tokens
 from imagegateway.api import requested_wait
 from imagegateway.errors import NOT_JOB_CODES, FailureCode, PromptTooLongError
 from imagegateway.models import TokenCounts
-from imagegateway.prompt_tokens import MAX_QUOTED_CHARS, measure_prompts
+from imagegateway.prompt_tokens import MAX_QUOTED_CHARS, measure_prompts, refuse_truncated_prompts
 from imagegateway.submit_api import strict_tokens_requested
-from imagegateway.submit_job import refuse_truncated_prompts
 from tests.support.clip_reference import LONG
 
 # 95 tokens by OpenAI's SimpleTokenizer (tests/support/clip_reference_ids.json).

@@ -50,6 +50,7 @@ from imagegateway.errors import (
     UpstreamError,
     UpstreamKeyMissingError,
     UpstreamTimeoutError,
+    WorkflowNotStartedError,
 )
 from imagegateway.models import (
     ErrorDetail,
@@ -234,6 +235,17 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
             ErrorResponse(error=PUBLIC_MESSAGES[exc.code], error_code=exc.code),
         )
         answer.headers["Retry-After"] = "60"
+        return answer
+
+    @app.exception_handler(WorkflowNotStartedError)
+    def _not_started(exc: WorkflowNotStartedError) -> Response[Any]:
+        # The job ended at once (nothing sent); a retry, after a moment, makes a new one.
+        logger.error("the job's workflow could not be started", extra={"job_id": exc.job_id})
+        answer = error_answer(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            ErrorResponse(error=exc.message, error_code=exc.code, id=exc.job_id),
+        )
+        answer.headers["Retry-After"] = "5"
         return answer
 
     @app.exception_handler(ConfigurationError)

@@ -26,6 +26,8 @@ class FailureCode(StrEnum):
     CONFIGURATION_ERROR = "CONFIGURATION_ERROR"
     UPSTREAM_NOT_CONFIGURED = "UPSTREAM_NOT_CONFIGURED"
     WORKFLOW_FAILED = "WORKFLOW_FAILED"
+    # The job's workflow could not be started (a 503 to its HTTP caller): nothing was sent.
+    WORKFLOW_NOT_STARTED = "WORKFLOW_NOT_STARTED"
     RECONCILE_FAILED = "RECONCILE_FAILED"
     # -- the upstream
     UPSTREAM_ERROR = "UPSTREAM_ERROR"
@@ -103,6 +105,13 @@ class UpstreamKeyMissingError(ConfigurationError):
     """The upstream API key secret has no value yet (a first deploy): nothing can be sent."""
 
     code = FailureCode.UPSTREAM_NOT_CONFIGURED
+
+
+class WorkflowNotStartedError(GatewayError):
+    """Step Functions refused to start the job's execution (throttled, unavailable, a role
+    without states:StartExecution on a first deploy): the job ended at once, nothing sent."""
+
+    code = FailureCode.WORKFLOW_NOT_STARTED
 
 
 # --- the upstream ---------------------------------------------------------------------------
@@ -320,6 +329,10 @@ PUBLIC_MESSAGES: dict[str, str] = {
     FailureCode.WORKFLOW_FAILED: "the job's workflow ended without storing its images",
     FailureCode.TIMED_OUT: "the upstream did not finish the job before its deadline",
     FailureCode.CANCELLED: "the job was cancelled by its caller",
+    FailureCode.WORKFLOW_NOT_STARTED: (
+        "the gateway could not start the job's workflow; nothing was sent or charged, "
+        "submit it again"
+    ),
 }
 
 # The upstream never took the job (429s, unreachable) and its deadline passed: the submit task

@@ -22,6 +22,8 @@ from imagegateway.observability import logger, metrics
 # Errors whose message the gateway wrote for callers; any other error's text (botocore, a
 # crash) stays in the logs and the caller reads PUBLIC_MESSAGES for its code.
 CALLER_SAFE_ERRORS = frozenset(ERROR_CODES) - {"GatewayError", "ConfigurationError"}
+# Codes only written outside the workflow, by whatever then told the job's caller.
+ENDED_OUTSIDE_THE_WORKFLOW = frozenset({FailureCode.CANCELLED, FailureCode.WORKFLOW_NOT_STARTED})
 
 
 def failure_from(ticket: JobTicket) -> Failure:
@@ -44,9 +46,10 @@ def failure_from(ticket: JobTicket) -> Failure:
 
 def fail_job(ticket: JobTicket, deps: Collaborators) -> Completion:
     before = deps.jobs.for_ticket(ticket)
-    if before.status is JobStatus.FAILURE and before.error_code == FailureCode.CANCELLED:
-        # Cancelled outside the workflow, which told its caller: nothing more to record or say.
-        raise JobEndedElsewhereError("the job was cancelled", job_id=ticket.job_id)
+    if before.status is JobStatus.FAILURE and before.error_code in ENDED_OUTSIDE_THE_WORKFLOW:
+        # Cancelled, or ended by a submit that could not start this execution (which started
+        # after all): whoever ended it told its caller; nothing more to record or say.
+        raise JobEndedElsewhereError(f"the job ended {before.error_code}", job_id=ticket.job_id)
     failure = failure_from(ticket)
     recorded = deps.jobs.mark_failed(
         ticket.job_id, code=failure.code, message=failure.message, now=deps.clock()

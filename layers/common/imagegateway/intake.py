@@ -176,7 +176,10 @@ def send_and_start(job_id: str, deps: Collaborators, *, retry_seconds: int) -> N
     if sent.status is JobStatus.PENDING and sent.upstream_id is None and not sent.deadline_passed:
         # The upstream did not take it (429, unreachable): the queue holds it meanwhile.
         raise RetryLater(sent.wait_seconds, "the upstream did not take the job yet")
-    deps.workflow.start(sent)
+    if not deps.workflow.start(sent):
+        # The upstream has the job: the message comes back and starts its workflow (the POST
+        # is not sent again), instead of the job waiting for the reconciler.
+        raise RetryLater(retry_seconds, "the job's workflow could not be started")
 
 
 def take_request(record: SQSRecord, context: LambdaContext | None) -> None:

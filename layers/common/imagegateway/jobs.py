@@ -280,6 +280,13 @@ class JobStore:
             },
         )
 
+    def mark_not_started(self, job_id: str, *, code: str, message: str, now: datetime) -> bool:
+        """End a job whose workflow could not be started, unless an execution did start after
+        all and claimed its submit; False if it had."""
+        return self._end_failed(
+            job_id, code=code, message=message, now=now, only_if=JobStatus.PENDING, unclaimed=True
+        )
+
     def mark_failed(self, job_id: str, *, code: str, message: str, now: datetime) -> bool:
         """Record a FAILURE unless the job already succeeded; True if this call recorded it."""
         return self._end_failed(
@@ -295,6 +302,7 @@ class JobStore:
         now: datetime,
         unless: JobStatus | None = None,
         only_if: JobStatus | None = None,
+        unclaimed: bool = False,
     ) -> bool:
         """End the job FAILURE (conditionally on its status); False if the condition failed."""
         names = {"#status": "status"}
@@ -311,6 +319,8 @@ class JobStore:
         if only_if is not None:
             condition += " AND #status = :only_if"
             values[":only_if"] = only_if.value
+        if unclaimed:
+            condition += " AND attribute_not_exists(submit_started_at)"
         return self._update_if(
             Key={"job_id": job_id},
             UpdateExpression=(

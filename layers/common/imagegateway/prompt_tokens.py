@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from imagegateway.errors import PromptTooLongError
 from imagegateway.models import TokenCounts
 
 PROMPT_FIELDS = ("prompt", "negative_prompt")
@@ -58,4 +59,18 @@ def measure_prompts(body: dict[str, Any]) -> PromptTokens:
             prompt=counts["prompt"], negative_prompt=counts["negative_prompt"], limit=window
         ),
         overflows=overflows,
+    )
+
+
+def refuse_truncated_prompts(body: dict[str, Any]) -> None:
+    """`Prefer: strict-tokens`: a prompt the model would cut is refused (PromptTooLongError, a
+    422 naming the field) before anything is stored or sent."""
+    measured = measure_prompts(body)
+    if not measured.overflows:
+        return
+    window = measured.counts.limit
+    summary = "; ".join(f"{over.field}: {over.tokens} tokens" for over in measured.overflows)
+    raise PromptTooLongError(
+        f"invalid request: {summary}, over the {window} the model reads (Prefer: strict-tokens)",
+        details=[(over.field, over.message(window)) for over in measured.overflows],
     )

@@ -40,7 +40,8 @@ from imagegateway.models import (
     JobStatus,
     Text2ImageRequest,
 )
-from imagegateway.submit_job import refuse_truncated_prompts, submit_job
+from imagegateway.prompt_tokens import refuse_truncated_prompts
+from imagegateway.submit_job import submit_job
 from imagegateway.view_job import view_job
 
 # `Prefer: strict-tokens`: a prompt over the tokens SD 1.5 reads is a 422, not a truncated job.

@@ -10,11 +10,11 @@ from datetime import timedelta
 from typing import Any
 
 from imagegateway.collaborators import Collaborators
-from imagegateway.errors import PromptTooLongError
 from imagegateway.models import Callbacks, JobKind, JobStatus, JobTicket, JobView, samples_of
 from imagegateway.observability import logger, metrics
 from imagegateway.prompt_tokens import PromptTokens, measure_prompts
 from imagegateway.result_cache import served_from_cache
+from imagegateway.start_job import start_job
 from imagegateway.upstream_key import upstream_api_key
 
 
@@ -115,24 +115,10 @@ def submit_job(
         return served
     tokens = measure_prompts(body)
     ticket = record_job(kind, body, owner=owner, deps=deps, callbacks=callbacks, tokens=tokens)
-    deps.workflow.start(ticket)
+    start_job(ticket, deps)
     return JobView(
         status=JobStatus.PENDING,
         id=ticket.job_id,
         tokens=tokens.counts,
         warnings=tokens.warnings or None,
-    )
-
-
-def refuse_truncated_prompts(body: dict[str, Any]) -> None:
-    """`Prefer: strict-tokens`: a prompt the model would cut is refused (PromptTooLongError, a
-    422 naming the field) before anything is stored or sent."""
-    measured = measure_prompts(body)
-    if not measured.overflows:
-        return
-    window = measured.counts.limit
-    summary = "; ".join(f"{over.field}: {over.tokens} tokens" for over in measured.overflows)
-    raise PromptTooLongError(
-        f"invalid request: {summary}, over the {window} the model reads (Prefer: strict-tokens)",
-        details=[(over.field, over.message(window)) for over in measured.overflows],
     )
