@@ -9,6 +9,7 @@ import boto3
 import pytest
 import requests
 
+from imagegateway.workflow import Workflow
 from local.aws_stack import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.support.caches import clear_all
@@ -43,14 +44,13 @@ def overdue(stack: LocalStack, job_id: str) -> None:
 def submit_without_workflow(
     stack: LocalStack, monkeypatch: pytest.MonkeyPatch, body: dict[str, Any]
 ) -> str:
-    """Submit while StartExecution fails, then run only the workflow's SubmitUpstream task: the
-    upstream accepted the job, and the execution that follows it is gone."""
-    monkeypatch.setenv("STATE_MACHINE_ARN", stack.state_machine_arn + "-missing")
-    clear_all()
-    response = invoke(stack, "submit", http_event_with_body(body))
+    """Submit as if the function died right after the job's row was written (its execution
+    never started), then run only the workflow's SubmitUpstream task: the upstream accepted the
+    job, and no execution follows it."""
+    with monkeypatch.context() as patched:
+        patched.setattr(Workflow, "start", lambda self, ticket, name=None: True)
+        response = invoke(stack, "submit", http_event_with_body(body))
     assert response["statusCode"] == 202
-    monkeypatch.setenv("STATE_MACHINE_ARN", stack.state_machine_arn)
-    clear_all()
     job_id: str = response_body(response)["id"]
     invoke(stack, "submit_upstream", ticket_of(stack, job_id))
     return job_id

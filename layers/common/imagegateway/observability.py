@@ -163,9 +163,33 @@ class LazyTracer:
         return self._traced(method, lambda tracer, f: tracer.capture_method(f))
 
 
+def one_at_a_time(metrics: Metrics) -> Metrics:
+    """Powertools' Metrics, whose set one invocation changes at a time. In Lambda a process runs
+    one invocation at a time; the local stack runs several handlers in one process on threads,
+    and there a flush could find its set emptied (SchemaValidationError) or changed (a
+    RuntimeError) by another invocation's, failing a task for nothing."""
+    provider = metrics.provider
+    lock = threading.RLock()
+    add_metric, flush_metrics = provider.add_metric, provider.flush_metrics
+
+    @functools.wraps(add_metric)
+    def add_metric_alone(*args: Any, **kwargs: Any) -> None:
+        with lock:
+            add_metric(*args, **kwargs)
+
+    @functools.wraps(flush_metrics)
+    def flush_metrics_alone(*args: Any, **kwargs: Any) -> None:
+        with lock:
+            flush_metrics(*args, **kwargs)
+
+    provider.add_metric = add_metric_alone  # type: ignore[method-assign]
+    provider.flush_metrics = flush_metrics_alone  # type: ignore[method-assign]
+    return metrics
+
+
 logger = Logger()
 tracer = LazyTracer()
-metrics = Metrics()
+metrics = one_at_a_time(Metrics())
 
 quiet_libraries()
 guard_handlers(logger.registered_handler)
