@@ -74,16 +74,21 @@ def schemas_required(document: dict[str, Any], name: str) -> set[str]:
     return set(document["components"]["schemas"][name].get("required", []))
 
 
-def test_the_openapi_document_describes_every_route(
-    stack: LocalStack, upstream: FakeUpstream
-) -> None:
-    # Given a GET of /openapi.json on the status function
+def openapi_answer(stack: LocalStack) -> Any:
+    """The status function's answer to GET /openapi.json."""
     event = load_event("job_status")
     event["rawPath"] = event["requestContext"]["http"]["path"] = "/openapi.json"
     event["routeKey"] = "GET /openapi.json"
     event.pop("pathParameters")
+    return invoke(stack, "job_status", event)
+
+
+def test_the_openapi_document_describes_every_route(
+    stack: LocalStack, upstream: FakeUpstream
+) -> None:
+    # Given a GET of /openapi.json on the status function
     # When it answers
-    response = invoke(stack, "job_status", event)
+    response = openapi_answer(stack)
     document = json.loads(response["body"])
     # Then it is Powertools' OpenAPI document, with the request model and the error shapes
     assert response["statusCode"] == 200
@@ -112,11 +117,7 @@ def test_the_openapi_document_is_a_valid_openapi_document(
     stack: LocalStack, upstream: FakeUpstream
 ) -> None:
     # Given the document the status function serves
-    event = load_event("job_status")
-    event["rawPath"] = event["requestContext"]["http"]["path"] = "/openapi.json"
-    event["routeKey"] = "GET /openapi.json"
-    event.pop("pathParameters")
-    document = json.loads(invoke(stack, "job_status", event)["body"])
+    document = json.loads(openapi_answer(stack)["body"])
     # When an independent validator reads it / Then it holds to its OpenAPI version's schema
     validate(document)
     assert document["openapi"].startswith("3.")
