@@ -299,7 +299,7 @@ WORKFLOW_STEP_FUNCTIONS = {
     "CheckUpstreamFunction",
     "StoreImagesFunction",
 }
-# The four operational alarms: the (namespace, metric name, dimension name) each watches, the
+# The operational alarms: the (namespace, metric name, dimension name) each watches, the
 # dimension values (several: a metric-math sum, one metric each), and its trigger.
 OPERATIONAL_ALARMS: dict[str, dict[str, Any]] = {
     "SubmitThrottlesAlarm": {
@@ -316,6 +316,13 @@ OPERATIONAL_ALARMS: dict[str, dict[str, Any]] = {
         # The custom metric submit_upstream emits (Powertools: namespace and `service`
         # dimension from the POWERTOOLS_* variables); checked against both below.
         "metric": ("ImagepipelineGateway", "UpstreamSubmitErrors", "service"),
+        "values": {"imagepipeline-gateway"},
+        "trigger": ("GreaterThanThreshold", 0),
+    },
+    "WorkflowNotStartedAlarm": {
+        # A submit whose execution Step Functions refused (start_job emits it): on a first
+        # deploy, a role without states:StartExecution makes every job fail this way.
+        "metric": ("ImagepipelineGateway", "JobsNotStarted", "service"),
         "values": {"imagepipeline-gateway"},
         "trigger": ("GreaterThanThreshold", 0),
     },
@@ -1276,6 +1283,20 @@ def test_operational_alarm_watches_its_metric(template: dict[str, Any], alarm_id
     assert alarm["EvaluationPeriods"] == 1
     periods = {m["MetricStat"]["Period"] for m in alarm.get("Metrics", []) if "MetricStat" in m}
     assert periods | ({alarm["Period"]} if "Period" in alarm else set()) == {300}
+
+
+def test_workflow_not_started_alarm_watches_what_start_job_emits(
+    translated: dict[str, Any],
+) -> None:
+    # Given the alarm, and the submit function's Powertools environment and use case
+    alarm = _alarms(translated)["WorkflowNotStartedAlarm"]
+    variables = translated["Resources"]["SubmitFunction"]["Properties"]["Environment"]["Variables"]
+    source = (ROOT / "layers" / "common" / "imagegateway" / "start_job.py").read_text("utf-8")
+    # When its metric is compared with them / Then it is one the submit path really emits
+    ((namespace, metric, dimensions),) = alarm_metrics(alarm)
+    assert namespace == variables["POWERTOOLS_METRICS_NAMESPACE"]
+    assert dimensions == (("service", variables["POWERTOOLS_SERVICE_NAME"]),)
+    assert f'add_metric(name="{metric}"' in source
 
 
 def test_upstream_submit_errors_alarm_matches_what_the_code_emits(
