@@ -11,13 +11,11 @@ import pytest
 from imagegateway.collaborators import Collaborators
 from imagegateway.errors import JobEndedElsewhereError, WorkflowNotStartedError
 from imagegateway.fail_job import fail_job
-from imagegateway.images import ImageStore
 from imagegateway.jobs import JobStore
 from imagegateway.models import CaughtError, Completion, JobRecord, JobStatus, JobTicket
 from imagegateway.notifications import Notifier
 from imagegateway.settings import Settings
 from imagegateway.start_job import start_job
-from imagegateway.upstream import UpstreamClient
 from imagegateway.workflow import Workflow
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -76,14 +74,12 @@ class Steps:
 
 
 def deps(jobs: Jobs, steps: Steps) -> Collaborators:
+    # No upstream or image store: these paths must not touch either (one made from the
+    # settings would need AWS, and sockets are off).
+    settings = Settings(jobs_table_name="jobs", images_bucket_name="images")
+    workflow, notifier = cast(Workflow, steps), cast(Notifier, steps)
     return Collaborators(
-        settings=Settings(jobs_table_name="jobs", images_bucket_name="images"),
-        jobs=cast(JobStore, jobs),
-        upstream=cast(UpstreamClient, object()),
-        images=cast(ImageStore, object()),
-        workflow=cast(Workflow, steps),
-        notifier=cast(Notifier, steps),
-        clock=lambda: NOW,
+        settings, jobs=cast(JobStore, jobs), workflow=workflow, notifier=notifier, clock=lambda: NOW
     )
 
 
