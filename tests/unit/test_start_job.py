@@ -105,6 +105,19 @@ def test_a_workflow_that_will_not_start_ends_the_job_at_once_and_tells_its_calle
     )
 
 
+def test_the_caller_hears_why_even_when_the_bus_is_down_too() -> None:
+    # Given a refused start, and a bus that refuses the completion event as well
+    class BusDown(Steps):
+        def publish(self, completion: Completion) -> None:
+            raise RuntimeError("events unavailable")
+
+    jobs = Jobs()
+    # When the job is started / Then the answer is still the start's refusal (a 503), not a 500
+    with pytest.raises(WorkflowNotStartedError):
+        start_job(TICKET, deps(jobs, BusDown(starts=False)))
+    assert jobs.row["error_code"] == "WORKFLOW_NOT_STARTED"
+
+
 def test_an_execution_that_started_despite_the_error_keeps_a_job_it_already_claimed() -> None:
     # Given a start that reported an error, but whose execution runs and has claimed the submit
     jobs, steps = Jobs(submit_started_at=NOW), Steps(starts=False)

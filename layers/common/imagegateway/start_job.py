@@ -9,7 +9,7 @@ from imagegateway.collaborators import Collaborators
 from imagegateway.completion import finish_outside_workflow
 from imagegateway.errors import PUBLIC_MESSAGES, FailureCode, WorkflowNotStartedError
 from imagegateway.models import JobTicket
-from imagegateway.observability import metrics
+from imagegateway.observability import logger, metrics
 
 
 def start_job(ticket: JobTicket, deps: Collaborators) -> None:
@@ -24,5 +24,8 @@ def start_job(ticket: JobTicket, deps: Collaborators) -> None:
     message = PUBLIC_MESSAGES[code]
     if deps.jobs.mark_not_started(ticket.job_id, code=code, message=message, now=deps.clock()):
         metrics.add_metric(name="JobsNotStarted", unit="Count", value=1)
-        finish_outside_workflow(deps.jobs.get(ticket.job_id), deps)
+        try:
+            finish_outside_workflow(deps.jobs.get(ticket.job_id), deps)
+        except Exception:  # the caller still hears why (a 503), whatever else is down
+            logger.exception("could not tell the end of a job whose workflow did not start")
         raise WorkflowNotStartedError(message, job_id=ticket.job_id)
