@@ -219,20 +219,27 @@ class JobRunner:
     def record(self, invocation: Any) -> None:
         self.invocations.append(invocation)
 
+    def _submit(self, body: dict[str, Any]) -> Any:
+        """The submit function's answer to a POST of `body`, its invocation recorded."""
+        from local.aws_stack import run_handler
+        from tests.support.events import http_event_with_body
+
+        return run_handler(
+            self.stack,
+            self._names["SubmitFunction"],
+            http_event_with_body(body),
+            trigger="POST /sd/text2image/v1",
+            on_invoke=self.record,
+        )
+
     def run(self, samples: int, log_bytes: Callable[[], int]) -> JobMeasure:
         from local.aws_stack import run_handler
-        from tests.support.events import http_event_with_body, status_event
+        from tests.support.events import status_event
         from tests.support.stack import execution_history, wait_for_execution
 
         baseline = self._baseline(log_bytes)
         self.last_body = _request_body(samples, next(self._seeds))
-        response = run_handler(
-            self.stack,
-            self._names["SubmitFunction"],
-            http_event_with_body(self.last_body),
-            trigger="POST /sd/text2image/v1",
-            on_invoke=self.record,
-        )
+        response = self._submit(self.last_body)
         if response["statusCode"] != 202:
             raise RuntimeError(f"submit answered {response['statusCode']}: {response['body']}")
         job_id: str = json.loads(response["body"])["id"]
@@ -261,17 +268,8 @@ class JobRunner:
     def serve_repeat(self, log_bytes: Callable[[], int]) -> JobMeasure:
         """The last job's request sent again: served from the result cache (one submit
         invocation, answered 200 with the URLs; no workflow, no upstream call)."""
-        from local.aws_stack import run_handler
-        from tests.support.events import http_event_with_body
-
         baseline = self._baseline(log_bytes)
-        response = run_handler(
-            self.stack,
-            self._names["SubmitFunction"],
-            http_event_with_body(self.last_body),
-            trigger="POST /sd/text2image/v1",
-            on_invoke=self.record,
-        )
+        response = self._submit(self.last_body)
         wall = time.perf_counter() - baseline.started
         answer = json.loads(response["body"])
         if response["statusCode"] != 200 or not answer.get("cached_from"):
