@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    from imagegateway.api_keys import ApiKeyStore, fingerprint
+    from imagegateway.adapters.api_key_store import ApiKeyStore, fingerprint
 
     store = ApiKeyStore(table)
     now = datetime.now(UTC)

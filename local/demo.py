@@ -49,7 +49,7 @@ from imagegateway_client import (
 from local.aws_stack import REPO
 from local.stack import HOST, StackError, StackProcess
 
-# The upstream's SD 1.5 kinds (imagegateway.models.JobKind), each with its own routes and sample.
+# The upstream's SD 1.5 kinds (domain.base.JobKind), each with its own routes and sample.
 KINDS = ("text2image", "image2image", "inpainting")
 DEFAULT_KIND = "text2image"
 KIND_VARIABLE = "KIND"

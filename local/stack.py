@@ -25,7 +25,7 @@ Settings, from the environment:
   LOG_LEVEL (WARNING)                           the functions' Powertools log level
   RECONCILE_INTERVAL_SECONDS (30), STACK_OUTPUTS_FILE (out/stack-outputs.json)
   POLL_INTERVAL_SECONDS, JOB_DEADLINE_SECONDS and any other setting the functions read
-  (imagegateway.settings; the template's values unless set), passed to them as the template's
+  (platform.settings; the template's values unless set), passed to them as the template's
   parameter or variable.
 """
 
@@ -133,7 +133,7 @@ def _template_parameter_variables(template: Mapping[str, Any]) -> dict[str, str]
 
 
 def _function_setting_names() -> set[str]:
-    from imagegateway.settings import Settings
+    from imagegateway.platform.settings import Settings
 
     return {name.upper() for name in Settings.model_fields}
 
@@ -550,7 +550,7 @@ class LocalGatewayStack:
     ) -> Callable[[str], str | None]:
         """The keyed API's authorizer, the real function run as API Gateway runs it; and one key
         issued for this stack (LocalApiKey in the outputs)."""
-        from imagegateway.api_keys import ApiKeyStore
+        from imagegateway.adapters.api_key_store import ApiKeyStore
 
         (logical_id,) = (
             name
@@ -589,7 +589,7 @@ class LocalGatewayStack:
             "QueueArn"
         ]
         rule = f"{stack.event_bus_name}-completions"
-        from imagegateway.models import EVENT_SOURCE, DetailType
+        from imagegateway.domain.events import EVENT_SOURCE, DetailType
 
         kinds = [DetailType.SUCCEEDED.value, DetailType.FAILED.value]
         pattern = {"source": [EVENT_SOURCE], "detail-type": kinds}
@@ -690,7 +690,7 @@ class LocalGatewayStack:
         """Fail now, with the reason, rather than in every invocation."""
         from pydantic import ValidationError
 
-        from imagegateway.settings import Settings
+        from imagegateway.platform.settings import Settings
 
         try:
             Settings.from_environment(os.environ)

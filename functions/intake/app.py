@@ -6,9 +6,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from imagegateway.handlers import queue_consumer
-from imagegateway.intake import take_request
-from imagegateway.queue_batch import process_batch
+from imagegateway.entrypoints.handlers import queue_consumer
+from imagegateway.entrypoints.queue_batch import process_batch
+from imagegateway.entrypoints.request_queue import take_request
 
 
 def take_requests(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Scheduled: end or resume every job still PENDING past its deadline plus a margin."""
 
-from imagegateway.handlers import scheduled_task
-from imagegateway.reconciler import reconcile_overdue_jobs
+from imagegateway.entrypoints.handlers import scheduled_task
+from imagegateway.use_cases.reconcile import reconcile_overdue_jobs
 
 lambda_handler = scheduled_task(
     reconcile_overdue_jobs,

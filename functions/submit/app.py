@@ -1,12 +1,12 @@
 """POST /sd/{kind}/v1: validate the upstream's own body, record the job, start its workflow
 (whose first task sends it upstream, once).
 
-The routes themselves are in `imagegateway.submit_api` (shared with the OpenAPI document).
+The routes themselves are in `entrypoints.http.submit_routes` (shared with the OpenAPI document).
 """
 
-from imagegateway.api import make_resolver
-from imagegateway.handlers import http_handler
-from imagegateway.submit_api import submit_routes
+from imagegateway.entrypoints.handlers import http_handler
+from imagegateway.entrypoints.http.resolver import make_resolver
+from imagegateway.entrypoints.http.submit_routes import submit_routes
 
 app = make_resolver(submit_routes)
 lambda_handler = http_handler(

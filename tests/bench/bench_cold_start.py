@@ -72,7 +72,7 @@ if not error and not import_only:
     began = time.perf_counter()
     try:
         import boto3
-        tracer = getattr(sys.modules.get("imagegateway.observability"), "tracer", None)
+        tracer = getattr(sys.modules.get("imagegateway.platform.observability"), "tracer", None)
         if tracer is not None and hasattr(tracer, "_traced"):
             tracer.tracer
     except BaseException as exc:

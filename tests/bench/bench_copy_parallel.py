@@ -69,8 +69,8 @@ def slow_image_server() -> Iterator[str]:
 
 
 def run_copy_bench(repeats: int = 5) -> None:
-    from imagegateway.images import ImageStore
-    from imagegateway.settings import get_settings
+    from imagegateway.adapters.image_store import ImageStore
+    from imagegateway.platform.settings import get_settings
     from tests.support.caches import clear_all
 
     title("5. Store step: 4 images with a 300 ms first byte each vs 1 (ImageStore.copy_all)")

@@ -109,8 +109,8 @@ class PolicyRun:
 
 
 def _settings_defaults() -> tuple[int, int, float, bool]:
-    from imagegateway.polling import BACKOFF_FACTOR
-    from imagegateway.settings import Settings
+    from imagegateway.domain.polling import BACKOFF_FACTOR
+    from imagegateway.platform.settings import Settings
 
     fields = Settings.model_fields
     interval = int(fields["poll_interval_seconds"].default)

@@ -6,7 +6,7 @@ counts state transitions (StateEntered events), Lambda invocations and their in-
 durations, the AWS API calls the gateway makes (seen at moto's botocore stubber: S3 PUTs,
 DynamoDB writes and reads, Secrets Manager, Step Functions) and the upstream calls, then prices
 them with list prices printed alongside. Finally it projects the cost for jobs the upstream
-finishes in T seconds under the default polling policy (imagegateway.polling).
+finishes in T seconds under the default polling policy (imagegateway.domain.polling).
 """
 
 from __future__ import annotations
@@ -442,7 +442,7 @@ def check_times(
     """Seconds after submit of every status check, up to the one that sees SUCCESS for a job the
     upstream finishes `upstream_seconds` after submit (or the deadline), with the waits the
     gateway computes (the submit answer carries the first; Lambda time ignored)."""
-    from imagegateway.polling import next_wait_seconds
+    from imagegateway.domain.polling import next_wait_seconds
 
     start = datetime(2025, 1, 1, tzinfo=UTC)
     deadline_at = start + timedelta(seconds=deadline)

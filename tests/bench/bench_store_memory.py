@@ -165,7 +165,7 @@ def _configure(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def naive_copy(url: str) -> int:
     """Whole image in memory, then one PutObject (sha256 too, so both do the same work)."""
-    from imagegateway.aws import s3_client
+    from imagegateway.adapters.aws_clients import s3_client
 
     content = requests.get(url, timeout=60).content
     hashlib.sha256(content).hexdigest()
@@ -176,7 +176,7 @@ def naive_copy(url: str) -> int:
 
 
 def streaming_copy(url: str) -> int:
-    from imagegateway.images import ImageStore
+    from imagegateway.adapters.image_store import ImageStore
 
     return ImageStore().copy_one(JOB_ID, 0, url).size
 

@@ -1,12 +1,13 @@
 """The body `generate` and the CLI build is the upstream's, field for field: the gateway's own
-request models (imagegateway.models) accept it and forward every field the client set."""
+request models (domain.image_requests) accept it and forward every field the client set."""
 
 from __future__ import annotations
 
 import pytest
 from imagegateway_client import KINDS, parse_kind, request_body
 
-from imagegateway.models import REQUEST_MODELS, JobKind
+from imagegateway.domain.base import JobKind
+from imagegateway.domain.image_requests import REQUEST_MODELS
 
 IMAGES = {
     "text2image": {},

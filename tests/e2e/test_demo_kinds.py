@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from imagegateway.models import REQUEST_MODELS, JobKind
+from imagegateway.domain.base import JobKind
+from imagegateway.domain.image_requests import REQUEST_MODELS
 from local import demo
 from tests.e2e.conftest import Gateway
 

@@ -14,7 +14,7 @@ import pytest
 import pytest_socket
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from imagegateway.api import caller_identity
+from imagegateway.entrypoints.http.resolver import caller_identity
 from local.aws_stack import DEFAULT_ROUTE, HttpRoute, Invocation, http_api_routes
 from local.gateway_http import RouteTable, answer_from_result, build_event, caller_arn
 from local.stack import StackError, StackSettings

@@ -26,11 +26,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from moto import mock_aws
 
-from imagegateway.downloads import DownloadClient
-from imagegateway.errors import ImageDownloadError
-from imagegateway.images import ImageStore
-from imagegateway.settings import Settings
-from imagegateway.time_budget import invocation_budget
+from imagegateway.adapters.downloads import DownloadClient
+from imagegateway.adapters.image_store import ImageStore
+from imagegateway.domain.errors import ImageDownloadError
+from imagegateway.platform.settings import Settings
+from imagegateway.platform.time_budget import invocation_budget
 
 BUCKET = "images-bucket"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4

@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
-from imagegateway.jobs import JobStore
+from imagegateway.adapters.job_store import JobStore
 from local.aws_stack import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.integration.test_submit_handler import executions

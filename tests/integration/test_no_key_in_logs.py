@@ -17,10 +17,10 @@ import boto3
 import pytest
 import requests
 
-from imagegateway.models import JobKind
-from imagegateway.observability import guard_handlers, logger, quiet_libraries
-from imagegateway.settings import get_settings
-from imagegateway.upstream import UpstreamClient, upstream_api_key
+from imagegateway.adapters.upstream_client import UpstreamClient, upstream_api_key
+from imagegateway.domain.base import JobKind
+from imagegateway.platform.observability import guard_handlers, logger, quiet_libraries
+from imagegateway.platform.settings import get_settings
 from local.aws_stack import LocalStack
 from local.fake_upstream import FakeUpstream
 

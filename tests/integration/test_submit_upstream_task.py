@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from imagegateway.errors import (
+from imagegateway.domain.errors import (
     ForeignTicketError,
     UpstreamAuthError,
     UpstreamOutcomeUnknownError,

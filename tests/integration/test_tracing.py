@@ -19,8 +19,8 @@ pytestmark = pytest.mark.network
 TRACED_CALLS = r"""
 import sys
 sys.path[:0] = [sys.argv[1]]
-from imagegateway.aws import sqs_client
-from imagegateway.observability import tracer
+from imagegateway.adapters.aws_clients import sqs_client
+from imagegateway.platform.observability import tracer
 
 class Context:
     function_name = "cold-imports"

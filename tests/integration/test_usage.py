@@ -1,4 +1,4 @@
-"""The usage table (imagegateway.usage) in moto, built from template.yaml: daily counts checked
+"""The usage table (adapters.usage_store) in moto, built from template.yaml: daily counts checked
 against a budget, give-backs, the ledger."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
-from imagegateway.errors import BudgetExceededError
-from imagegateway.models import JobKind
-from imagegateway.settings import get_settings
-from imagegateway.usage import UsageStore
+from imagegateway.adapters.usage_store import UsageStore
+from imagegateway.domain.base import JobKind
+from imagegateway.domain.errors import BudgetExceededError
+from imagegateway.platform.settings import get_settings
 from local.aws_stack import LocalStack
 
 NOW = datetime(2026, 11, 26, 22, 30, tzinfo=UTC)

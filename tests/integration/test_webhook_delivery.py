@@ -22,16 +22,17 @@ import pytest
 from moto import mock_aws
 from standardwebhooks.webhooks import Webhook
 
-from imagegateway.aws import sqs_client
-from imagegateway.models import Completion, CompletionDetail, JobStatus
-from imagegateway.settings import get_settings
-from imagegateway.webhooks import (
+from imagegateway.adapters.aws_clients import sqs_client
+from imagegateway.adapters.webhooks import (
     MAX_ATTEMPTS,
     RETRY_SCHEDULE_SECONDS,
     WebhookMessage,
     WebhookQueue,
     webhook_message,
 )
+from imagegateway.domain.base import JobStatus
+from imagegateway.domain.events import Completion, CompletionDetail
+from imagegateway.platform.settings import get_settings
 from local.aws_stack import LambdaContext, load_handler
 from tests.support.caches import clear_all
 

@@ -13,7 +13,7 @@ import boto3
 import pytest
 import requests
 
-from imagegateway.models import JobTicket
+from imagegateway.domain.tickets import JobTicket
 from local.aws_stack import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.support.caches import clear_all
@@ -117,7 +117,7 @@ def test_check_upstream_lets_a_typed_error_escape_for_retry_and_catch(
     clear_all()  # the key was cached when the job was sent
     # When it is checked
     # Then the error's class is what Step Functions matches on
-    from imagegateway.errors import UpstreamAuthError
+    from imagegateway.domain.errors import UpstreamAuthError
 
     with pytest.raises(UpstreamAuthError):
         invoke(stack, "check_upstream", ticket)
@@ -167,7 +167,7 @@ def test_store_images_of_a_missing_image_is_a_download_error(
     ticket["download_urls"] = [f"{upstream.base_url}/images/nope/0.png"]
     # When the store task runs
     # Then it raises the error the workflow retries, and stores nothing
-    from imagegateway.errors import ImageDownloadError
+    from imagegateway.domain.errors import ImageDownloadError
 
     with pytest.raises(ImageDownloadError):
         invoke(stack, "store_images", ticket)
@@ -295,7 +295,7 @@ def test_store_images_never_stores_a_partial_set(stack: LocalStack, upstream: Fa
     ticket["expected_images"] = 4
     # When the store task runs
     # Then it fails with its own code, and nothing is stored
-    from imagegateway.errors import IncompleteResultError
+    from imagegateway.domain.errors import IncompleteResultError
 
     with pytest.raises(IncompleteResultError):
         invoke(stack, "store_images", ticket)
@@ -313,7 +313,7 @@ def test_every_task_refuses_a_ticket_that_does_not_match_its_job(
     ticket["run_token"] = "forged-run-token-0123456789"
     ticket["download_urls"] = ["http://127.0.0.1:9/elsewhere.png"]
     # When the task runs on it
-    from imagegateway.errors import ForeignTicketError
+    from imagegateway.domain.errors import ForeignTicketError
 
     with pytest.raises(ForeignTicketError):
         invoke(stack, task, ticket)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aws_lambda_powertools.utilities import parameters
 
-from imagegateway import authorizer, idempotency
-from imagegateway.aws import clear_clients
-from imagegateway.collaborators import collaborators
-from imagegateway.settings import get_settings
-from imagegateway.upstream import retrying_get_session, submit_session
+from imagegateway.adapters.aws_clients import clear_clients
+from imagegateway.adapters.upstream_client import retrying_get_session, submit_session
+from imagegateway.entrypoints import authorizer, idempotency
+from imagegateway.entrypoints.wiring import collaborators
+from imagegateway.platform.settings import get_settings
 
 
 def clear_all() -> None:

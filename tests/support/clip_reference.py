@@ -1,9 +1,10 @@
-"""The data behind imagegateway.clip_tokens, made from a pinned PyPI package, and the reference
+"""The data behind domain.clip_tokens, made from a pinned PyPI package, and the reference
 token ids its tests check against. Dev-only: run by hand, never by the tests or the layer build.
 
     python -m tests.support.clip_reference merges
         Downloads clip-anytorch (pinned below, checked by sha256: OpenAI's CLIP code and
-        bpe_simple_vocab_16e6.txt.gz, MIT) and writes layers/common/imagegateway/clip_merges.txt.gz:
+        bpe_simple_vocab_16e6.txt.gz, MIT) and writes
+        layers/common/imagegateway/domain/clip_merges.txt.gz:
         the first 48,894 merges, the only ones CLIP ViT-L/14 (so SD 1.5) uses.
 
     <venv with ftfy==6.3.1 and regex>/bin/python -m tests.support.clip_reference fixture
@@ -11,7 +12,7 @@ token ids its tests check against. Dev-only: run by hand, never by the tests or 
         ftfy and regex, not torch) on PROMPTS and writes tests/support/clip_reference_ids.json.
 
     <same venv>/bin/python -m tests.support.clip_reference compare [N]
-        Compares imagegateway.clip_tokens with the reference on PROMPTS and N random strings
+        Compares imagegateway.domain.clip_tokens with the reference on PROMPTS and N random strings
         (ASCII, Latin, CJK, emoji, marks, controls, HTML entities...) and prints the mismatches.
 
 Run from the repository root. The ids are stable: the merges file and the reference are pinned.
@@ -34,7 +35,7 @@ from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-MERGES = ROOT / "layers" / "common" / "imagegateway" / "clip_merges.txt.gz"
+MERGES = ROOT / "layers" / "common" / "imagegateway" / "domain" / "clip_merges.txt.gz"
 FIXTURE = Path(__file__).with_name("clip_reference_ids.json")
 WHEEL = "clip-anytorch==2.6.0"
 WHEEL_SHA256 = "ebc0afed243851b9dc7e16ab8afb665237e8a5838986e97cd99f123ae4ce94ce"
@@ -222,7 +223,7 @@ def write_fixture() -> None:
 
 def compare(random_count: int) -> None:
     sys.path.insert(0, str(ROOT / "layers" / "common"))
-    from imagegateway import clip_tokens
+    from imagegateway.domain import clip_tokens
 
     reference = reference_tokenizer()
     texts = PROMPTS + random_strings(random_count, seed=2026)

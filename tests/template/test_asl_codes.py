@@ -1,6 +1,6 @@
-"""The state machine, the README and imagegateway.errors agree on errors and failure codes.
+"""The state machine, the README and imagegateway.domain.errors agree on errors and failure codes.
 
-`imagegateway.errors.FailureCode` is the one source of failure codes. The ASL cannot import
+`imagegateway.domain.errors.FailureCode` is the one source of failure codes. The ASL cannot import
 Python and the README is prose, so these tests hold both to it: every error name a Retry or Catch
 matches is a runtime error or a gateway error class, every code the ASL writes is a FailureCode,
 every message it writes is the one Python holds, and the README's table lists exactly the codes
@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from imagegateway import errors
-from imagegateway.errors import FailureCode, GatewayError
+from imagegateway.domain import errors
+from imagegateway.domain.errors import FailureCode, GatewayError
 
 ROOT = Path(__file__).resolve().parents[2]
 ASL = ROOT / "statemachine" / "image_job.asl.json"
@@ -202,7 +202,7 @@ def asl() -> dict[str, Any]:
 def test_every_error_the_asl_matches_is_a_runtime_error_or_a_gateway_error_class(
     asl: dict[str, Any],
 ) -> None:
-    # Given the state machine, and the error classes imagegateway.errors defines
+    # Given the state machine, and the error classes imagegateway.domain.errors defines
     names = {name for _, key, value in walk(asl) if key == "ErrorEquals" for name in value}
     assert "UpstreamUnavailableError" in names  # the walk really reaches the retriers
     # When every name its retriers and catchers match is checked
@@ -329,7 +329,7 @@ def test_the_readme_table_parser_reads_every_code_of_a_row() -> None:
     # Given a table in the README's form, with rows of one, two and three codes
     text = "\n".join(
         [
-            "Failure codes on a job (all defined in `imagegateway/errors.py`):",
+            "Failure codes on a job (all defined in `imagegateway/domain/errors.py`):",
             "",
             "| Code | Meaning | Charged? |",
             "|---|---|---|",
@@ -386,7 +386,7 @@ def test_a_reworded_message_in_the_asl_is_caught(asl: dict[str, Any]) -> None:
 def test_a_job_ticket_carries_its_failure_once(asl: dict[str, Any]) -> None:
     # Given every state that leads to RecordFailure: the Pass states that decide a failure and
     # the Catches that catch one
-    from imagegateway.models import CaughtError, Failure, JobTicket
+    from imagegateway.domain.tickets import CaughtError, Failure, JobTicket
 
     writers = [
         (name, state.get("ResultPath"))

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from imagegateway.handlers import EntryPoint
-from imagegateway.settings import Settings
+from imagegateway.entrypoints.handlers import EntryPoint
+from imagegateway.platform.settings import Settings
 from local.aws_stack import load_handler, load_template, resources_of_type
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -113,7 +113,7 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("states:SendTaskSuccess", "*"),
         ("states:SendTaskFailure", "*"),
         ("sqs:SendMessage", "<WebhookQueue.Arn>"),
-        # imagegateway.usage: the caller's daily count (and ledger, give-backs)
+        # imagegateway.adapters.usage_store: the caller's daily count (and ledger, give-backs)
         ("dynamodb:GetItem", "<UsageTable.Arn>"),
         ("dynamodb:UpdateItem", "<UsageTable.Arn>"),
         ("dynamodb:PutItem", "<JobsTable.Arn>"),
@@ -131,7 +131,7 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
     # submit_upstream: the row (verified_record's GetItem), its claim / release / upstream id
     # (UpdateItem), the key for the POST. No StartExecution, no S3, no other table.
     "SubmitUpstreamFunctionRole": {
-        # imagegateway.usage: the caller's daily count (and ledger, give-backs)
+        # imagegateway.adapters.usage_store: the caller's daily count (and ledger, give-backs)
         ("dynamodb:PutItem", "<UsageTable.Arn>"),
         ("dynamodb:GetItem", "<JobsTable.Arn>"),
         ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
@@ -141,7 +141,7 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
     },
     # The caller's jobs: read (status, list), cancel (the row, the executions, the completion).
     "JobStatusFunctionRole": {
-        # imagegateway.usage: the caller's daily count (and ledger, give-backs)
+        # imagegateway.adapters.usage_store: the caller's daily count (and ledger, give-backs)
         ("dynamodb:GetItem", "<UsageTable.Arn>"),
         ("dynamodb:UpdateItem", "<UsageTable.Arn>"),
         ("dynamodb:GetItem", "<JobsTable.Arn>"),
@@ -176,7 +176,7 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         *TELL_CALLERS,
     },
     "RecordFailureFunctionRole": {
-        # imagegateway.usage: the caller's daily count (and ledger, give-backs)
+        # imagegateway.adapters.usage_store: the caller's daily count (and ledger, give-backs)
         ("dynamodb:UpdateItem", "<UsageTable.Arn>"),
         ("dynamodb:GetItem", "<JobsTable.Arn>"),
         ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
@@ -185,7 +185,7 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         *TELL_CALLERS,
     },
     "ReconcilerFunctionRole": {
-        # imagegateway.usage: the caller's daily count (and ledger, give-backs)
+        # imagegateway.adapters.usage_store: the caller's daily count (and ledger, give-backs)
         ("dynamodb:UpdateItem", "<UsageTable.Arn>"),
         ("dynamodb:Query", "<JobsTable.Arn>/index/PendingByDeadline"),
         ("dynamodb:GetItem", "<JobsTable.Arn>"),
@@ -210,7 +210,7 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:Query", "<JobsTable.Arn>/index/ByCacheKey"),
         ("s3:GetObject", "<ImagesBucket.Arn>/jobs/*"),
         ("s3:PutObject", "<ImagesBucket.Arn>/jobs/*"),
-        # imagegateway.usage: the caller's daily count (and ledger, give-backs)
+        # imagegateway.adapters.usage_store: the caller's daily count (and ledger, give-backs)
         ("dynamodb:GetItem", "<UsageTable.Arn>"),
         ("dynamodb:UpdateItem", "<UsageTable.Arn>"),
         ("dynamodb:PutItem", "<UsageTable.Arn>"),
@@ -925,8 +925,8 @@ def test_every_task_retries_lambda_service_errors_and_catches(asl: dict[str, Any
 
 def test_submit_upstream_is_never_retried_after_an_upstream_error(asl: dict[str, Any]) -> None:
     # Given the task that POSTs upstream, and every error name a gateway error can carry
-    # (the class names imagegateway.errors raises, which a Retry would match)
-    from imagegateway import errors
+    # (the class names imagegateway.domain.errors raises, which a Retry would match)
+    from imagegateway.domain import errors
 
     typed = {
         name
@@ -1058,7 +1058,8 @@ def test_idempotency_table_matches_powertools_defaults(template: dict[str, Any])
 
 def test_jobs_table_has_the_sparse_pending_by_deadline_index(template: dict[str, Any]) -> None:
     # Given the jobs table and the names the jobs store queries with
-    from imagegateway import jobs
+
+    from imagegateway.adapters import job_store as jobs
 
     props = template["Resources"]["JobsTable"]["Properties"]
     indexes = {index["IndexName"]: index for index in props["GlobalSecondaryIndexes"]}
@@ -1291,7 +1292,9 @@ def test_workflow_not_started_alarm_watches_what_start_job_emits(
     # Given the alarm, and the submit function's Powertools environment and use case
     alarm = _alarms(translated)["WorkflowNotStartedAlarm"]
     variables = translated["Resources"]["SubmitFunction"]["Properties"]["Environment"]["Variables"]
-    source = (ROOT / "layers" / "common" / "imagegateway" / "start_job.py").read_text("utf-8")
+    source = (ROOT / "layers" / "common" / "imagegateway" / "use_cases" / "start_job.py").read_text(
+        "utf-8"
+    )
     # When its metric is compared with them / Then it is one the submit path really emits
     ((namespace, metric, dimensions),) = alarm_metrics(alarm)
     assert namespace == variables["POWERTOOLS_METRICS_NAMESPACE"]
@@ -1307,7 +1310,9 @@ def test_upstream_submit_errors_alarm_matches_what_the_code_emits(
     alarm = _alarms(translated)["UpstreamSubmitErrorsAlarm"]
     env = translated["Resources"]["SubmitUpstreamFunction"]["Properties"]["Environment"]
     variables = env["Variables"]
-    source = (ROOT / "layers" / "common" / "imagegateway" / "send_job.py").read_text("utf-8")
+    source = (
+        ROOT / "layers" / "common" / "imagegateway" / "use_cases" / "steps" / "send_job.py"
+    ).read_text("utf-8")
     submit_upstream = re.search(r"^def send_job\(.*?(?=^def )", source, re.M | re.S)
     assert submit_upstream
     # When the alarm's metric is compared with them

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from imagegateway.api_keys import ApiKeyStore, fingerprint, key_hash, well_formed
+from imagegateway.adapters.api_key_store import ApiKeyStore, fingerprint, key_hash, well_formed
 from local.aws_stack import LambdaContext, load_handler
 from tests.support.caches import clear_all
 
@@ -92,7 +92,7 @@ class Capture(logging.Handler):
 
 def test_only_hashes_are_stored_and_keys_never_logged(keys: ApiKeyStore) -> None:
     # Given a key, used once rightly and once wrongly, with every log record at DEBUG kept
-    from imagegateway.observability import logger
+    from imagegateway.platform.observability import logger
 
     root, capture = logging.getLogger(), Capture()
     levels = root.level, logger.log_level

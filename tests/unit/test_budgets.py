@@ -9,14 +9,15 @@ from typing import Any, cast
 
 import pytest
 
-from imagegateway.collaborators import Collaborators
-from imagegateway.completion import give_back_if_never_sent
-from imagegateway.errors import BudgetExceededError
-from imagegateway.jobs import JobStore
-from imagegateway.models import JobKind, JobRecord
-from imagegateway.settings import Settings
-from imagegateway.submit_job import record_job
-from imagegateway.usage import UsageStore
+from imagegateway.adapters.job_store import JobStore
+from imagegateway.adapters.usage_store import UsageStore
+from imagegateway.domain.base import JobKind
+from imagegateway.domain.errors import BudgetExceededError
+from imagegateway.domain.records import JobRecord
+from imagegateway.entrypoints.wiring import Collaborators
+from imagegateway.platform.settings import Settings
+from imagegateway.use_cases.completion import give_back_if_never_sent
+from imagegateway.use_cases.submit_job import record_job
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -57,7 +58,7 @@ def deps(usage: FakeUsage, jobs: FakeJobs | None = None) -> Collaborators:
 @pytest.fixture(autouse=True)
 def _a_key_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     # record_job refuses first when the upstream key is missing; here it is there.
-    monkeypatch.setattr("imagegateway.submit_job.upstream_api_key", lambda settings: "k")
+    monkeypatch.setattr("imagegateway.use_cases.submit_job.upstream_api_key", lambda settings: "k")
 
 
 def test_a_job_over_the_budget_is_refused_before_it_is_stored() -> None:

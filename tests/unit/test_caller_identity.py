@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from imagegateway.api import ANONYMOUS, caller_identity
+from imagegateway.entrypoints.http.resolver import ANONYMOUS, caller_identity
 from tests.support.events import load_event
 
 ROLE_OWNER = "arn:aws:iam::123456789012:role/client"

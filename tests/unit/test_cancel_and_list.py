@@ -7,17 +7,18 @@ from typing import Any, cast
 
 import pytest
 
-from imagegateway.cancel_job import cancel_job
-from imagegateway.collaborators import Collaborators
-from imagegateway.errors import InvalidCursorError, JobFinishedError, JobNotFoundError
-from imagegateway.images import ImageStore
-from imagegateway.jobs import JobStore
-from imagegateway.list_jobs import decode_cursor, encode_cursor
-from imagegateway.models import Completion, JobRecord
-from imagegateway.notifications import Notifier
-from imagegateway.settings import Settings
-from imagegateway.upstream import UpstreamClient
-from imagegateway.workflow import Workflow
+from imagegateway.adapters.image_store import ImageStore
+from imagegateway.adapters.job_store import JobStore
+from imagegateway.adapters.notifier import Notifier
+from imagegateway.adapters.upstream_client import UpstreamClient
+from imagegateway.adapters.workflow import Workflow
+from imagegateway.domain.errors import InvalidCursorError, JobFinishedError, JobNotFoundError
+from imagegateway.domain.events import Completion
+from imagegateway.domain.records import JobRecord
+from imagegateway.entrypoints.wiring import Collaborators
+from imagegateway.platform.settings import Settings
+from imagegateway.use_cases.cancel_job import cancel_job
+from imagegateway.use_cases.list_jobs import decode_cursor, encode_cursor
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 OWNER = "arn:aws:iam::123456789012:user/alice"

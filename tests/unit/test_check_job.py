@@ -9,17 +9,20 @@ from typing import Any, cast
 
 import pytest
 
-from imagegateway.check_job import check_job
-from imagegateway.collaborators import Collaborators
-from imagegateway.errors import JobEndedElsewhereError, UpstreamRateLimitedError
-from imagegateway.images import ImageStore
-from imagegateway.jobs import JobStore
-from imagegateway.models import JobKind, JobRecord, JobStatus, JobTicket, UpstreamAnswer
-from imagegateway.notifications import Notifier
-from imagegateway.settings import Settings
-from imagegateway.time_budget import invocation_budget
-from imagegateway.upstream import UpstreamClient
-from imagegateway.workflow import Workflow
+from imagegateway.adapters.image_store import ImageStore
+from imagegateway.adapters.job_store import JobStore
+from imagegateway.adapters.notifier import Notifier
+from imagegateway.adapters.upstream_client import UpstreamClient
+from imagegateway.adapters.workflow import Workflow
+from imagegateway.domain.base import JobKind, JobStatus
+from imagegateway.domain.errors import JobEndedElsewhereError, UpstreamRateLimitedError
+from imagegateway.domain.image_requests import UpstreamAnswer
+from imagegateway.domain.records import JobRecord
+from imagegateway.domain.tickets import JobTicket
+from imagegateway.entrypoints.wiring import Collaborators
+from imagegateway.platform.settings import Settings
+from imagegateway.platform.time_budget import invocation_budget
+from imagegateway.use_cases.steps.check_job import check_job
 
 START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TOKEN = "run-token-0123456789abcdef"

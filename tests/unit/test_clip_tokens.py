@@ -1,4 +1,4 @@
-"""SD 1.5's prompt tokenizer (imagegateway.clip_tokens) against OpenAI's own SimpleTokenizer.
+"""SD 1.5's prompt tokenizer (imagegateway.domain.clip_tokens) against OpenAI's own SimpleTokenizer.
 
 The reference ids (tests/support/clip_reference_ids.json) were made by OpenAI's
 clip/simple_tokenizer.py with ftfy 6.3.1 and regex, from the pinned clip-anytorch wheel, by
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from imagegateway import clip_tokens
+from imagegateway.domain import clip_tokens
 from tests.support.clip_reference import EMBEDDINGS, EMPHASIS, LONG, PROMPTS, UNICODE
 
 FIXTURE = Path(__file__).parents[1] / "support" / "clip_reference_ids.json"
@@ -151,9 +151,9 @@ def test_a_word_cut_by_the_window_is_named_by_its_unread_part() -> None:
 def test_importing_the_tokenizer_reads_no_vocabulary() -> None:
     # Given a fresh interpreter / When the submit use case is imported (it counts lazily)
     code = (
-        "import sys; import imagegateway.submit_job; "
-        "print('imagegateway.clip_tokens' in sys.modules); "
-        "import imagegateway.clip_tokens as c; print(c.merge_ranks.cache_info().currsize)"
+        "import sys; import imagegateway.use_cases.submit_job; "
+        "print('imagegateway.domain.clip_tokens' in sys.modules); "
+        "import imagegateway.domain.clip_tokens as c; print(c.merge_ranks.cache_info().currsize)"
     )
     result = subprocess.run(  # noqa: S603
         [sys.executable, "-c", code],

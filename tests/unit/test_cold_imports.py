@@ -88,7 +88,7 @@ def test_a_cold_import_loads_only_what_the_import_needs(function: str) -> None:
             IMPORT_APP, str(directory), str(LAYER), env=lambda_environment(directory), cwd=directory
         )
     )
-    assert "imagegateway.handlers" in modules  # the import did happen
+    assert "imagegateway.entrypoints.handlers" in modules  # the import did happen
     assert [name for name in AT_FIRST_USE if loaded(modules, name)] == []
     http = loaded(modules, "aws_lambda_powertools.event_handler")
     assert http == (function in HTTP_FUNCTIONS)
@@ -97,7 +97,7 @@ def test_a_cold_import_loads_only_what_the_import_needs(function: str) -> None:
 TRACED_CALL = r"""
 import json, sys
 sys.path[:0] = [sys.argv[1]]
-from imagegateway.observability import tracer
+from imagegateway.platform.observability import tracer
 
 class Context:
     function_name = "cold-imports"

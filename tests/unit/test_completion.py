@@ -6,16 +6,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from imagegateway.collaborators import Collaborators
-from imagegateway.completion import completion_of, refuse_request
-from imagegateway.errors import InvalidRequestError
-from imagegateway.images import ImageStore
-from imagegateway.jobs import JobStore
-from imagegateway.models import Callbacks, Completion, Envelope, JobRecord
-from imagegateway.notifications import Notifier
-from imagegateway.settings import Settings
-from imagegateway.upstream import UpstreamClient
-from imagegateway.workflow import Workflow
+from imagegateway.adapters.image_store import ImageStore
+from imagegateway.adapters.job_store import JobStore
+from imagegateway.adapters.notifier import Notifier
+from imagegateway.adapters.upstream_client import UpstreamClient
+from imagegateway.adapters.workflow import Workflow
+from imagegateway.domain.errors import InvalidRequestError
+from imagegateway.domain.events import Completion, Envelope
+from imagegateway.domain.records import Callbacks, JobRecord
+from imagegateway.entrypoints.wiring import Collaborators
+from imagegateway.platform.settings import Settings
+from imagegateway.use_cases.completion import completion_of, refuse_request
 from tests.support.event_schema import COMPLETED, REQUESTED, schema_errors, validator
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

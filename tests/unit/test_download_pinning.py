@@ -15,9 +15,9 @@ import urllib3.connection
 import urllib3.util.connection
 from pytest_socket import SocketBlockedError
 
-from imagegateway.errors import ImageRejectedError
-from imagegateway.images import ImageStore
-from imagegateway.settings import Settings
+from imagegateway.adapters.image_store import ImageStore
+from imagegateway.domain.errors import ImageRejectedError
+from imagegateway.platform.settings import Settings
 
 DEPLOYED = Settings(jobs_table_name="jobs", images_bucket_name="images")
 NAME = "cdn.imagepipeline.io"

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from imagegateway.downloads import check_download_url, host_allowed
-from imagegateway.errors import ImageRejectedError
-from imagegateway.images import _HashingStream, image_key, sniff_image_type
-from imagegateway.observability import logger
-from imagegateway.settings import Settings
+from imagegateway.adapters.downloads import check_download_url, host_allowed
+from imagegateway.adapters.image_store import _HashingStream, image_key, sniff_image_type
+from imagegateway.domain.errors import ImageRejectedError
+from imagegateway.platform.observability import logger
+from imagegateway.platform.settings import Settings
 
 DEPLOYED = Settings(jobs_table_name="jobs", images_bucket_name="images")
 LOCAL = DEPLOYED.model_copy(

@@ -1,11 +1,11 @@
-"""imagegateway.errors: FailureCode is the one source, and its members still act as strings."""
+"""domain.errors: FailureCode is the one source, and its members still act as strings."""
 
 from __future__ import annotations
 
 import json
 
-from imagegateway import errors
-from imagegateway.errors import FailureCode
+from imagegateway.domain import errors
+from imagegateway.domain.errors import FailureCode
 
 
 def test_failure_codes_behave_as_the_plain_strings_they_replace() -> None:
@@ -22,7 +22,7 @@ def test_failure_codes_behave_as_the_plain_strings_they_replace() -> None:
 
 def test_a_failure_code_stored_in_a_model_is_a_plain_string() -> None:
     # Given the workflow's Failure model given an enum member
-    from imagegateway.models import Failure
+    from imagegateway.domain.tickets import Failure
 
     failure = Failure(code=FailureCode.NOT_SUBMITTED, message="m")
     # When it is dumped / Then the row and the caller read the plain value

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imagegateway.errors import IncompleteResultError
-from imagegateway.image_set import select_image_urls
+from imagegateway.domain.errors import IncompleteResultError
+from imagegateway.domain.image_set import select_image_urls
 
 URLS = [f"https://cdn.imagepipeline.io/{n}.png" for n in range(6)]
 

@@ -9,7 +9,7 @@ import io
 import threading
 import warnings
 
-from imagegateway.observability import metrics
+from imagegateway.platform.observability import metrics
 
 
 def test_concurrent_handlers_add_and_flush_metrics_without_errors() -> None:

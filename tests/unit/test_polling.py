@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from imagegateway.polling import deadline_passed, next_wait_seconds
+from imagegateway.domain.polling import deadline_passed, next_wait_seconds
 
 NOW = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
 FAR = NOW + timedelta(hours=1)

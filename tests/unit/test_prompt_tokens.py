@@ -7,12 +7,16 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from imagegateway import clip_tokens
-from imagegateway.api import requested_wait
-from imagegateway.errors import NOT_JOB_CODES, FailureCode, PromptTooLongError
-from imagegateway.models import TokenCounts
-from imagegateway.prompt_tokens import MAX_QUOTED_CHARS, measure_prompts, refuse_truncated_prompts
-from imagegateway.submit_api import strict_tokens_requested
+from imagegateway.domain import clip_tokens
+from imagegateway.domain.errors import NOT_JOB_CODES, FailureCode, PromptTooLongError
+from imagegateway.domain.prompt_tokens import (
+    MAX_QUOTED_CHARS,
+    measure_prompts,
+    refuse_truncated_prompts,
+)
+from imagegateway.domain.records import TokenCounts
+from imagegateway.entrypoints.http.resolver import requested_wait
+from imagegateway.entrypoints.http.submit_routes import strict_tokens_requested
 from tests.support.clip_reference import LONG
 
 # 95 tokens by OpenAI's SimpleTokenizer (tests/support/clip_reference_ids.json).

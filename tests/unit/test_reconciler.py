@@ -8,16 +8,20 @@ from typing import Any, cast
 
 import pytest
 
-from imagegateway.collaborators import Collaborators
-from imagegateway.errors import UpstreamUnavailableError
-from imagegateway.images import ImageStore
-from imagegateway.jobs import JobStore
-from imagegateway.models import Completion, JobKind, JobRecord, JobStatus, JobTicket, UpstreamAnswer
-from imagegateway.notifications import Notifier
-from imagegateway.reconciler import reconcile_overdue_jobs
-from imagegateway.settings import Settings
-from imagegateway.upstream import UpstreamClient
-from imagegateway.workflow import Workflow
+from imagegateway.adapters.image_store import ImageStore
+from imagegateway.adapters.job_store import JobStore
+from imagegateway.adapters.notifier import Notifier
+from imagegateway.adapters.upstream_client import UpstreamClient
+from imagegateway.adapters.workflow import Workflow
+from imagegateway.domain.base import JobKind, JobStatus
+from imagegateway.domain.errors import UpstreamUnavailableError
+from imagegateway.domain.events import Completion
+from imagegateway.domain.image_requests import UpstreamAnswer
+from imagegateway.domain.records import JobRecord
+from imagegateway.domain.tickets import JobTicket
+from imagegateway.entrypoints.wiring import Collaborators
+from imagegateway.platform.settings import Settings
+from imagegateway.use_cases.reconcile import reconcile_overdue_jobs
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TOKEN = "run-token-0123456789abcdef"

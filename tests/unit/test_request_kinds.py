@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from imagegateway.models import (
+from imagegateway.domain.base import JobKind
+from imagegateway.domain.image_requests import (
     REQUEST_MODELS,
     Image2ImageRequest,
     InpaintingRequest,
-    JobKind,
     Text2ImageRequest,
 )
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from imagegateway.models import Text2ImageRequest, samples_of
+from imagegateway.domain.image_requests import Text2ImageRequest, samples_of
 from tests.support.events import load_event
 
 VALID: dict[str, Any] = {"model_id": "sd1.5", "prompt": "a red fox in the snow"}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from imagegateway.models import JobKind
-from imagegateway.result_cache import cache_key
+from imagegateway.domain.base import JobKind
+from imagegateway.use_cases.result_cache import cache_key
 
 BODY = {"model_id": "sd1.5", "prompt": "a fox", "seed": 7, "samples": 2}
 
@@ -30,10 +30,10 @@ def test_with_the_cache_off_nothing_is_looked_up() -> None:
     # Given an operator who turned the cache off (ResultCache=false)
     from typing import cast
 
-    from imagegateway.collaborators import Collaborators
-    from imagegateway.jobs import JobStore
-    from imagegateway.result_cache import served_from_cache
-    from imagegateway.settings import Settings
+    from imagegateway.adapters.job_store import JobStore
+    from imagegateway.entrypoints.wiring import Collaborators
+    from imagegateway.platform.settings import Settings
+    from imagegateway.use_cases.result_cache import served_from_cache
 
     class Untouchable:
         def served_by(self, key: str) -> None:

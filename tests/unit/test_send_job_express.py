@@ -7,16 +7,18 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import cast
 
-from imagegateway.collaborators import Collaborators
-from imagegateway.errors import UpstreamRateLimitedError
-from imagegateway.images import ImageStore
-from imagegateway.jobs import JobStore
-from imagegateway.models import JobStatus, JobTicket, UpstreamAnswer
-from imagegateway.notifications import Notifier
-from imagegateway.send_job import send_job
-from imagegateway.settings import Settings
-from imagegateway.upstream import UpstreamClient
-from imagegateway.workflow import Workflow
+from imagegateway.adapters.image_store import ImageStore
+from imagegateway.adapters.job_store import JobStore
+from imagegateway.adapters.notifier import Notifier
+from imagegateway.adapters.upstream_client import UpstreamClient
+from imagegateway.adapters.workflow import Workflow
+from imagegateway.domain.base import JobStatus
+from imagegateway.domain.errors import UpstreamRateLimitedError
+from imagegateway.domain.image_requests import UpstreamAnswer
+from imagegateway.domain.tickets import JobTicket
+from imagegateway.entrypoints.wiring import Collaborators
+from imagegateway.platform.settings import Settings
+from imagegateway.use_cases.steps.send_job import send_job
 from tests.unit.test_intake import NOW, TOKEN, FakeJobs, FakeUpstream
 
 

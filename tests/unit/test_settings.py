@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from imagegateway.errors import ConfigurationError
-from imagegateway.handlers import workflow_task
-from imagegateway.settings import Settings, get_settings
+from imagegateway.domain.errors import ConfigurationError
+from imagegateway.entrypoints.handlers import workflow_task
+from imagegateway.platform.settings import Settings, get_settings
 from local.aws_stack import LambdaContext
 
 

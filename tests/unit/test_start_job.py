@@ -8,15 +8,18 @@ from typing import Any, cast
 
 import pytest
 
-from imagegateway.collaborators import Collaborators
-from imagegateway.errors import JobEndedElsewhereError, WorkflowNotStartedError
-from imagegateway.fail_job import fail_job
-from imagegateway.jobs import JobStore
-from imagegateway.models import CaughtError, Completion, JobRecord, JobStatus, JobTicket
-from imagegateway.notifications import Notifier
-from imagegateway.settings import Settings
-from imagegateway.start_job import start_job
-from imagegateway.workflow import Workflow
+from imagegateway.adapters.job_store import JobStore
+from imagegateway.adapters.notifier import Notifier
+from imagegateway.adapters.workflow import Workflow
+from imagegateway.domain.base import JobStatus
+from imagegateway.domain.errors import JobEndedElsewhereError, WorkflowNotStartedError
+from imagegateway.domain.events import Completion
+from imagegateway.domain.records import JobRecord
+from imagegateway.domain.tickets import CaughtError, JobTicket
+from imagegateway.entrypoints.wiring import Collaborators
+from imagegateway.platform.settings import Settings
+from imagegateway.use_cases.start_job import start_job
+from imagegateway.use_cases.steps.fail_job import fail_job
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TOKEN = "run-token-0123456789abcdef"

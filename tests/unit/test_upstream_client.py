@@ -8,8 +8,10 @@ import responses
 from aws_lambda_powertools.utilities import parameters
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from imagegateway import upstream as upstream_module
-from imagegateway.errors import (
+from imagegateway.adapters import upstream_client as upstream_module
+from imagegateway.adapters.upstream_client import UpstreamClient, upstream_api_key
+from imagegateway.domain.base import JobKind, JobStatus
+from imagegateway.domain.errors import (
     ConfigurationError,
     UpstreamAuthError,
     UpstreamKeyMissingError,
@@ -19,10 +21,9 @@ from imagegateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from imagegateway.models import JobKind, JobStatus, Text2ImageRequest
-from imagegateway.settings import get_settings
-from imagegateway.time_budget import invocation_budget
-from imagegateway.upstream import UpstreamClient, upstream_api_key
+from imagegateway.domain.image_requests import Text2ImageRequest
+from imagegateway.platform.settings import get_settings
+from imagegateway.platform.time_budget import invocation_budget
 
 SUBMIT = "https://upstream.test/sd/text2image/v1"
 STATUS = "https://upstream.test/sd/text2image/v1/status/job-1"

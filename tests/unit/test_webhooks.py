@@ -17,12 +17,8 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
-from imagegateway.deliver_webhooks import deliver_record
-from imagegateway.downloads import DownloadClient
-from imagegateway.errors import ConfigurationError
-from imagegateway.models import Completion, CompletionDetail, JobStatus
-from imagegateway.settings import Settings
-from imagegateway.webhooks import (
+from imagegateway.adapters.downloads import DownloadClient
+from imagegateway.adapters.webhooks import (
     MAX_ATTEMPTS,
     RETRY_SCHEDULE_SECONDS,
     WebhookDeliveryError,
@@ -38,6 +34,11 @@ from imagegateway.webhooks import (
     webhook_message,
     webhook_signing_secret,
 )
+from imagegateway.domain.base import JobStatus
+from imagegateway.domain.errors import ConfigurationError
+from imagegateway.domain.events import Completion, CompletionDetail
+from imagegateway.entrypoints.webhook_queue import deliver_record
+from imagegateway.platform.settings import Settings
 from tests.support.events import load_event
 
 DEPLOYED = Settings(jobs_table_name="jobs", images_bucket_name="images")

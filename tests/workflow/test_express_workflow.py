@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
-from imagegateway.models import EVENT_SOURCE, DetailType
+from imagegateway.domain.events import EVENT_SOURCE, DetailType
 from local.aws_stack import LocalStack, handlers_in_process
 from local.fake_upstream import FakeUpstream
 from tests.support.events import status_event

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from imagegateway.images import ImageStore
-from imagegateway.models import StoredImage
+from imagegateway.adapters.image_store import ImageStore
+from imagegateway.domain.tickets import StoredImage
 from local.aws_stack import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.support.caches import clear_all

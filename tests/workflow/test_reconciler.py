@@ -9,7 +9,7 @@ import boto3
 import pytest
 import requests
 
-from imagegateway.workflow import Workflow
+from imagegateway.adapters.workflow import Workflow
 from local.aws_stack import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.support.caches import clear_all
@@ -183,7 +183,7 @@ def test_one_bad_job_does_not_stop_the_others_and_ends_after_bounded_runs(
     )
     from botocore.exceptions import ClientError
 
-    from imagegateway.workflow import Workflow
+    from imagegateway.adapters.workflow import Workflow
 
     real_status = Workflow.status
 
@@ -268,9 +268,9 @@ def test_a_run_short_of_time_leaves_jobs_to_the_next_run(
     # Given two overdue jobs, and a run with only 10 s of its 120 s left
     for job_id in ("late-1", "late-2"):
         jobs_table(stack).put_item(Item=stale_row(job_id))
-    from imagegateway.collaborators import collaborators
-    from imagegateway.reconciler import reconcile_overdue_jobs
-    from imagegateway.time_budget import invocation_budget
+    from imagegateway.entrypoints.wiring import collaborators
+    from imagegateway.platform.time_budget import invocation_budget
+    from imagegateway.use_cases.reconcile import reconcile_overdue_jobs
 
     class AlmostOver:
         def get_remaining_time_in_millis(self) -> int:

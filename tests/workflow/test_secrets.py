@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from imagegateway.observability import logger
+from imagegateway.platform.observability import logger
 from local.aws_stack import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.support.events import http_event_with_body, status_event

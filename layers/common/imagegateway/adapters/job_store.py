@@ -1,0 +1,385 @@
+"""The jobs table: one row per accepted request, the source of truth for GET status."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from imagegateway.adapters.aws_clients import dynamodb_table, error_code
+from imagegateway.domain.base import JobKind, JobStatus
+from imagegateway.domain.errors import FailureCode, ForeignTicketError, JobNotFoundError
+from imagegateway.domain.records import Callbacks, JobRecord, TokenCounts
+from imagegateway.domain.tickets import JobTicket, StoredImage
+from imagegateway.platform.observability import logger, metrics
+from imagegateway.platform.settings import Settings, get_settings
+
+PENDING_ATTRIBUTE = "pending"
+PENDING_MARK = "1"
+PENDING_INDEX = "PendingByDeadline"
+OWNER_INDEX = "OwnerByCreated"
+# Successful fixed-seed jobs by their cache key (imagegateway.use_cases.result_cache), newest first.
+CACHE_INDEX = "ByCacheKey"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def _record(item: Mapping[str, Any]) -> JobRecord:
+    data = dict(item)
+    data["request"] = json.loads(str(data.get("request") or "{}"))
+    return JobRecord.model_validate(data)
+
+
+CANCELLED = FailureCode.CANCELLED.value
+
+
+class JobStore:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings or get_settings()
+        self._table = dynamodb_table(self._settings.jobs_table_name)
+
+    def create(
+        self,
+        *,
+        job_id: str,
+        owner: str,
+        kind: JobKind,
+        request: dict[str, Any],
+        now: datetime,
+        deadline_at: datetime,
+        run_token: str,
+        callbacks: Callbacks | None = None,
+        tokens: TokenCounts | None = None,
+        warnings: list[str] | None = None,
+    ) -> JobRecord:
+        record = JobRecord(
+            job_id=job_id,
+            owner=owner,
+            kind=kind,
+            status=JobStatus.PENDING,
+            request=request,
+            run_token=run_token,
+            callbacks=callbacks,
+            tokens=tokens,
+            warnings=warnings or None,
+            created_at=now,
+            updated_at=now,
+            deadline_at=deadline_at,
+            expires_at=self._expires_at(now),
+        )
+        # Only unfinished jobs carry this, so the PendingByDeadline index stays small (sparse).
+        return self._insert(record, {PENDING_ATTRIBUTE: PENDING_MARK})
+
+    def create_served(
+        self,
+        *,
+        job_id: str,
+        owner: str,
+        kind: JobKind,
+        request: dict[str, Any],
+        now: datetime,
+        original: JobRecord,
+        images: list[StoredImage],
+        cache_key: str,
+        callbacks: Callbacks | None = None,
+        tokens: TokenCounts | None = None,
+        warnings: list[str] | None = None,
+    ) -> JobRecord:
+        """A job born SUCCESS, served from `original`'s images (copied under its own keys): no
+        workflow, no upstream call. It is findable by the same cache key in turn."""
+        record = JobRecord(
+            job_id=job_id,
+            owner=owner,
+            kind=kind,
+            status=JobStatus.SUCCESS,
+            request=request,
+            callbacks=callbacks,
+            tokens=tokens,
+            warnings=warnings or None,
+            images=images,
+            cached_from=original.job_id,
+            created_at=now,
+            updated_at=now,
+            completed_at=now,
+            deadline_at=now,
+            expires_at=self._expires_at(now),
+        )
+        return self._insert(record, {"cache_key": cache_key})
+
+    def _expires_at(self, now: datetime) -> int:
+        return int((now + timedelta(days=self._settings.job_retention_days)).timestamp())
+
+    def _insert(self, record: JobRecord, extra: dict[str, str]) -> JobRecord:
+        """Write a new row (never over an existing one), with attributes the model does not
+        hold (an index's sparse key)."""
+        item = record.model_dump(mode="json", exclude_none=True)
+        # Stored as JSON text: DynamoDB rejects Python floats, and the row never filters on it.
+        item["request"] = json.dumps(record.request, separators=(",", ":"))
+        item.update(extra)
+        self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
+        return record
+
+    def served_by(self, cache_key: str) -> JobRecord | None:
+        """The newest successful job with this cache key whose images are listed, if any (the
+        index is eventually consistent: a job that succeeded a moment ago may be missed)."""
+        page = self._table.query(
+            IndexName=CACHE_INDEX,
+            KeyConditionExpression="cache_key = :key",
+            ExpressionAttributeValues={":key": cache_key},
+            ScanIndexForward=False,
+            Limit=3,
+        )
+        for item in page.get("Items", []):
+            try:
+                record = self.get(str(item["job_id"]))
+            except JobNotFoundError:
+                continue  # expired since
+            if record.status is JobStatus.SUCCESS and record.images:
+                return record
+        return None
+
+    @staticmethod
+    def parse(item: Mapping[str, Any]) -> JobRecord:
+        return _record(item)
+
+    def for_ticket(self, ticket: JobTicket) -> JobRecord:
+        """The ticket's job row, if the ticket is the gateway's own: its run token matches the
+        row's (an execution started by anyone else, or with a tampered input, gets nothing)."""
+        try:
+            record = self.get(ticket.job_id)
+        except JobNotFoundError as exc:
+            raise ForeignTicketError("the workflow's input names no job of this gateway") from exc
+        if not record.run_token or not secrets.compare_digest(record.run_token, ticket.run_token):
+            logger.warning("refused a workflow input whose run token does not match its job")
+            metrics.add_metric(name="ForeignTickets", unit="Count", value=1)
+            raise ForeignTicketError("the workflow's input does not match its job")
+        if ticket.upstream_id and record.upstream_id and ticket.upstream_id != record.upstream_id:
+            raise ForeignTicketError("the workflow's input does not match its job's upstream id")
+        return record
+
+    def get(self, job_id: str) -> JobRecord:
+        item = self._table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
+        if item is None:
+            raise JobNotFoundError(f"no job {job_id}")
+        return _record(item)
+
+    def _update_if(self, **update: Any) -> bool:
+        """A conditional `update_item`; False if its condition did not hold."""
+        try:
+            self._table.update_item(**update)
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def claim_submit(self, job_id: str, *, run_token: str, now: datetime) -> bool:
+        """Record, once, that the upstream POST is about to be sent. False if an earlier attempt
+        already claimed it (it may have sent the POST) or the job is no longer PENDING."""
+        return self._update_if(
+            Key={"job_id": job_id},
+            UpdateExpression="SET submit_started_at = :now, updated_at = :now",
+            ConditionExpression=(
+                "attribute_not_exists(submit_started_at) AND run_token = :token "
+                "AND #status = :pending"
+            ),
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":now": _iso(now),
+                ":token": run_token,
+                ":pending": JobStatus.PENDING.value,
+            },
+        )
+
+    def release_submit(self, job_id: str) -> None:
+        """Undo `claim_submit` when the POST provably never reached the upstream."""
+        self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="REMOVE submit_started_at",
+            ConditionExpression="attribute_exists(job_id) AND attribute_not_exists(upstream_id)",
+        )
+
+    def count_reconcile_failure(self, job_id: str, *, now: datetime) -> int:
+        """One more reconciler run failed on this job; returns how many have."""
+        answer = self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="ADD reconcile_failures :one SET updated_at = :now",
+            ConditionExpression="attribute_exists(job_id)",
+            ExpressionAttributeValues={":one": 1, ":now": _iso(now)},
+            ReturnValues="UPDATED_NEW",
+        )
+        count = answer.get("Attributes", {}).get("reconcile_failures", 1)
+        return int(str(count))
+
+    def touch(self, job_id: str, *, now: datetime) -> None:
+        """Note activity on the job (a resumed workflow): its `updated_at` is now."""
+        self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="SET updated_at = :now",
+            ConditionExpression="attribute_exists(job_id)",
+            ExpressionAttributeValues={":now": _iso(now)},
+        )
+
+    def mark_accepted(self, job_id: str, *, upstream_id: str, now: datetime) -> None:
+        self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="SET upstream_id = :u, accepted_at = :now, updated_at = :now",
+            ConditionExpression="attribute_exists(job_id)",
+            ExpressionAttributeValues={":u": upstream_id, ":now": _iso(now)},
+        )
+
+    def mark_succeeded(
+        self,
+        job_id: str,
+        *,
+        images: list[StoredImage],
+        upstream_completed_at: datetime,
+        now: datetime,
+        cache_key: str | None = None,
+    ) -> bool:
+        """Record the SUCCESS; False if the job was cancelled (its caller stopped following it
+        and was told so). A success is recorded even over another FAILURE (a deadline, say):
+        the images exist. A `cache_key` makes it findable by later identical fixed-seed
+        requests of its caller."""
+        values: dict[str, Any] = {}
+        cached = ""
+        if cache_key is not None:
+            values[":cache_key"] = cache_key
+            cached = ", cache_key = :cache_key"
+        return self._update_if(
+            Key={"job_id": job_id},
+            UpdateExpression=(
+                "SET #status = :success, images = :images, upstream_completed_at = :upstream, "
+                f"completed_at = :now, updated_at = :now{cached} REMOVE error_code, "
+                f"error_message, {PENDING_ATTRIBUTE}"
+            ),
+            ConditionExpression=(
+                "attribute_exists(job_id) AND "
+                "(attribute_not_exists(error_code) OR error_code <> :cancelled)"
+            ),
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":success": JobStatus.SUCCESS.value,
+                ":images": [image.model_dump(mode="json") for image in images],
+                ":upstream": _iso(upstream_completed_at),
+                ":now": _iso(now),
+                ":cancelled": CANCELLED,
+                **values,
+            },
+        )
+
+    def mark_not_started(self, job_id: str, *, code: str, message: str, now: datetime) -> bool:
+        """End a job whose workflow could not be started, unless an execution did start after
+        all and claimed its submit; False if it had."""
+        return self._end_failed(
+            job_id, code=code, message=message, now=now, only_if=JobStatus.PENDING, unclaimed=True
+        )
+
+    def mark_failed(self, job_id: str, *, code: str, message: str, now: datetime) -> bool:
+        """Record a FAILURE unless the job already succeeded; True if this call recorded it."""
+        return self._end_failed(
+            job_id, code=code, message=message, now=now, unless=JobStatus.SUCCESS
+        )
+
+    def _end_failed(
+        self,
+        job_id: str,
+        *,
+        code: str,
+        message: str,
+        now: datetime,
+        unless: JobStatus | None = None,
+        only_if: JobStatus | None = None,
+        unclaimed: bool = False,
+    ) -> bool:
+        """End the job FAILURE (conditionally on its status); False if the condition failed."""
+        names = {"#status": "status"}
+        values: dict[str, Any] = {
+            ":failure": JobStatus.FAILURE.value,
+            ":code": code,
+            ":message": message[:1000],
+            ":now": _iso(now),
+        }
+        condition = "attribute_exists(job_id)"
+        if unless is not None:
+            condition += " AND #status <> :unless"
+            values[":unless"] = unless.value
+        if only_if is not None:
+            condition += " AND #status = :only_if"
+            values[":only_if"] = only_if.value
+        if unclaimed:
+            condition += " AND attribute_not_exists(submit_started_at)"
+        return self._update_if(
+            Key={"job_id": job_id},
+            UpdateExpression=(
+                "SET #status = :failure, error_code = :code, error_message = :message, "
+                f"completed_at = :now, updated_at = :now REMOVE {PENDING_ATTRIBUTE}"
+            ),
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def overdue(self, *, deadline_before: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        """Unfinished jobs whose deadline is before the given moment, oldest first, as raw rows:
+        each is parsed (`JobStore.parse`) by its caller, so one malformed row fails alone."""
+        found: list[dict[str, Any]] = []
+        query: dict[str, Any] = {
+            "IndexName": PENDING_INDEX,
+            "KeyConditionExpression": "#pending = :mark AND deadline_at < :before",
+            "ExpressionAttributeNames": {"#pending": PENDING_ATTRIBUTE},
+            "ExpressionAttributeValues": {":mark": PENDING_MARK, ":before": _iso(deadline_before)},
+        }
+        while len(found) < limit:
+            page = self._table.query(**query)
+            found.extend(dict(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return found[:limit]
+
+    def mark_cancelled(self, job_id: str, *, message: str, now: datetime) -> bool:
+        """End a still-PENDING job CANCELLED; False if it had already ended."""
+        return self._end_failed(
+            job_id, code=CANCELLED, message=message, now=now, only_if=JobStatus.PENDING
+        )
+
+    def page_of_owner(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        start_key: dict[str, Any] | None = None,
+        status: JobStatus | None = None,
+    ) -> tuple[list[JobRecord], dict[str, Any] | None]:
+        """Up to `limit` of the owner's jobs, newest first, and the key to continue from (None
+        at the end). A status filter reads on until the page is full or the jobs run out."""
+        query: dict[str, Any] = {
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": "#owner = :owner",
+            "ExpressionAttributeNames": {"#owner": "owner"},
+            "ExpressionAttributeValues": {":owner": owner},
+            "ScanIndexForward": False,
+        }
+        if status is not None:
+            query["FilterExpression"] = "#status = :status"
+            query["ExpressionAttributeNames"]["#status"] = "status"
+            query["ExpressionAttributeValues"][":status"] = status.value
+        found: list[JobRecord] = []
+        last_key = start_key
+        while len(found) < limit:
+            if last_key:
+                query["ExclusiveStartKey"] = last_key
+            query["Limit"] = limit - len(found)
+            page = self._table.query(**query)
+            found.extend(_record(item) for item in page.get("Items", []))
+            last_key = page.get("LastEvaluatedKey")
+            if not last_key:
+                break
+        return found, (dict(last_key) if last_key else None)

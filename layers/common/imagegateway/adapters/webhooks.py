@@ -1,0 +1,297 @@
+"""Webhooks for ended jobs (contract: docs/design.md, "Webhooks"): the message, its Standard
+Webhooks signature, the retry schedule, the queue messages wait on, and the sender.
+
+- A message is built once, when the job ends, and queued: its id (`msg_<job id>`) and its body
+  are the same on every attempt, so a receiver can drop a repeat by its id. Only
+  `webhook-timestamp` and the signature are made afresh for each attempt.
+- The first attempt is immediate; a failed one is tried again after RETRY_SCHEDULE_SECONDS
+  (Standard Webhooks' schedule, about 27.6 h in all). The queue does the waiting: its consumer
+  (deliver_webhooks) hides a failed message for the next delay.
+- The URL is the caller's, so it is as hostile as an image URL and gets the same checks
+  (downloads.py), except the download allow-list (any host the caller names): deployed, https
+  on the default port only, every resolved address public, the connection made to the checked
+  address with TLS and Host for the name. Redirects are never followed: a 3xx is a failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+from urllib3.exceptions import HTTPError
+from urllib3.util import Timeout
+
+from imagegateway.adapters.aws_clients import sqs_client
+from imagegateway.adapters.downloads import (
+    DownloadClient,
+    DownloadTarget,
+    Resolver,
+    check_download_url,
+    resolve_host,
+)
+from imagegateway.domain.errors import (
+    ConfigurationError,
+    GatewayError,
+    ImageDownloadError,
+    ImageRejectedError,
+)
+from imagegateway.domain.events import Completion, CompletionDetail, DetailType
+from imagegateway.platform.observability import logger
+from imagegateway.platform.settings import Settings, get_settings
+from imagegateway.platform.time_budget import MIN_CALL_SECONDS, remaining_seconds
+
+MESSAGE_ID_PREFIX = "msg_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 (the prefix of a secret, not one)
+SECRET_MAX_AGE_SECONDS = 300
+USER_AGENT = "imagepipeline-gateway-webhooks/1"
+# Delays after each failed attempt (the first attempt is immediate): 5 s, 5 min, 30 min, 2 h,
+# 5 h, 10 h, 10 h. The queue's redrive policy must allow MAX_ATTEMPTS receives.
+RETRY_SCHEDULE_SECONDS: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+MAX_ATTEMPTS = len(RETRY_SCHEDULE_SECONDS) + 1
+# Any host: the caller chose it. Every other rule of downloads.py still holds.
+ANY_HOST = ("*",)
+# A message id made up for a completion without a job (uuid4().hex); job ids keep their dashes.
+_RANDOM_ID = re.compile(r"[0-9a-f]{32}")
+
+
+class WebhookDeliveryError(GatewayError):
+    """One attempt failed (a non-2xx or redirect answer, a timeout, no connection): it is tried
+    again on the schedule."""
+
+
+class WebhookRejectedError(GatewayError):
+    """The webhook URL is refused (the SSRF rules): it never can be delivered, so it is not
+    tried again."""
+
+
+class WebhookEventType(StrEnum):
+    SUCCEEDED = "image.succeeded"
+    FAILED = "image.failed"
+
+
+_EVENT_TYPES = {
+    DetailType.SUCCEEDED: WebhookEventType.SUCCEEDED,
+    DetailType.FAILED: WebhookEventType.FAILED,
+}
+
+
+class WebhookMessage(BaseModel):
+    """One webhook as it waits on the queue: where it goes, its id and the exact JSON text
+    POSTed (the signature covers these bytes, so it is kept as text, never re-serialized)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    webhook_id: str = Field(min_length=1, max_length=256)
+    url: str = Field(min_length=1)
+    body: str
+
+    @property
+    def job_id(self) -> str | None:
+        """The job the message tells of, from its id; None for a made-up id."""
+        suffix = self.webhook_id.removeprefix(MESSAGE_ID_PREFIX)
+        return None if _RANDOM_ID.fullmatch(suffix) else suffix
+
+
+# --- the message ----------------------------------------------------------------------------
+
+
+def webhook_message(url: str, completion: Completion, *, now: datetime) -> WebhookMessage:
+    """The message for a completion. Its `timestamp` is when the job completed (its timings'
+    `completed_at`, else `now`), so building it twice gives the same body."""
+    detail = completion.detail
+    event_type = _EVENT_TYPES.get(completion.detail_type)
+    if event_type is None:
+        raise ValueError(f"no webhook for a {completion.detail_type.value!r} completion")
+    payload = {
+        "type": event_type.value,
+        "timestamp": _iso_utc(_completed_at(detail, now)),
+        "data": detail.model_dump(mode="json", exclude_none=True),
+    }
+    return WebhookMessage(
+        webhook_id=f"{MESSAGE_ID_PREFIX}{detail.job_id or uuid.uuid4().hex}",
+        url=url,
+        body=json.dumps(payload, separators=(",", ":")),
+    )
+
+
+def _completed_at(detail: CompletionDetail, now: datetime) -> datetime:
+    completed = detail.timings.completed_at if detail.timings else None
+    return completed or now
+
+
+def _iso_utc(moment: datetime) -> str:
+    """ISO 8601 in UTC with a `Z` (a naive datetime is taken as UTC)."""
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return aware.isoformat().replace("+00:00", "Z")
+
+
+# --- the signature --------------------------------------------------------------------------
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret: `whsec_<base64>` or the bare base64 (padding
+    optional, as the reference libraries read it)."""
+    encoded = secret.strip().removeprefix(SECRET_PREFIX)
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigurationError("the webhook signing secret is not base64 (whsec_...)") from exc
+    if not key:
+        raise ConfigurationError("the webhook signing secret is empty")
+    return key
+
+
+def sign(secret: str, webhook_id: str, timestamp: int, body: str) -> str:
+    """`v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, the `webhook-signature` header."""
+    signed = f"{webhook_id}.{timestamp}.{body}".encode()
+    digest = hmac.new(signing_key(secret), signed, hashlib.sha256).digest()
+    return f"v1,{base64.b64encode(digest).decode()}"
+
+
+def webhook_signing_secret(settings: Settings) -> str:
+    """The signing secret from Secrets Manager (cached by Powertools). Never logged."""
+    if not settings.webhook_signing_secret_name:
+        raise ConfigurationError("WEBHOOK_SIGNING_SECRET_NAME is not set")
+    # Powertools' parameters utility imports boto3 and all its providers: loaded at first read.
+    from aws_lambda_powertools.utilities import parameters
+
+    try:
+        raw = parameters.get_secret(
+            settings.webhook_signing_secret_name, max_age=SECRET_MAX_AGE_SECONDS
+        )
+    except parameters.GetParameterError as exc:
+        raise ConfigurationError("the webhook signing secret cannot be read") from exc
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+# --- the schedule ---------------------------------------------------------------------------
+
+
+def next_delay_seconds(attempt: int) -> int | None:
+    """Seconds to wait after attempt number `attempt` (1-based) failed; None after the last."""
+    if attempt < 1:
+        raise ValueError(f"attempts are numbered from 1, not {attempt}")
+    if attempt > len(RETRY_SCHEDULE_SECONDS):
+        return None
+    return RETRY_SCHEDULE_SECONDS[attempt - 1]
+
+
+# --- the queue ------------------------------------------------------------------------------
+
+
+class WebhookQueue:
+    """Where messages wait for the deliver_webhook function (which retries them)."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings or get_settings()
+
+    def enqueue(self, message: WebhookMessage) -> None:
+        if not self._settings.webhook_queue_url:
+            raise ConfigurationError("WEBHOOK_QUEUE_URL is not set")
+        sqs_client().send_message(
+            QueueUrl=self._settings.webhook_queue_url, MessageBody=message.model_dump_json()
+        )
+        logger.info("webhook queued", extra={"webhook_id": message.webhook_id})
+
+
+# --- the sender -----------------------------------------------------------------------------
+
+
+def check_webhook_url(
+    url: str, settings: Settings, resolve: Resolver = resolve_host
+) -> DownloadTarget:
+    """The checked target of a webhook URL, resolved once: the download rules without the
+    download allow-list. A refused URL is a WebhookRejectedError; a name that does not resolve
+    (perhaps for now) a WebhookDeliveryError."""
+    try:
+        return check_download_url(url, settings, resolve, allowed_hosts=ANY_HOST)
+    except ImageRejectedError as exc:
+        reason = exc.message.removeprefix("refusing the image URL: ")
+        raise WebhookRejectedError(f"refusing the webhook URL: {reason}") from exc
+    except ImageDownloadError as exc:
+        raise WebhookDeliveryError("the webhook host could not be resolved") from exc
+
+
+def signed_headers(message: WebhookMessage, *, secret: str, timestamp: int) -> dict[str, str]:
+    return {
+        "webhook-id": message.webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret, message.webhook_id, timestamp, message.body),
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+    }
+
+
+class WebhookSender:
+    """POSTs messages, one attempt each, to the address their URL's check saw (downloads.py's
+    pinned pools). `secret`, `resolve` and `clock` are seams for tests."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        secret: Callable[[], str] | None = None,
+        resolve: Resolver = resolve_host,
+        clock: Callable[[], float] = time.time,
+        ca_certs: str | None = None,
+    ) -> None:
+        self._settings = settings
+        self._secret = secret or (lambda: webhook_signing_secret(settings))
+        self._resolve = resolve
+        self._clock = clock
+        self._connections = DownloadClient(settings, ca_certs=ca_certs)
+
+    def deliver(self, message: WebhookMessage) -> int:
+        """One attempt; the 2xx status on success. Raises WebhookRejectedError (never
+        deliverable) or WebhookDeliveryError (this attempt failed)."""
+        target = check_webhook_url(message.url, self._settings, self._resolve)
+        headers = signed_headers(message, secret=self._secret(), timestamp=int(self._clock()))
+        try:
+            response = self._connections.pool_for(target).urlopen(
+                "POST",
+                target.request_target,
+                body=message.body.encode(),
+                headers={"Host": target.host_header, **headers},
+                timeout=self._timeout(),
+                retries=False,  # the queue retries, on the schedule
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+            )
+        except HTTPError as exc:
+            logger.warning(
+                "webhook attempt failed", extra={"host": target.host, "error": repr(exc)}
+            )
+            raise WebhookDeliveryError(
+                f"the webhook was not answered: {type(exc).__name__}"
+            ) from exc
+        status = response.status
+        # The answer's body is not read (a receiver could send a huge or endless one).
+        response.close()
+        response.release_conn()
+        if not 200 <= status < 300:
+            logger.warning(
+                "webhook answered non-2xx", extra={"host": target.host, "status": status}
+            )
+            raise WebhookDeliveryError(f"the webhook answered {status}")
+        return status
+
+    def _timeout(self) -> Timeout:
+        """The whole attempt's time, cut to what the invocation has left."""
+        seconds = min(self._settings.webhook_timeout_seconds, remaining_seconds())
+        if seconds < MIN_CALL_SECONDS:
+            raise WebhookDeliveryError("no time was left in this invocation to deliver the webhook")
+        return Timeout(total=seconds)
+
+    def close(self) -> None:
+        self._connections.close()

@@ -1,0 +1,84 @@
+"""The job row: what a job is, its callbacks and its prompt token counts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import (
+    AwareDatetime,
+    Field,
+)
+
+from imagegateway.domain.base import GatewayModel, JobKind, JobStatus
+from imagegateway.domain.image_requests import ImageUrl
+from imagegateway.domain.tickets import MAX_REFERENCE_CHARS, MAX_TASK_TOKEN_CHARS, StoredImage
+
+# --- the job row and the caller's view -------------------------------------------------------
+
+
+class Callbacks(GatewayModel):
+    """What a job's caller asked to be told when it ends, kept on its job row: a `reference` echoed
+    in every completion, a Step Functions task token to answer, a webhook to deliver."""
+
+    reference: str | None = Field(default=None, min_length=1, max_length=MAX_REFERENCE_CHARS)
+    task_token: str | None = Field(
+        default=None, min_length=1, max_length=MAX_TASK_TOKEN_CHARS, repr=False
+    )
+    webhook_url: ImageUrl | None = None
+
+
+class TokenCounts(GatewayModel):
+    """The CLIP tokens of the prompts, and how many of each SD 1.5 reads (`limit`): the model
+    silently drops the tokens past it."""
+
+    prompt: int = Field(description="Tokens of `prompt`, as SD 1.5's CLIP tokenizer counts them.")
+    negative_prompt: int = Field(description="Tokens of `negative_prompt` (0 without one).")
+    limit: int = Field(description="The tokens the model reads of each (75).")
+
+
+class JobRecord(GatewayModel):
+    """One row of the jobs table."""
+
+    job_id: str
+    owner: str
+    # Rows written before the other kinds existed are text2image jobs.
+    kind: JobKind = JobKind.TEXT2IMAGE
+    status: JobStatus
+    request: dict[str, Any]
+    upstream_id: str | None = None
+    run_token: str | None = Field(default=None, repr=False)
+    # Set (conditionally, once) just before the upstream POST: a re-run that finds it knows the
+    # POST may have been sent, and never sends it again.
+    submit_started_at: AwareDatetime | None = None
+    reconcile_failures: int = 0
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    deadline_at: AwareDatetime
+    accepted_at: AwareDatetime | None = None
+    upstream_completed_at: AwareDatetime | None = None
+    completed_at: AwareDatetime | None = None
+    images: list[StoredImage] = Field(default_factory=list)
+    error_code: str | None = None
+    error_message: str | None = None
+    callbacks: Callbacks | None = None
+    # Counted when the job was recorded (absent on rows written before counting existed).
+    tokens: TokenCounts | None = None
+    warnings: list[str] | None = None
+    # Served from this earlier job's images (a fixed-seed request its caller already ran).
+    cached_from: str | None = None
+    expires_at: int
+
+
+def cache_key(owner: str, kind: JobKind, body: dict[str, Any]) -> str | None:
+    """The request's cache key, or None for a request the upstream would seed at random."""
+    if body.get("seed") is None:
+        return None
+    text = json.dumps(
+        {"owner": owner, "kind": kind.value, "request": body},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

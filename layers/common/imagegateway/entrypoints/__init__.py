@@ -1,0 +1,2 @@
+"""Entry points: the Lambda handlers' shapes, the wiring that builds the adapters once per cold
+start, the HTTP routes and their one error table, the queue consumers, the authorizer."""

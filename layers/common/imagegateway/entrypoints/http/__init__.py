@@ -1,0 +1,1 @@
+"""The HTTP API: the resolver, its one error table and OpenAPI document, and the routes."""

@@ -1,0 +1,208 @@
+"""Use case, the request queue's consumer: one envelope (an SQS message, or an `Image Generation
+Requested` event the bus delivered through the queue) becomes one job, sent upstream from here.
+
+Sending from the consumer is what makes the queue the upstream's quota guard: the event-source
+mapping's maximum concurrency is the number of upstream POSTs in flight, and a burst waits in
+the queue. The job's workflow then starts past its submit (its SubmitUpstream task finds the
+upstream id on the row and never POSTs again).
+
+- A message that can never run (not JSON, not an envelope, an invalid request, a reused
+  idempotency key) is not retried: it ends at once as an `Image Generation Failed` event with
+  `INVALID_REQUEST` and details naming the fields, and its task token and webhook are told.
+  One over the daily budget of its caller (all queued and evented requests are the caller
+  `pipeline`) ends the same way, with `BUDGET_EXCEEDED`, and nothing is sent.
+- A transient failure (no upstream key yet, the upstream refusing or unreachable, the same key
+  in flight) brings the message back later (`RetryLater`); after the queue's last receive it
+  waits in the dead-letter queue, and its job row (if one was written) is ended by the
+  reconciler after its deadline.
+- A redelivered message, an event delivered twice, or two messages with one `idempotency_key`
+  make one job and one upstream POST.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from imagegateway.domain.base import JobStatus
+from imagegateway.domain.errors import (
+    BudgetExceededError,
+    GatewayError,
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+    InvalidRequestError,
+    RetryLater,
+    SubmitAlreadyClaimedError,
+    UpstreamKeyMissingError,
+)
+from imagegateway.domain.events import DetailType, Envelope
+from imagegateway.domain.image_requests import REQUEST_MODELS, samples_of
+from imagegateway.domain.records import Callbacks
+from imagegateway.domain.tickets import Failure, JobTicket
+from imagegateway.domain.views import ErrorDetail, error_details
+from imagegateway.entrypoints.idempotency import submit_job_once
+from imagegateway.entrypoints.wiring import Collaborators, collaborators
+from imagegateway.platform.observability import logger, metrics
+from imagegateway.use_cases.completion import refuse_request
+from imagegateway.use_cases.steps.send_job import send_job
+
+if TYPE_CHECKING:
+    # Types only: the data classes package loads every event type; the batch utility brings it
+    # with the first batch.
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+# Jobs from queues and events belong to no HTTP caller: their callers hear back through the
+# completion event, their task token or their webhook.
+PIPELINE_OWNER = "pipeline"
+# When a message comes back after a transient failure: a short wait, doubled per receive.
+FIRST_RETRY_SECONDS = 5
+MAX_RETRY_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """A message's envelope, its validated upstream body and the key that dedupes it."""
+
+    envelope: Envelope
+    body: dict[str, Any]
+    key: str
+
+
+def read_request(message_body: str, message_id: str) -> ReadRequest:
+    """Raises InvalidRequestError (permanent) naming what is wrong."""
+    try:
+        data = json.loads(message_body)
+    except ValueError as exc:
+        raise InvalidRequestError(
+            "the message is not JSON", details=[("body", "not valid JSON")]
+        ) from exc
+    fallback_key = f"message:{message_id}"
+    if isinstance(data, dict) and data.get("detail-type") == DetailType.REQUESTED:
+        # Delivered by the bus: the envelope is the event's detail, and the event's id
+        # dedupes a delivery the bus repeats.
+        fallback_key = f"event:{data.get('id') or message_id}"
+        data = data.get("detail")
+    try:
+        envelope = Envelope.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid("invalid envelope", error_details(exc.errors())) from exc
+    try:
+        model = REQUEST_MODELS[envelope.kind].model_validate_json(json.dumps(envelope.request))
+    except ValidationError as exc:
+        raise _invalid("invalid request", error_details(exc.errors(), prefix="request")) from exc
+    return ReadRequest(envelope, model.upstream_body(), envelope.idempotency_key or fallback_key)
+
+
+def _invalid(summary: str, details: list[ErrorDetail]) -> InvalidRequestError:
+    listed = "; ".join(f"{d.field}: {d.message}" for d in details[:3])
+    return InvalidRequestError(
+        f"{summary}: {listed}", details=[(d.field, d.message) for d in details]
+    )
+
+
+def _callbacks_in(message_body: str) -> Callbacks:
+    """Whatever callbacks a refused message names validly, to tell its caller."""
+    try:
+        data = json.loads(message_body)
+        if isinstance(data, dict) and data.get("detail-type") == DetailType.REQUESTED:
+            data = data.get("detail")
+        fields = {
+            k: data[k] for k in Callbacks.model_fields if isinstance(data, dict) and k in data
+        }
+    except (ValueError, TypeError):
+        return Callbacks()
+    told: dict[str, Any] = {}
+    for name, value in fields.items():
+        try:
+            told |= Callbacks.model_validate({name: value}).model_dump(exclude_none=True)
+        except ValidationError:
+            continue
+    return Callbacks.model_validate(told)
+
+
+def _retry_seconds(record: SQSRecord) -> int:
+    receives = int(record.attributes.approximate_receive_count or 1)
+    wait: int = FIRST_RETRY_SECONDS * 2 ** min(receives - 1, 16)
+    return min(MAX_RETRY_SECONDS, wait)
+
+
+def _refuse(
+    message_body: str, error: InvalidRequestError | BudgetExceededError, deps: Collaborators
+) -> None:
+    refuse_request(_callbacks_in(message_body), error, deps)
+    logger.info("refused a queued request", extra={"error": error.message})
+    metrics.add_metric(name="QueuedRequestsRefused", unit="Count", value=1)
+
+
+def send_and_start(job_id: str, deps: Collaborators, *, retry_seconds: int) -> None:
+    """Send the recorded job upstream (at most once) and start its workflow; safe to repeat."""
+    logger.append_keys(job_id=job_id)
+    record = deps.jobs.get(job_id)
+    if record.status is not JobStatus.PENDING or deps.workflow.status(job_id) is not None:
+        return  # a duplicate: its first delivery already handed the job to its workflow
+    if record.submit_started_at is not None and record.upstream_id is None:
+        # Another delivery is sending it right now (or died doing so: then the reconciler
+        # ends the job once its deadline passes). Never a second POST.
+        raise RetryLater(retry_seconds, "the same request is being sent upstream")
+    ticket = JobTicket(
+        job_id=job_id,
+        run_token=record.run_token or "",
+        status=JobStatus.PENDING,
+        expected_images=samples_of(record.request),
+        wait_seconds=1,
+        deadline_at=record.deadline_at,
+    )
+    try:
+        sent = send_job(ticket, deps)
+    except SubmitAlreadyClaimedError as exc:
+        # A duplicate delivery claimed it between our read and our claim: it is sending it (or
+        # died doing so, and the reconciler ends the job). Never end the job from here.
+        raise RetryLater(retry_seconds, "the same request is being sent upstream") from exc
+    except GatewayError as exc:
+        # The upstream's answer ends the job (an unknown outcome, a refused key...): the
+        # workflow records it and tells the caller, like any other failure.
+        failure = Failure(code=exc.code, message=exc.message)
+        sent = ticket.model_copy(update={"status": JobStatus.FAILURE, "failure": failure})
+    if sent.status is JobStatus.PENDING and sent.upstream_id is None and not sent.deadline_passed:
+        # The upstream did not take it (429, unreachable): the queue holds it meanwhile.
+        raise RetryLater(sent.wait_seconds, "the upstream did not take the job yet")
+    if not deps.workflow.start(sent):
+        # The upstream has the job: the message comes back and starts its workflow (the POST
+        # is not sent again), instead of the job waiting for the reconciler.
+        raise RetryLater(retry_seconds, "the job's workflow could not be started")
+
+
+def take_request(record: SQSRecord, context: LambdaContext | None) -> None:
+    deps = collaborators()
+    try:
+        request = read_request(record.body, record.message_id)
+        envelope = request.envelope
+        view = submit_job_once(
+            envelope.kind,
+            request.body,
+            owner=PIPELINE_OWNER,
+            key=request.key,
+            lambda_context=context,
+            callbacks=Callbacks.model_validate(
+                envelope.model_dump(include=set(Callbacks.model_fields))
+            ),
+            start_workflow=False,
+            use_cache=envelope.cache,
+        )
+    except (InvalidRequestError, BudgetExceededError) as exc:
+        _refuse(record.body, exc, deps)
+        return
+    except IdempotencyValidationError:
+        message = "this idempotency_key was already used with a different request"
+        error = InvalidRequestError(message, details=[("idempotency_key", message)])
+        _refuse(record.body, error, deps)
+        return
+    except IdempotencyAlreadyInProgressError as exc:
+        raise RetryLater(_retry_seconds(record), "the same key is in flight") from exc
+    except UpstreamKeyMissingError as exc:
+        raise RetryLater(MAX_RETRY_SECONDS, "the gateway has no upstream API key yet") from exc
+    send_and_start(view.id, deps, retry_seconds=_retry_seconds(record))

@@ -1,0 +1,103 @@
+"""What the use cases work with, built once per cold start and passed in (never reached for), so
+unit tests hand them in-memory fakes instead.
+
+Each collaborator is built, and its module imported, when a use case first touches it: a
+function imports and builds only what its operation uses (the status check never loads the image
+store's S3 transfer machinery, the authorizer none of them)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING
+
+from imagegateway.platform.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from imagegateway.adapters.image_store import ImageStore
+    from imagegateway.adapters.job_store import JobStore
+    from imagegateway.adapters.notifier import Notifier
+    from imagegateway.adapters.upstream_client import UpstreamClient
+    from imagegateway.adapters.usage_store import UsageStore
+    from imagegateway.adapters.workflow import Workflow
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Collaborators:
+    """The settings, the stores and clients, the clock. One given here is used as it is (unit
+    tests pass fakes); one left out is built from the settings the first time it is used."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        jobs: JobStore | None = None,
+        upstream: UpstreamClient | None = None,
+        images: ImageStore | None = None,
+        workflow: Workflow | None = None,
+        notifier: Notifier | None = None,
+        usage: UsageStore | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        # How a use case waits (check_job between status checks); unit tests pass a fake clock's.
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.sleep = sleep
+        given = {
+            "jobs": jobs,
+            "upstream": upstream,
+            "images": images,
+            "workflow": workflow,
+            "notifier": notifier,
+            "usage": usage,
+        }
+        # A cached_property reads the instance's __dict__ first: what is given there is kept.
+        self.__dict__.update({name: value for name, value in given.items() if value is not None})
+
+    @cached_property
+    def jobs(self) -> JobStore:
+        from imagegateway.adapters.job_store import JobStore
+
+        return JobStore(self.settings)
+
+    @cached_property
+    def upstream(self) -> UpstreamClient:
+        from imagegateway.adapters.upstream_client import UpstreamClient
+
+        return UpstreamClient(self.settings)
+
+    @cached_property
+    def images(self) -> ImageStore:
+        from imagegateway.adapters.image_store import ImageStore
+
+        return ImageStore(self.settings)
+
+    @cached_property
+    def workflow(self) -> Workflow:
+        from imagegateway.adapters.workflow import Workflow
+
+        settings = self.settings
+        return Workflow(settings.state_machine_arn, express=settings.workflow_type == "EXPRESS")
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        from imagegateway.adapters.notifier import Notifier
+
+        return Notifier(self.settings)
+
+    @cached_property
+    def usage(self) -> UsageStore:
+        from imagegateway.adapters.usage_store import UsageStore
+
+        return UsageStore(self.settings)
+
+
+@lru_cache(maxsize=1)
+def collaborators() -> Collaborators:
+    return Collaborators(get_settings())

@@ -1,0 +1,179 @@
+"""Use case, the workflow's loop: status checks, the next wait, and whether the deadline passed.
+
+With `upstream_poll_stretch_seconds` > 0 one invocation keeps asking the upstream every
+`upstream_poll_cadence_seconds` for up to that long (never past the invocation's own time nor
+the job's deadline), so a finished job is noticed within about a second: a second of a small
+function costs a fifteenth of one state transition, and each round trip through the state
+machine costs three. With 0, one check per invocation and the state machine waits in between
+(backing off x1.5 up to POLL_MAX_INTERVAL_SECONDS; a second in an Express machine, which bills
+duration, not transitions).
+
+In an Express machine an execution lives at most 5 minutes: past `express_hand_over_seconds`
+the ticket asks for a new execution to go on (`hand_over`). A job that ended outside the
+execution (cancelled) is not checked: the task raises JobEndedElsewhereError and the execution
+ends quietly. A stretch looks at the row every ROW_LOOK_SECONDS, so it stops soon after a
+cancel too (a Standard cancel stops the execution, but not an invocation already running).
+
+A Retry-After longer than this function may sleep becomes the state machine's wait.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from imagegateway.domain.base import JobStatus
+from imagegateway.domain.errors import (
+    UPSTREAM_FAILURE,
+    JobEndedElsewhereError,
+    UpstreamProtocolError,
+    UpstreamRateLimitedError,
+)
+from imagegateway.domain.image_requests import UpstreamAnswer
+from imagegateway.domain.image_set import select_image_urls
+from imagegateway.domain.polling import (
+    capped_wait,
+    deadline_passed,
+    hand_over_due,
+    next_wait_seconds,
+)
+from imagegateway.domain.records import JobRecord
+from imagegateway.domain.tickets import Failure, JobTicket
+from imagegateway.entrypoints.wiring import Collaborators
+from imagegateway.platform.observability import logger
+from imagegateway.platform.time_budget import remaining_seconds
+
+# Time a last status check needs (connect + an answer that comes at once) before the invocation
+# ends; the upstream's read timeout bounds a slow one, and it is cut to the budget anyway.
+LAST_CHECK_SECONDS = 3.0
+# The state machine's wait after an invocation that polled for its whole stretch (or, in an
+# Express machine, between checks).
+WAIT_AFTER_STRETCH_SECONDS = 1
+# How often a stretch looks at the job's row: a job cancelled meanwhile stops costing checks
+# and function seconds within this long (one read per look, a hundredth of a cent per 1,000).
+ROW_LOOK_SECONDS = 10
+
+
+def check_job(ticket: JobTicket, deps: Collaborators) -> JobTicket:
+    record = _still_pending(deps.jobs.for_ticket(ticket))
+    if not ticket.upstream_id:
+        raise UpstreamProtocolError("the job has no upstream id to check")
+    settings = deps.settings
+    stretch = settings.upstream_poll_stretch_seconds
+    stretch_ends = deps.clock() + timedelta(seconds=stretch)
+    if ticket.execution_started_at is not None:  # Express: never past the hand-over time
+        hand_over_at = ticket.execution_started_at + timedelta(
+            seconds=settings.express_hand_over_seconds
+        )
+        stretch_ends = min(stretch_ends, hand_over_at)
+    polls = ticket.polls
+    row_looked_at = deps.clock()
+    while True:
+        if (deps.clock() - row_looked_at).total_seconds() >= ROW_LOOK_SECONDS:
+            _still_pending(deps.jobs.get(ticket.job_id))
+            row_looked_at = deps.clock()
+        polls += 1
+        try:
+            answer = deps.upstream.status(record.kind, ticket.upstream_id)
+        except UpstreamRateLimitedError as exc:
+            return _handed_over_if_due(
+                _asked_to_wait(ticket, polls, exc, deps.clock()), deps.clock(), deps
+            )
+        now = deps.clock()
+        if answer.status is not JobStatus.PENDING or deadline_passed(
+            now=now, deadline_at=ticket.deadline_at
+        ):
+            break
+        cadence = settings.upstream_poll_cadence_seconds
+        next_check = now + timedelta(seconds=cadence)
+        if (
+            stretch <= 0
+            or next_check > stretch_ends
+            or next_check >= ticket.deadline_at
+            or remaining_seconds() < cadence + LAST_CHECK_SECONDS
+        ):
+            break
+        deps.sleep(cadence)
+    if polls > ticket.polls + 1:  # it waited: the job may have been cancelled meanwhile
+        _still_pending(deps.jobs.get(ticket.job_id))
+    return _checked(ticket, record, answer, polls, now, deps)
+
+
+def _still_pending(record: JobRecord) -> JobRecord:
+    """A job that ended outside this execution (cancelled, or by a duplicate Express run) is no
+    longer followed: the execution ends quietly, its caller was told by whoever ended it."""
+    if record.status is not JobStatus.PENDING:
+        raise JobEndedElsewhereError(
+            f"the job already ended {record.status.value}", job_id=record.job_id
+        )
+    return record
+
+
+def _handed_over_if_due(ticket: JobTicket, now: datetime, deps: Collaborators) -> JobTicket:
+    if (
+        ticket.status is JobStatus.PENDING
+        and not ticket.deadline_passed
+        and hand_over_due(
+            started_at=ticket.execution_started_at,
+            now=now,
+            wait_seconds=ticket.wait_seconds,
+            hand_over_seconds=deps.settings.express_hand_over_seconds,
+        )
+    ):
+        return ticket.handed_over()
+    return ticket
+
+
+def _asked_to_wait(
+    ticket: JobTicket, polls: int, exc: UpstreamRateLimitedError, now: datetime
+) -> JobTicket:
+    # A transient limit fails nothing: the state machine waits (capped by the deadline).
+    wait = capped_wait(exc.retry_after or 1, now=now, deadline_at=ticket.deadline_at)
+    logger.info("the upstream asked us to wait", extra={"wait_seconds": wait})
+    return ticket.model_copy(
+        update={
+            "status": JobStatus.PENDING,
+            "polls": polls,
+            "wait_seconds": wait,
+            "deadline_passed": deadline_passed(now=now, deadline_at=ticket.deadline_at),
+        }
+    )
+
+
+def _checked(
+    ticket: JobTicket,
+    record: JobRecord,
+    answer: UpstreamAnswer,
+    polls: int,
+    now: datetime,
+    deps: Collaborators,
+) -> JobTicket:
+    settings = deps.settings
+    if settings.checks_every_second:
+        wait = capped_wait(WAIT_AFTER_STRETCH_SECONDS, now=now, deadline_at=ticket.deadline_at)
+    else:
+        wait = next_wait_seconds(
+            polls=polls,
+            now=now,
+            deadline_at=ticket.deadline_at,
+            initial=settings.poll_interval_seconds,
+            maximum=settings.poll_max_interval_seconds,
+        )
+    update: dict[str, object] = {
+        "status": answer.status,
+        "polls": polls,
+        "deadline_passed": deadline_passed(now=now, deadline_at=ticket.deadline_at),
+        "wait_seconds": wait,
+    }
+    if answer.status is JobStatus.SUCCESS:
+        if not answer.download_urls:
+            raise UpstreamProtocolError("the upstream reported SUCCESS without download_urls")
+        update |= {
+            "download_urls": select_image_urls(answer.download_urls, ticket.expected_images),
+            "upstream_completed_at": now,
+        }
+    elif answer.status is JobStatus.FAILURE:
+        update["failure"] = Failure(
+            code=UPSTREAM_FAILURE, message=answer.error or "the upstream reported FAILURE"
+        )
+    logger.info("checked the upstream", extra={"upstream_status": answer.status, "polls": polls})
+    return _handed_over_if_due(ticket.model_copy(update=update), now, deps)
