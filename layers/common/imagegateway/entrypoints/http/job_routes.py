@@ -16,12 +16,12 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from imagegateway.domain.base import JobKind, JobStatus
 from imagegateway.domain.usage import Usage
 from imagegateway.domain.views import JobList
+from imagegateway.entrypoints.http.error_answers import json_answer
 from imagegateway.entrypoints.http.resolver import (
     caller_identity,
     current_event,
     error_doc,
     job_doc,
-    json_answer,
     requested_wait,
     with_wait_applied,
 )

@@ -9,9 +9,7 @@ functions/, so that the status function can also serve the whole API's OpenAPI d
 No `from __future__ import annotations`: Powertools reads the routes' annotations at runtime.
 """
 
-import math
 import re
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -21,40 +19,17 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
     OpenAPIRequestValidationMiddleware,
 )
-from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
-    RequestValidationError,
-)
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.types import EventHandlerInstance
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
-from pydantic import BaseModel
 
-from imagegateway.domain.base import JobStatus
 from imagegateway.domain.errors import (
-    INTERNAL_ERROR,
-    PUBLIC_MESSAGES,
     BodyTooLargeError,
-    BudgetExceededError,
-    ConfigurationError,
-    GatewayError,
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-    InvalidCursorError,
-    InvalidIdempotencyKeyError,
-    JobFinishedError,
-    JobNotFoundError,
     MalformedBodyError,
-    PromptTooLongError,
     UnsupportedMediaTypeError,
-    UpstreamAuthError,
-    UpstreamError,
-    UpstreamKeyMissingError,
-    UpstreamTimeoutError,
-    WorkflowNotStartedError,
 )
-from imagegateway.domain.views import ErrorDetail, ErrorResponse, JobView, error_details
-from imagegateway.platform.observability import logger
+from imagegateway.domain.views import ErrorResponse, JobView
+from imagegateway.entrypoints.http.error_answers import register_error_handlers
 
 ANONYMOUS = "anonymous"
 
@@ -92,182 +67,6 @@ def caller_identity(event: APIGatewayProxyEventV2) -> str:
             issuer = claims.get("iss")
             return f"jwt:{issuer}#{claims['sub']}" if issuer else f"jwt:{claims['sub']}"
     return ANONYMOUS
-
-
-def json_answer(status: HTTPStatus, model: BaseModel) -> Response[Any]:
-    """A JSON answer without null fields, as the upstream answers (no `error` on SUCCESS...)."""
-    return Response(
-        status_code=status.value,
-        content_type="application/json",
-        body=model.model_dump(mode="json", exclude_none=True),
-    )
-
-
-def error_answer(status: HTTPStatus, error: ErrorResponse) -> Response[Any]:
-    return json_answer(status, error)
-
-
-def register_error_handlers(app: APIGatewayHttpResolver) -> None:
-    @app.exception_handler(RequestValidationError)
-    def _invalid_request(exc: RequestValidationError) -> Response[Any]:
-        errors = list(exc.errors())
-        if any(tuple(err.get("loc", ()))[:1] == ("path",) for err in errors):
-            # e.g. /sd/<not a kind>/v1/status/<id>: no such route, as API Gateway would say.
-            return error_answer(HTTPStatus.NOT_FOUND, ErrorResponse(error="no such job or route"))
-        if any(err.get("type") == "json_invalid" for err in errors):
-            return error_answer(
-                HTTPStatus.BAD_REQUEST, ErrorResponse(error="the body is not valid JSON")
-            )
-        details = error_details(errors)
-        summary = "; ".join(f"{d.field}: {d.message}" for d in details[:3])
-        return error_answer(
-            HTTPStatus.UNPROCESSABLE_ENTITY,
-            ErrorResponse(error=f"invalid request: {summary}", details=details),
-        )
-
-    @app.exception_handler([RequestUnsupportedContentType, UnsupportedMediaTypeError])
-    def _unsupported_type(exc: Exception) -> Response[Any]:
-        return error_answer(
-            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-            ErrorResponse(error="send the body as JSON (Content-Type: application/json)"),
-        )
-
-    @app.exception_handler(BodyTooLargeError)
-    def _too_large(exc: BodyTooLargeError) -> Response[Any]:
-        return error_answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, ErrorResponse(error=exc.message))
-
-    @app.exception_handler(MalformedBodyError)
-    def _malformed(exc: MalformedBodyError) -> Response[Any]:
-        return error_answer(HTTPStatus.BAD_REQUEST, ErrorResponse(error=exc.message))
-
-    @app.exception_handler(InvalidIdempotencyKeyError)
-    def _bad_idempotency_key(exc: InvalidIdempotencyKeyError) -> Response[Any]:
-        detail = ErrorDetail(field="Idempotency-Key", message=exc.message)
-        return error_answer(
-            HTTPStatus.UNPROCESSABLE_ENTITY,
-            ErrorResponse(error=f"invalid request: {exc.message}", details=[detail]),
-        )
-
-    @app.exception_handler(IdempotencyValidationError)
-    def _key_reused(exc: IdempotencyValidationError) -> Response[Any]:
-        message = "this Idempotency-Key was already used with a different request body"
-        return error_answer(
-            HTTPStatus.UNPROCESSABLE_ENTITY,
-            ErrorResponse(
-                error=message, details=[ErrorDetail(field="Idempotency-Key", message=message)]
-            ),
-        )
-
-    @app.exception_handler(IdempotencyAlreadyInProgressError)
-    def _key_in_progress(exc: IdempotencyAlreadyInProgressError) -> Response[Any]:
-        answer = error_answer(
-            HTTPStatus.CONFLICT,
-            ErrorResponse(error="a request with this Idempotency-Key is in progress; retry"),
-        )
-        answer.headers["Retry-After"] = "1"
-        return answer
-
-    @app.exception_handler(JobNotFoundError)
-    def _not_found(exc: JobNotFoundError) -> Response[Any]:
-        return error_answer(HTTPStatus.NOT_FOUND, ErrorResponse(error="no such job"))
-
-    @app.exception_handler(JobFinishedError)
-    def _finished(exc: JobFinishedError) -> Response[Any]:
-        answer = ErrorResponse(
-            status=JobStatus(exc.status), error=exc.message, error_code=exc.code, id=exc.job_id
-        )
-        return error_answer(HTTPStatus.CONFLICT, answer)
-
-    @app.exception_handler(PromptTooLongError)
-    def _prompt_too_long(exc: PromptTooLongError) -> Response[Any]:
-        details = [ErrorDetail(field=field, message=message) for field, message in exc.details]
-        return error_answer(
-            HTTPStatus.UNPROCESSABLE_ENTITY,
-            ErrorResponse(error=exc.message, error_code=exc.code, details=details),
-        )
-
-    @app.exception_handler(BudgetExceededError)
-    def _over_budget(exc: BudgetExceededError) -> Response[Any]:
-        answer = error_answer(
-            HTTPStatus.TOO_MANY_REQUESTS,
-            ErrorResponse(error=exc.message, error_code=exc.code, resets_at=exc.resets_at),
-        )
-        wait = max(1, math.ceil((exc.resets_at - datetime.now(UTC)).total_seconds()))
-        answer.headers["Retry-After"] = str(wait)
-        return answer
-
-    @app.exception_handler(InvalidCursorError)
-    def _bad_cursor(exc: InvalidCursorError) -> Response[Any]:
-        detail = ErrorDetail(field="cursor", message=exc.message)
-        return error_answer(
-            HTTPStatus.BAD_REQUEST,
-            ErrorResponse(error=exc.message, error_code=exc.code, details=[detail]),
-        )
-
-    @app.not_found
-    def _no_route(exc: Exception) -> Response[Any]:
-        # e.g. a job id with characters no route accepts: the contract's 404, not Powertools'.
-        return error_answer(HTTPStatus.NOT_FOUND, ErrorResponse(error="no such job or route"))
-
-    @app.exception_handler(UpstreamError)
-    def _upstream(exc: UpstreamError) -> Response[Any]:
-        if isinstance(exc, UpstreamTimeoutError):
-            status = HTTPStatus.GATEWAY_TIMEOUT
-        else:
-            status = HTTPStatus.BAD_GATEWAY
-        if isinstance(exc, UpstreamAuthError):
-            logger.error("the upstream refused the gateway's API key; check the secret")
-        return error_answer(
-            status, ErrorResponse(error=exc.message, error_code=exc.code, id=exc.job_id)
-        )
-
-    @app.exception_handler(UpstreamKeyMissingError)
-    def _no_upstream_key(exc: UpstreamKeyMissingError) -> Response[Any]:
-        # A first deploy before the operator stored the key: nothing was stored or sent.
-        logger.error("the upstream API key secret has no value; see the README's deploy steps")
-        answer = error_answer(
-            HTTPStatus.SERVICE_UNAVAILABLE,
-            ErrorResponse(error=PUBLIC_MESSAGES[exc.code], error_code=exc.code),
-        )
-        answer.headers["Retry-After"] = "60"
-        return answer
-
-    @app.exception_handler(WorkflowNotStartedError)
-    def _not_started(exc: WorkflowNotStartedError) -> Response[Any]:
-        # The job ended at once (nothing sent); a retry, after a moment, makes a new one.
-        logger.error("the job's workflow could not be started", extra={"job_id": exc.job_id})
-        answer = error_answer(
-            HTTPStatus.SERVICE_UNAVAILABLE,
-            ErrorResponse(error=exc.message, error_code=exc.code, id=exc.job_id),
-        )
-        answer.headers["Retry-After"] = "5"
-        return answer
-
-    @app.exception_handler(ConfigurationError)
-    def _misconfigured(exc: ConfigurationError) -> Response[Any]:
-        logger.error("gateway misconfigured", extra={"error": exc.message})
-        return error_answer(
-            HTTPStatus.INTERNAL_SERVER_ERROR,
-            ErrorResponse(error=PUBLIC_MESSAGES[exc.code], error_code=exc.code),
-        )
-
-    @app.exception_handler(GatewayError)
-    def _gateway_error(exc: GatewayError) -> Response[Any]:
-        # Its text may carry internal detail: logged, not returned.
-        logger.exception("unexpected gateway error")
-        return error_answer(
-            HTTPStatus.INTERNAL_SERVER_ERROR,
-            ErrorResponse(error=PUBLIC_MESSAGES[INTERNAL_ERROR], error_code=exc.code),
-        )
-
-    @app.exception_handler(Exception)
-    def _unexpected(exc: Exception) -> Response[Any]:
-        # botocore and other libraries' messages name roles, tables and buckets: logs only.
-        logger.exception("unexpected error")
-        return error_answer(
-            HTTPStatus.INTERNAL_SERVER_ERROR,
-            ErrorResponse(error=PUBLIC_MESSAGES[INTERNAL_ERROR], error_code=INTERNAL_ERROR),
-        )
 
 
 OPENAPI_PATH = "/openapi.json"

@@ -27,6 +27,7 @@ from imagegateway.domain.image_requests import (
 )
 from imagegateway.domain.prompt_tokens import refuse_truncated_prompts
 from imagegateway.domain.records import Callbacks
+from imagegateway.entrypoints.http.error_answers import json_answer
 from imagegateway.entrypoints.http.resolver import (
     MAX_BODY_BYTES,
     PREFER_HEADER,
@@ -34,7 +35,6 @@ from imagegateway.entrypoints.http.resolver import (
     current_event,
     error_doc,
     job_doc,
-    json_answer,
     requested_wait,
     with_wait_applied,
 )
