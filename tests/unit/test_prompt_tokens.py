@@ -72,7 +72,7 @@ def test_strictness_refuses_a_prompt_over_the_window_naming_the_field() -> None:
     body = {"prompt": "a fox", "negative_prompt": LONG_PROMPT}
     # When strictness is applied / Then it is refused, naming negative_prompt only
     with pytest.raises(PromptTooLongError) as refused:
-        refuse_truncated_prompts(body)
+        refuse_truncated_prompts(measure_prompts(body))
     assert [field for field, _ in refused.value.details] == ["negative_prompt"]
     assert refused.value.details[0][1].startswith("95 tokens, over the 75 the model reads;")
     assert refused.value.message == (
@@ -88,9 +88,9 @@ def test_strictness_lets_a_prompt_of_exactly_75_tokens_through() -> None:
     # Given a prompt of exactly the window / When strictness is applied / Then nothing is raised
     body = {"prompt": "cat " * 75}
     assert measure_prompts(body).counts.prompt == 75
-    refuse_truncated_prompts(body)
+    refuse_truncated_prompts(measure_prompts(body))
     with pytest.raises(PromptTooLongError):
-        refuse_truncated_prompts({"prompt": "cat " * 76})
+        refuse_truncated_prompts(measure_prompts({"prompt": "cat " * 76}))
 
 
 def event(prefer: str | None) -> APIGatewayProxyEventV2:

@@ -62,10 +62,9 @@ def measure_prompts(body: dict[str, Any]) -> PromptTokens:
     )
 
 
-def refuse_truncated_prompts(body: dict[str, Any]) -> None:
+def refuse_truncated_prompts(measured: PromptTokens) -> None:
     """`Prefer: strict-tokens`: a prompt the model would cut is refused (PromptTooLongError, a
     422 naming the field) before anything is stored or sent."""
-    measured = measure_prompts(body)
     if not measured.overflows:
         return
     window = measured.counts.limit

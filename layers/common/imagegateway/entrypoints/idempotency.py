@@ -24,18 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from imagegateway.domain.base import JobKind, JobStatus
+from imagegateway.domain.base import JobKind
 from imagegateway.domain.errors import (
     ConfigurationError,
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
     InvalidIdempotencyKeyError,
 )
-from imagegateway.domain.records import Callbacks
 from imagegateway.domain.views import JobView
-from imagegateway.entrypoints.wiring import collaborators
 from imagegateway.platform.settings import get_settings
-from imagegateway.use_cases.submit_job import record_job, served_job, submit_job
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
@@ -49,11 +46,6 @@ class IdempotentSubmission(BaseModel):
     key: str
     # Validated together: the same key for another kind or body is a different request.
     request: dict[str, Any]
-    callbacks: Callbacks | None = None
-    # HTTP starts the workflow at once; the queue's intake sends the job upstream first.
-    start_workflow: bool = True
-    # False: a fixed-seed request the caller already ran is generated again, not served.
-    use_cache: bool = True
 
 
 def validated_key(raw: str | None) -> str | None:
@@ -97,22 +89,9 @@ def _submitter() -> tuple[IdempotencyConfig, Callable[..., JobView]]:
         persistence_store=persistence,
         output_serializer=PydanticSerializer(model=JobView),
     )
-    def submit_once(submission: IdempotentSubmission) -> JobView:
-        kind = JobKind(submission.request["kind"])
-        body = submission.request["body"]
-        deps = collaborators()
-        owner, callbacks = submission.caller, submission.callbacks
-        use_cache = submission.use_cache
-        if submission.start_workflow:
-            return submit_job(
-                kind, body, owner=owner, deps=deps, callbacks=callbacks, use_cache=use_cache
-            )
-        if use_cache and (
-            served := served_job(kind, body, owner=owner, deps=deps, callbacks=callbacks)
-        ):
-            return served
-        ticket = record_job(kind, body, owner=owner, deps=deps, callbacks=callbacks)
-        return JobView(status=JobStatus.PENDING, id=ticket.job_id)
+    def submit_once(submission: IdempotentSubmission, accept: Callable[[], JobView]) -> JobView:
+        # Keyed by `submission`; `accept` is the entry's own accept use case, run the first time.
+        return accept()
 
     return config, submit_once
 
@@ -124,10 +103,11 @@ def submit_job_once(
     owner: str,
     key: str,
     lambda_context: LambdaContext | None,
-    callbacks: Callbacks | None = None,
-    start_workflow: bool = True,
-    use_cache: bool = True,
+    accept: Callable[[], JobView],
 ) -> JobView:
+    """`accept()` (the entry's accept use case for this request) the first time the caller
+    sends `key`; the first answer again for the same key and request; refused for the same key
+    and another request."""
     config, submit_once = _submitter()
     if lambda_context is not None:
         # An in-progress record then expires with this invocation, so a crashed attempt does
@@ -136,15 +116,10 @@ def submit_job_once(
     from aws_lambda_powertools.utilities.idempotency import exceptions
 
     submission = IdempotentSubmission(
-        caller=owner,
-        key=key,
-        request={"kind": kind.value, "body": body},
-        callbacks=callbacks,
-        start_workflow=start_workflow,
-        use_cache=use_cache,
+        caller=owner, key=key, request={"kind": kind.value, "body": body}
     )
     try:
-        view: JobView = submit_once(submission=submission)
+        view: JobView = submit_once(submission=submission, accept=accept)
     except exceptions.IdempotencyValidationError as exc:
         raise IdempotencyValidationError(*exc.args) from exc
     except exceptions.IdempotencyAlreadyInProgressError as exc:

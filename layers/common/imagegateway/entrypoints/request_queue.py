@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -41,6 +42,7 @@ from imagegateway.domain.errors import (
 )
 from imagegateway.domain.events import DetailType, Envelope
 from imagegateway.domain.image_requests import REQUEST_MODELS, samples_of
+from imagegateway.domain.prompt_tokens import measure_prompts
 from imagegateway.domain.records import Callbacks
 from imagegateway.domain.tickets import Failure, JobTicket
 from imagegateway.domain.views import ErrorDetail, error_details
@@ -49,6 +51,7 @@ from imagegateway.entrypoints.wiring import Collaborators, collaborators
 from imagegateway.platform.observability import logger, metrics
 from imagegateway.use_cases.completion import refuse_request
 from imagegateway.use_cases.steps.send_job import send_job
+from imagegateway.use_cases.submit_job import accept_job
 
 if TYPE_CHECKING:
     # Types only: the data classes package loads every event type; the batch utility brings it
@@ -181,17 +184,25 @@ def take_request(record: SQSRecord, context: LambdaContext | None) -> None:
     try:
         request = read_request(record.body, record.message_id)
         envelope = request.envelope
+        accept = partial(
+            accept_job,
+            envelope.kind,
+            request.body,
+            owner=PIPELINE_OWNER,
+            deps=deps,
+            tokens=measure_prompts(request.body),
+            callbacks=Callbacks.model_validate(
+                envelope.model_dump(include=set(Callbacks.model_fields))
+            ),
+            use_cache=envelope.cache,
+        )
         view = submit_job_once(
             envelope.kind,
             request.body,
             owner=PIPELINE_OWNER,
             key=request.key,
             lambda_context=context,
-            callbacks=Callbacks.model_validate(
-                envelope.model_dump(include=set(Callbacks.model_fields))
-            ),
-            start_workflow=False,
-            use_cache=envelope.cache,
+            accept=lambda: accept().view,
         )
     except (InvalidRequestError, BudgetExceededError) as exc:
         _refuse(record.body, exc, deps)

@@ -17,7 +17,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from imagegateway.domain.base import JobKind
-from imagegateway.domain.prompt_tokens import measure_prompts
+from imagegateway.domain.prompt_tokens import PromptTokens, measure_prompts
 from imagegateway.domain.records import Callbacks, JobRecord, cache_key
 from imagegateway.entrypoints.wiring import Collaborators
 from imagegateway.platform.observability import logger, metrics
@@ -32,6 +32,7 @@ def served_from_cache(
     owner: str,
     deps: Collaborators,
     callbacks: Callbacks | None = None,
+    tokens: PromptTokens | None = None,
 ) -> JobRecord | None:
     """The new job `job_id`, SUCCESS with the images of the caller's earlier identical
     fixed-seed job, or None (no such job: the request is generated as usual)."""
@@ -47,7 +48,8 @@ def served_from_cache(
         # The originals are gone (their retention ended): generate it again.
         logger.warning("a cached job's images could not be copied", exc_info=True)
         return None
-    tokens = measure_prompts(body)
+    if tokens is None:
+        tokens = measure_prompts(body)
     record = deps.jobs.create_served(
         job_id=job_id,
         owner=owner,

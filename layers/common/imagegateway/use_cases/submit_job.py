@@ -1,11 +1,15 @@
-"""Use case, HTTP: record a job and start its workflow. The caller's answer never waits on the
-upstream: an upstream POST can take longer than API Gateway's 30 s, and a caller cut off without
-a job id would submit again (and pay twice)."""
+"""Use case, every entry's way in: accept a request (serve it from the caller's earlier identical
+fixed-seed job, or record it as a job), then, over HTTP, start its workflow. The caller's answer
+never waits on the upstream: an upstream POST can take longer than API Gateway's 30 s, and a
+caller cut off without a job id would submit again (and pay twice).
+
+The prompts' CLIP tokens are measured once, by the entry point, and passed down (`tokens`)."""
 
 from __future__ import annotations
 
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -90,16 +94,55 @@ def served_job(
     owner: str,
     deps: Collaborators,
     callbacks: Callbacks | None = None,
+    tokens: PromptTokens | None = None,
 ) -> JobView | None:
     """A new job served from the caller's earlier identical fixed-seed job (SUCCESS, no upstream
     call, not counted against the budget), or None."""
     job_id = new_job_id()
     logger.append_keys(job_id=job_id)  # the cache's own log lines name the new job
-    record = served_from_cache(job_id, kind, body, owner=owner, deps=deps, callbacks=callbacks)
+    record = served_from_cache(
+        job_id, kind, body, owner=owner, deps=deps, callbacks=callbacks, tokens=tokens
+    )
     if record is None:
         logger.remove_keys(["job_id"])  # no such job: record_job names the one it makes
         return None
     return JobView(status=JobStatus.SUCCESS, id=job_id, cached_from=record.cached_from)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An accepted request: the caller's view, and the ticket of a recorded job whose workflow
+    is still to start (None: served, SUCCESS already)."""
+
+    view: JobView
+    ticket: JobTicket | None
+
+
+def accept_job(
+    kind: JobKind,
+    body: dict[str, Any],
+    *,
+    owner: str,
+    deps: Collaborators,
+    tokens: PromptTokens,
+    callbacks: Callbacks | None = None,
+    use_cache: bool = True,
+) -> Accepted:
+    """Serve a fixed-seed request the caller already ran (when `use_cache`), else record it as
+    a PENDING job. Every entry (HTTP, the queue, an Idempotency-Key's first request) goes
+    through here: the one place that chooses between the two."""
+    if use_cache and (
+        served := served_job(kind, body, owner=owner, deps=deps, callbacks=callbacks, tokens=tokens)
+    ):
+        return Accepted(served, None)
+    ticket = record_job(kind, body, owner=owner, deps=deps, callbacks=callbacks, tokens=tokens)
+    view = JobView(
+        status=JobStatus.PENDING,
+        id=ticket.job_id,
+        tokens=tokens.counts,
+        warnings=tokens.warnings or None,
+    )
+    return Accepted(view, ticket)
 
 
 def submit_job(
@@ -108,21 +151,21 @@ def submit_job(
     *,
     owner: str,
     deps: Collaborators,
+    tokens: PromptTokens,
     callbacks: Callbacks | None = None,
     use_cache: bool = True,
 ) -> JobView:
-    """HTTP: record the job and start its workflow, whose first task sends it upstream; or, for
-    a fixed-seed request the caller already ran (and `use_cache`), serve that job's images."""
-    if use_cache and (
-        served := served_job(kind, body, owner=owner, deps=deps, callbacks=callbacks)
-    ):
-        return served
-    tokens = measure_prompts(body)
-    ticket = record_job(kind, body, owner=owner, deps=deps, callbacks=callbacks, tokens=tokens)
-    start_job(ticket, deps)
-    return JobView(
-        status=JobStatus.PENDING,
-        id=ticket.job_id,
-        tokens=tokens.counts,
-        warnings=tokens.warnings or None,
+    """HTTP: accept the request and start a recorded job's workflow, whose first task sends it
+    upstream."""
+    accepted = accept_job(
+        kind,
+        body,
+        owner=owner,
+        deps=deps,
+        tokens=tokens,
+        callbacks=callbacks,
+        use_cache=use_cache,
     )
+    if accepted.ticket is not None:
+        start_job(accepted.ticket, deps)
+    return accepted.view

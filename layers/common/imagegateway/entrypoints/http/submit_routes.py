@@ -8,6 +8,7 @@ No `from __future__ import annotations`: Powertools reads the routes' annotation
 """
 
 import re
+from functools import partial
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -25,7 +26,7 @@ from imagegateway.domain.image_requests import (
     InpaintingRequest,
     Text2ImageRequest,
 )
-from imagegateway.domain.prompt_tokens import refuse_truncated_prompts
+from imagegateway.domain.prompt_tokens import measure_prompts, refuse_truncated_prompts
 from imagegateway.domain.records import Callbacks
 from imagegateway.entrypoints.http.error_answers import json_answer
 from imagegateway.entrypoints.http.resolver import (
@@ -88,25 +89,28 @@ def _submit(kind: JobKind, request: ImageRequest, webhook_url: str | None) -> Re
     owner = caller_identity(event)
     key = validated_key(event.headers.get(IDEMPOTENCY_HEADER))
     body = request.upstream_body()
+    # Measured once, here: the strict check, the cache, the row and the answer all use it.
+    tokens = measure_prompts(body)
     strict = strict_tokens_requested(event)
     if strict:
-        refuse_truncated_prompts(body)
+        refuse_truncated_prompts(tokens)
     callbacks = Callbacks(webhook_url=webhook_url) if webhook_url else None
-    use_cache = not cache_refused(event)
+    accept = partial(
+        submit_job,
+        kind,
+        body,
+        owner=owner,
+        deps=collaborators(),
+        tokens=tokens,
+        callbacks=callbacks,
+        use_cache=not cache_refused(event),
+    )
     if key is None:
-        view = submit_job(
-            kind, body, owner=owner, deps=collaborators(), callbacks=callbacks, use_cache=use_cache
-        )
+        view = accept()
     else:
         context = submit_routes.lambda_context
         view = submit_job_once(
-            kind,
-            body,
-            owner=owner,
-            key=key,
-            lambda_context=context,
-            callbacks=callbacks,
-            use_cache=use_cache,
+            kind, body, owner=owner, key=key, lambda_context=context, accept=accept
         )
     wait = requested_wait(event)
     if view.status is not JobStatus.PENDING or wait:
