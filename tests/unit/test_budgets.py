@@ -58,7 +58,7 @@ def deps(usage: FakeUsage, jobs: FakeJobs | None = None) -> Collaborators:
 @pytest.fixture(autouse=True)
 def _a_key_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     # record_job refuses first when the upstream key is missing; here it is there.
-    monkeypatch.setattr("imagegateway.use_cases.submit_job.upstream_api_key", lambda settings: "k")
+    monkeypatch.setattr(Collaborators, "require_upstream_key", lambda self: None)
 
 
 def test_a_job_over_the_budget_is_refused_before_it_is_stored() -> None:

@@ -9,15 +9,14 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from imagegateway.adapters.upstream_key import upstream_api_key
 from imagegateway.domain.base import JobKind, JobStatus
 from imagegateway.domain.image_requests import samples_of
 from imagegateway.domain.prompt_tokens import PromptTokens, measure_prompts
 from imagegateway.domain.records import Callbacks
 from imagegateway.domain.tickets import JobTicket
 from imagegateway.domain.views import JobView
-from imagegateway.entrypoints.wiring import Collaborators
 from imagegateway.platform.observability import logger, metrics
+from imagegateway.use_cases.ports import Ports
 from imagegateway.use_cases.result_cache import served_from_cache
 from imagegateway.use_cases.start_job import start_job
 
@@ -32,7 +31,7 @@ def record_job(
     body: dict[str, Any],
     *,
     owner: str,
-    deps: Collaborators,
+    deps: Ports,
     callbacks: Callbacks | None = None,
     tokens: PromptTokens | None = None,
 ) -> JobTicket:
@@ -42,7 +41,7 @@ def record_job(
     here when not given), kept on the row for the caller's view."""
     # A first deploy without a key: refused now (a 503, or a queued request kept for later),
     # and no stray job row.
-    upstream_api_key(deps.settings)
+    deps.require_upstream_key()
     if tokens is None:
         tokens = measure_prompts(body)
     now = deps.clock()
@@ -88,7 +87,7 @@ def served_job(
     body: dict[str, Any],
     *,
     owner: str,
-    deps: Collaborators,
+    deps: Ports,
     callbacks: Callbacks | None = None,
 ) -> JobView | None:
     """A new job served from the caller's earlier identical fixed-seed job (SUCCESS, no upstream
@@ -107,7 +106,7 @@ def submit_job(
     body: dict[str, Any],
     *,
     owner: str,
-    deps: Collaborators,
+    deps: Ports,
     callbacks: Callbacks | None = None,
     use_cache: bool = True,
 ) -> JobView:
