@@ -19,7 +19,7 @@ from imagegateway.domain.tickets import JobTicket
 from imagegateway.entrypoints.wiring import Collaborators
 from imagegateway.platform.settings import Settings
 from imagegateway.use_cases.steps.send_job import send_job
-from tests.unit.test_intake import NOW, TOKEN, FakeJobs, FakeUpstream
+from tests.unit.entrypoints.test_intake import NOW, TOKEN, FakeJobs, FakeUpstream
 
 
 def deps(jobs: FakeJobs, upstream: FakeUpstream, *, workflow_type: str) -> Collaborators:
