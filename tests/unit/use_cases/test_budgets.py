@@ -4,74 +4,37 @@ its images back."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from imagegateway.adapters.job_store import JobStore
-from imagegateway.adapters.usage_store import UsageStore
 from imagegateway.domain.base import JobKind
-from imagegateway.domain.errors import BudgetExceededError
+from imagegateway.domain.errors import BudgetExceededError, UpstreamKeyMissingError
 from imagegateway.domain.records import JobRecord
-from imagegateway.entrypoints.wiring import Collaborators
-from imagegateway.platform.settings import Settings
 from imagegateway.use_cases.completion import give_back_if_never_sent
 from imagegateway.use_cases.submit_job import record_job
+from tests.support.fakes import FakeClock, FakeJobStore, FakePorts, FakeUsageStore, fake_ports
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
-class FakeUsage:
-    def __init__(self, budget: int) -> None:
-        self.budget, self.used = budget, 0
-        self.given_back: list[tuple[str, int]] = []
-
-    def reserve(self, owner: str, images: int, *, now: datetime) -> None:
-        if self.used + images > self.budget:
-            raise BudgetExceededError(
-                "spent", budget=self.budget, used=self.used, resets_at=now + timedelta(hours=12)
-            )
-        self.used += images
-
-    def give_back(self, owner: str, images: int, *, accepted_at: datetime) -> None:
-        self.given_back.append((owner, images))
-
-
-class FakeJobs:
-    def __init__(self) -> None:
-        self.created: list[str] = []
-
-    def create(self, **fields: Any) -> None:
-        self.created.append(fields["job_id"])
-
-
-def deps(usage: FakeUsage, jobs: FakeJobs | None = None) -> Collaborators:
-    return Collaborators(
-        Settings(jobs_table_name="jobs", images_bucket_name="images"),
-        jobs=cast(JobStore, jobs or FakeJobs()),
-        usage=cast(UsageStore, usage),
-        clock=lambda: NOW,
-    )
-
-
-@pytest.fixture(autouse=True)
-def _a_key_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
-    # record_job refuses first when the upstream key is missing; here it is there.
-    monkeypatch.setattr(Collaborators, "require_upstream_key", lambda self: None)
+def deps(usage: FakeUsageStore, jobs: FakeJobStore | None = None) -> FakePorts:
+    # The upstream key is configured (record_job refuses first when it is missing).
+    return fake_ports(jobs=jobs or FakeJobStore(), usage=usage, clock=FakeClock(NOW))
 
 
 def test_a_job_over_the_budget_is_refused_before_it_is_stored() -> None:
     # Given a budget of 3 images, 2 of them used
-    usage, jobs = FakeUsage(budget=3), FakeJobs()
+    usage, jobs = FakeUsageStore(budget=3), FakeJobStore()
     record_job(JobKind.TEXT2IMAGE, {"prompt": "p", "samples": 2}, owner="o", deps=deps(usage, jobs))
     # When a job of 2 more images is recorded / Then it is refused, and no row was written
     with pytest.raises(BudgetExceededError):
         record_job(
             JobKind.TEXT2IMAGE, {"prompt": "p", "samples": 2}, owner="o", deps=deps(usage, jobs)
         )
-    assert len(jobs.created) == 1
-    assert usage.used == 2
+    assert len(jobs.items) == 1
+    assert usage.today("o", now=NOW).images == 2
 
 
 def row(**extra: Any) -> JobRecord:
@@ -91,23 +54,27 @@ def row(**extra: Any) -> JobRecord:
 
 
 def test_only_a_job_never_sent_gives_its_images_back() -> None:
-    usage = FakeUsage(budget=10)
+    usage = FakeUsageStore(budget=12)
     # Given jobs that failed before their POST, during it, and after the upstream took them
+    # (each counted against its caller's day when it was accepted), and one that succeeded
+    for _ in range(4):
+        usage.reserve("o", 3, now=NOW)
     give_back_if_never_sent(row(), deps(usage))
     give_back_if_never_sent(row(submit_started_at=NOW), deps(usage))
     give_back_if_never_sent(row(upstream_id="u-1", submit_started_at=NOW), deps(usage))
     give_back_if_never_sent(row(status="SUCCESS"), deps(usage))
     # Then only the first (nothing was charged) gives its 3 images back
     assert usage.given_back == [("o", 3)]
+    assert usage.today("o", now=NOW).images == 9
 
 
 def test_a_job_that_could_not_be_stored_gives_its_images_back() -> None:
     # Given a job store that fails to write the row
-    class BrokenJobs(FakeJobs):
-        def create(self, **fields: Any) -> None:
+    class BrokenJobs(FakeJobStore):
+        def create(self, **fields: Any) -> JobRecord:
             raise RuntimeError("DynamoDB is down")
 
-    usage = FakeUsage(budget=3)
+    usage = FakeUsageStore(budget=3)
     # When a job of 2 images is recorded / Then it fails, and its images are given back
     with pytest.raises(RuntimeError):
         record_job(
@@ -117,3 +84,15 @@ def test_a_job_that_could_not_be_stored_gives_its_images_back() -> None:
             deps=deps(usage, BrokenJobs()),
         )
     assert usage.given_back == [("o", 2)]
+    assert usage.today("o", now=NOW).images == 0
+
+
+def test_without_an_upstream_key_a_job_is_refused_before_it_is_counted_or_stored() -> None:
+    # Given a first deploy whose upstream key secret has no value yet
+    usage, jobs = FakeUsageStore(budget=3), FakeJobStore()
+    missing = UpstreamKeyMissingError("the upstream API key secret has no value yet")
+    deps = fake_ports(jobs=jobs, usage=usage, clock=FakeClock(NOW), upstream_key_error=missing)
+    # When a job is recorded / Then it is refused, nothing counted and no row written
+    with pytest.raises(UpstreamKeyMissingError):
+        record_job(JobKind.TEXT2IMAGE, {"prompt": "p", "samples": 2}, owner="o", deps=deps)
+    assert (usage.today("o", now=NOW).images, jobs.items) == (0, {})

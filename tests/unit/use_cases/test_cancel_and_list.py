@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, cast
 
 import pytest
 
-from imagegateway.adapters.image_store import ImageStore
-from imagegateway.adapters.job_store import JobStore
-from imagegateway.adapters.notifier import Notifier
-from imagegateway.adapters.upstream_client import UpstreamClient
-from imagegateway.adapters.workflow import Workflow
 from imagegateway.domain.errors import InvalidCursorError, JobFinishedError, JobNotFoundError
-from imagegateway.domain.events import Completion
-from imagegateway.domain.records import JobRecord
-from imagegateway.entrypoints.wiring import Collaborators
-from imagegateway.platform.settings import Settings
 from imagegateway.use_cases.cancel_job import cancel_job
 from imagegateway.use_cases.list_jobs import decode_cursor, encode_cursor
+from tests.support.fakes import (
+    FakeClock,
+    FakeJobStore,
+    FakeNotifier,
+    FakePorts,
+    FakeWorkflow,
+    fake_ports,
+)
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 OWNER = "arn:aws:iam::123456789012:user/alice"
@@ -38,9 +36,9 @@ def test_a_cursor_the_gateway_did_not_make_is_refused(cursor: str) -> None:
         decode_cursor(OWNER, cursor)
 
 
-class Jobs:
-    def __init__(self, status: str, error_code: str | None = None) -> None:
-        self.row: dict[str, Any] = {
+def jobs_with(status: str, error_code: str | None = None) -> FakeJobStore:
+    return FakeJobStore(
+        {
             "job_id": "j-1",
             "owner": OWNER,
             "status": status,
@@ -52,62 +50,38 @@ class Jobs:
             "expires_at": 0,
             "callbacks": {"reference": "order-1"},
         }
-
-    def get(self, job_id: str) -> JobRecord:
-        return JobRecord.model_validate(self.row)
-
-    def mark_cancelled(self, job_id: str, *, message: str, now: datetime) -> bool:
-        if self.row["status"] != "PENDING":
-            return False
-        self.row |= {"status": "FAILURE", "error_code": "CANCELLED", "error_message": message}
-        return True
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.stopped: list[str] = []
-        self.published: list[Completion] = []
-
-    def stop(self, job_id: str, *, cause: str) -> None:
-        self.stopped.append(job_id)
-
-    def publish(self, completion: Completion) -> None:
-        self.published.append(completion)
-
-
-def deps(jobs: Jobs, recorder: Recorder) -> Collaborators:
-    return Collaborators(
-        settings=Settings(jobs_table_name="jobs", images_bucket_name="images"),
-        jobs=cast(JobStore, jobs),
-        upstream=cast(UpstreamClient, object()),
-        images=cast(ImageStore, object()),
-        workflow=cast(Workflow, recorder),
-        notifier=cast(Notifier, recorder),
-        clock=lambda: NOW,
     )
 
 
+def deps(jobs: FakeJobStore, workflow: FakeWorkflow, notifier: FakeNotifier) -> FakePorts:
+    return fake_ports(jobs=jobs, workflow=workflow, notifier=notifier, clock=FakeClock(NOW))
+
+
 def test_cancelling_a_running_job_ends_it_stops_its_execution_and_publishes_once() -> None:
-    jobs, recorder = Jobs("PENDING"), Recorder()
-    view = cancel_job("j-1", owner=OWNER, deps=deps(jobs, recorder))
+    jobs, workflow, notifier = jobs_with("PENDING"), FakeWorkflow(), FakeNotifier()
+    view = cancel_job("j-1", owner=OWNER, deps=deps(jobs, workflow, notifier))
     assert (view.status, view.error_code) == ("FAILURE", "CANCELLED")
-    assert recorder.stopped == ["j-1"]
-    (published,) = recorder.published
+    assert [job_id for job_id, _ in workflow.stopped] == ["j-1"]
+    (published,) = notifier.published
     assert (published.detail.error_code, published.detail.reference) == ("CANCELLED", "order-1")
     # And again: the same answer, nothing stopped or published twice
-    again = cancel_job("j-1", owner=OWNER, deps=deps(jobs, recorder))
+    again = cancel_job("j-1", owner=OWNER, deps=deps(jobs, workflow, notifier))
     assert again.error_code == "CANCELLED"
-    assert (len(recorder.stopped), len(recorder.published)) == (1, 1)
+    assert (len(workflow.stopped), len(notifier.published)) == (1, 1)
 
 
 def test_a_finished_job_is_left_as_it_is() -> None:
-    jobs, recorder = Jobs("SUCCESS"), Recorder()
+    jobs, workflow, notifier = jobs_with("SUCCESS"), FakeWorkflow(), FakeNotifier()
     with pytest.raises(JobFinishedError) as finished:
-        cancel_job("j-1", owner=OWNER, deps=deps(jobs, recorder))
+        cancel_job("j-1", owner=OWNER, deps=deps(jobs, workflow, notifier))
     assert finished.value.status == "SUCCESS"
-    assert (recorder.stopped, recorder.published) == ([], [])
+    assert (workflow.stopped, notifier.published) == ([], [])
 
 
 def test_another_callers_job_is_unknown() -> None:
     with pytest.raises(JobNotFoundError):
-        cancel_job("j-1", owner="someone-else", deps=deps(Jobs("PENDING"), Recorder()))
+        cancel_job(
+            "j-1",
+            owner="someone-else",
+            deps=deps(jobs_with("PENDING"), FakeWorkflow(), FakeNotifier()),
+        )
