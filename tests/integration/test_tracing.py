@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_cold_imports import LAYER, lambda_environment, run_child
+from tests.unit.entrypoints.test_cold_imports import LAYER, lambda_environment, run_child
 
 pytestmark = pytest.mark.network
 

@@ -75,11 +75,15 @@ CLASSLESS_CODES = {
 # inherit its parent's code; any other class names its own, distinct code.
 # A lost submit claim is an unknown outcome in the workflow; the intake retries it instead.
 # A task for a job that ended outside its execution stops it quietly: the job is finished.
+# A cached job's images gone is caught by the result cache (the request is generated again):
+# no caller ever reads its code, the generic one.
 SHARED_CODE_CLASSES: set[str] = {
     "UpstreamOutcomeUnknownError",
     "SubmitAlreadyClaimedError",
     "JobFinishedError",
     "JobEndedElsewhereError",
+    "GatewayError",
+    "StoredImagesGoneError",
 }
 # Codes a job can end with that the README's table does not list yet. They belong in the table
 # (README.md, "Failure codes on a job"); once there, take them out of this set: the test below

@@ -9,12 +9,17 @@ from typing import IO, cast
 from urllib.parse import urljoin
 
 from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import BotoCoreError, ClientError
 from urllib3.exceptions import HTTPError
 from urllib3.response import BaseHTTPResponse
 
 from imagegateway.adapters.aws_clients import s3_client
 from imagegateway.adapters.downloads import DownloadClient, check_download_url
-from imagegateway.domain.errors import ImageDownloadError, ImageRejectedError
+from imagegateway.domain.errors import (
+    ImageDownloadError,
+    ImageRejectedError,
+    StoredImagesGoneError,
+)
 from imagegateway.domain.tickets import StoredImage
 from imagegateway.platform.observability import logger
 from imagegateway.platform.settings import Settings, get_settings
@@ -183,9 +188,13 @@ class ImageStore:
         for image in images:
             extension = image.key.rsplit(".", 1)[-1]
             key = image_key(job_id, image.index, extension)
-            s3_client().copy_object(
-                Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": image.key}
-            )
+            try:
+                s3_client().copy_object(
+                    Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": image.key}
+                )
+            except (ClientError, BotoCoreError) as exc:
+                # The use case answers this by generating again; it never sees botocore.
+                raise StoredImagesGoneError(f"image {image.index}: {exc}") from exc
             copies.append(image.model_copy(update={"key": key}))
         return copies
 

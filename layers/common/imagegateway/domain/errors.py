@@ -301,6 +301,13 @@ class ImageRejectedError(GatewayError):
     code = FailureCode.IMAGE_REJECTED
 
 
+class StoredImagesGoneError(GatewayError):
+    """A cached job's stored images could not be copied (their retention ended): the request is
+    generated again. Never told to a caller, so it carries the generic code."""
+
+    code = FailureCode.INTERNAL_ERROR
+
+
 # --- failure codes without an exception class (set by the workflow or the reconciler) ---------
 # Aliases kept for the modules that import them; they are the FailureCode members themselves.
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from imagegateway.entrypoints.wiring import Collaborators, collaborators
+from imagegateway.entrypoints.wiring import collaborators
 from imagegateway.platform.observability import logger, metrics, tracer
 from imagegateway.platform.settings import get_settings
 from imagegateway.platform.time_budget import invocation_budget
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from imagegateway.domain.tickets import JobTicket
+    from imagegateway.use_cases.ports import Ports
 
 LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
@@ -71,7 +72,7 @@ def http_handler(
 
 
 def workflow_task(
-    operation: Callable[[JobTicket, Collaborators], BaseModel], *, requires: tuple[str, ...] = ()
+    operation: Callable[[JobTicket, Ports], BaseModel], *, requires: tuple[str, ...] = ()
 ) -> EntryPoint:
     """A state machine task: the state's JSON in as a JobTicket, the operation's model out.
     Typed errors escape on purpose: their class name is what the ASL's Retry and Catch match."""
@@ -91,7 +92,7 @@ def workflow_task(
 
 
 def scheduled_task(
-    operation: Callable[[Collaborators], BaseModel], *, requires: tuple[str, ...] = ()
+    operation: Callable[[Ports], BaseModel], *, requires: tuple[str, ...] = ()
 ) -> EntryPoint:
     """A scheduled run (EventBridge Scheduler): the event carries nothing the run needs."""
 

@@ -47,9 +47,10 @@ from imagegateway.domain.records import Callbacks
 from imagegateway.domain.tickets import Failure, JobTicket
 from imagegateway.domain.views import ErrorDetail, error_details
 from imagegateway.entrypoints.idempotency import submit_job_once
-from imagegateway.entrypoints.wiring import Collaborators, collaborators
+from imagegateway.entrypoints.wiring import collaborators
 from imagegateway.platform.observability import logger, metrics
 from imagegateway.use_cases.completion import refuse_request
+from imagegateway.use_cases.ports import Ports
 from imagegateway.use_cases.steps.send_job import send_job
 from imagegateway.use_cases.submit_job import accept_job
 
@@ -134,14 +135,14 @@ def _retry_seconds(record: SQSRecord) -> int:
 
 
 def _refuse(
-    message_body: str, error: InvalidRequestError | BudgetExceededError, deps: Collaborators
+    message_body: str, error: InvalidRequestError | BudgetExceededError, deps: Ports
 ) -> None:
     refuse_request(_callbacks_in(message_body), error, deps)
     logger.info("refused a queued request", extra={"error": error.message})
     metrics.add_metric(name="QueuedRequestsRefused", unit="Count", value=1)
 
 
-def send_and_start(job_id: str, deps: Collaborators, *, retry_seconds: int) -> None:
+def send_and_start(job_id: str, deps: Ports, *, retry_seconds: int) -> None:
     """Send the recorded job upstream (at most once) and start its workflow; safe to repeat."""
     logger.append_keys(job_id=job_id)
     record = deps.jobs.get(job_id)

@@ -1,5 +1,5 @@
-"""What the use cases work with, built once per cold start and passed in (never reached for), so
-unit tests hand them in-memory fakes instead.
+"""What the use cases work with (their ports, `use_cases.ports.Ports`), built once per cold start
+and passed in (never reached for), so unit tests hand them in-memory fakes instead.
 
 Each collaborator is built, and its module imported, when a use case first touches it: a
 function imports and builds only what its operation uses (the status check never loads the image
@@ -96,6 +96,12 @@ class Collaborators:
         from imagegateway.adapters.usage_store import UsageStore
 
         return UsageStore(self.settings)
+
+    def require_upstream_key(self) -> None:
+        # Its own module: the submit functions check the key without the upstream client.
+        from imagegateway.adapters.upstream_key import upstream_api_key
+
+        upstream_api_key(self.settings)
 
 
 @lru_cache(maxsize=1)

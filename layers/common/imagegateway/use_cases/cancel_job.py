@@ -8,15 +8,15 @@ from __future__ import annotations
 from imagegateway.domain.base import JobStatus
 from imagegateway.domain.errors import PUBLIC_MESSAGES, FailureCode, JobFinishedError
 from imagegateway.domain.views import JobView
-from imagegateway.entrypoints.wiring import Collaborators
 from imagegateway.platform.observability import logger, metrics
 from imagegateway.use_cases.completion import finish_outside_workflow
+from imagegateway.use_cases.ports import Ports
 from imagegateway.use_cases.view_job import owned_record, view_of
 
 CANCELLED_MESSAGE = PUBLIC_MESSAGES[FailureCode.CANCELLED]
 
 
-def cancel_job(job_id: str, *, owner: str, deps: Collaborators) -> JobView:
+def cancel_job(job_id: str, *, owner: str, deps: Ports) -> JobView:
     record = owned_record(job_id, owner=owner, deps=deps)
     if record.status is JobStatus.PENDING and deps.jobs.mark_cancelled(
         job_id, message=CANCELLED_MESSAGE, now=deps.clock()

@@ -9,11 +9,11 @@ from imagegateway.domain.events import CompletedImage, Completion, CompletionDet
 from imagegateway.domain.image_requests import samples_of
 from imagegateway.domain.records import Callbacks, JobRecord
 from imagegateway.domain.views import ErrorDetail, timings_of
-from imagegateway.entrypoints.wiring import Collaborators
 from imagegateway.platform.observability import logger
+from imagegateway.use_cases.ports import Ports
 
 
-def completion_of(record: JobRecord, deps: Collaborators) -> Completion:
+def completion_of(record: JobRecord, deps: Ports) -> Completion:
     callbacks = record.callbacks or Callbacks()
     detail = CompletionDetail(
         job_id=record.job_id,
@@ -40,7 +40,7 @@ def completion_of(record: JobRecord, deps: Collaborators) -> Completion:
     return Completion.of(detail)
 
 
-def tell_caller(callbacks: Callbacks | None, completion: Completion, deps: Collaborators) -> None:
+def tell_caller(callbacks: Callbacks | None, completion: Completion, deps: Ports) -> None:
     """The task token and the webhook a caller asked for. At least once: a retried task may
     answer again (a settled token is ignored; a webhook keeps its webhook-id)."""
     if callbacks is None:
@@ -51,7 +51,7 @@ def tell_caller(callbacks: Callbacks | None, completion: Completion, deps: Colla
         deps.notifier.queue_webhook(callbacks.webhook_url, completion, now=deps.clock())
 
 
-def give_back_if_never_sent(record: JobRecord, deps: Collaborators) -> None:
+def give_back_if_never_sent(record: JobRecord, deps: Ports) -> None:
     """A job that ended FAILURE without its POST ever being sent was charged nothing: its images
     no longer count against its caller's daily budget. Call once per job end (after the write
     that ended it), so nothing is given back twice."""
@@ -65,7 +65,7 @@ def give_back_if_never_sent(record: JobRecord, deps: Collaborators) -> None:
         logger.exception("could not give a job's images back to its caller's budget")
 
 
-def finish_outside_workflow(record: JobRecord, deps: Collaborators) -> Completion:
+def finish_outside_workflow(record: JobRecord, deps: Ports) -> Completion:
     """A job ended by the reconciler or cancelled: the event the workflow would have put on the
     bus, too."""
     give_back_if_never_sent(record, deps)
@@ -76,7 +76,7 @@ def finish_outside_workflow(record: JobRecord, deps: Collaborators) -> Completio
 
 
 def refuse_request(
-    callbacks: Callbacks, error: InvalidRequestError | BudgetExceededError, deps: Collaborators
+    callbacks: Callbacks, error: InvalidRequestError | BudgetExceededError, deps: Ports
 ) -> Completion:
     """A request that never became a job (the queue's intake refused it: invalid, or over its
     caller's budget): its Failed event, its waiting task and its webhook, like a job's end."""

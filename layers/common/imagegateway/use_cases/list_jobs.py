@@ -14,7 +14,7 @@ from typing import Any
 from imagegateway.domain.base import JobStatus
 from imagegateway.domain.errors import InvalidCursorError
 from imagegateway.domain.views import JobList
-from imagegateway.entrypoints.wiring import Collaborators
+from imagegateway.use_cases.ports import Ports
 from imagegateway.use_cases.view_job import view_of
 
 MAX_PAGE = 100
@@ -43,7 +43,7 @@ def list_jobs(
     limit: int,
     cursor: str | None,
     status: JobStatus | None,
-    deps: Collaborators,
+    deps: Ports,
 ) -> JobList:
     start = decode_cursor(owner, cursor) if cursor else None
     records, last_key = deps.jobs.page_of_owner(

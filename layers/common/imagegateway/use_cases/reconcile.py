@@ -31,10 +31,10 @@ from imagegateway.domain.image_requests import samples_of
 from imagegateway.domain.image_set import select_image_urls
 from imagegateway.domain.records import JobRecord
 from imagegateway.domain.tickets import JobTicket
-from imagegateway.entrypoints.wiring import Collaborators
 from imagegateway.platform.observability import logger, metrics
 from imagegateway.platform.time_budget import remaining_seconds
 from imagegateway.use_cases.completion import finish_outside_workflow
+from imagegateway.use_cases.ports import Ports
 
 # Past this, a job whose upstream still cannot be asked is ended rather than retried forever.
 GIVE_UP_AFTER = timedelta(days=1)
@@ -54,7 +54,7 @@ class ReconcileReport(BaseModel):
     deferred: int = 0
 
 
-def reconcile_overdue_jobs(deps: Collaborators) -> ReconcileReport:
+def reconcile_overdue_jobs(deps: Ports) -> ReconcileReport:
     now = deps.clock()
     report = ReconcileReport()
     cutoff = now - timedelta(seconds=deps.settings.reconcile_margin_seconds)
@@ -80,7 +80,7 @@ def reconcile_overdue_jobs(deps: Collaborators) -> ReconcileReport:
     return report
 
 
-def _count_failure(job_id: str, deps: Collaborators, now: datetime) -> Outcome:
+def _count_failure(job_id: str, deps: Ports, now: datetime) -> Outcome:
     try:
         failures = deps.jobs.count_reconcile_failure(job_id, now=now)
         if failures >= deps.settings.reconcile_max_attempts:
@@ -97,15 +97,13 @@ def _count_failure(job_id: str, deps: Collaborators, now: datetime) -> Outcome:
     return "errors"
 
 
-def _fail(
-    record: JobRecord, deps: Collaborators, now: datetime, code: str, message: str
-) -> Outcome:
+def _fail(record: JobRecord, deps: Ports, now: datetime, code: str, message: str) -> Outcome:
     if deps.jobs.mark_failed(record.job_id, code=code, message=message, now=now):
         finish_outside_workflow(deps.jobs.get(record.job_id), deps)
     return "failed"
 
 
-def _reconcile(record: JobRecord, deps: Collaborators, now: datetime) -> Outcome:
+def _reconcile(record: JobRecord, deps: Ports, now: datetime) -> Outcome:
     # No execution of the job starts after its deadline, except a resume (which touches the row).
     quiet_since = max(record.deadline_at, record.updated_at)
     if deps.workflow.may_be_running(record.job_id, quiet_since=quiet_since, now=now):

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from imagegateway.domain.base import JobKind
-from imagegateway.domain.prompt_tokens import PromptTokens, measure_prompts
+from imagegateway.domain.errors import StoredImagesGoneError
+from imagegateway.domain.prompt_tokens import PromptTokens
 from imagegateway.domain.records import Callbacks, JobRecord, cache_key
-from imagegateway.entrypoints.wiring import Collaborators
 from imagegateway.platform.observability import logger, metrics
 from imagegateway.use_cases.completion import finish_outside_workflow
+from imagegateway.use_cases.ports import Ports
 
 
 def served_from_cache(
@@ -30,9 +29,9 @@ def served_from_cache(
     body: dict[str, Any],
     *,
     owner: str,
-    deps: Collaborators,
+    deps: Ports,
+    tokens: PromptTokens,
     callbacks: Callbacks | None = None,
-    tokens: PromptTokens | None = None,
 ) -> JobRecord | None:
     """The new job `job_id`, SUCCESS with the images of the caller's earlier identical
     fixed-seed job, or None (no such job: the request is generated as usual)."""
@@ -44,12 +43,10 @@ def served_from_cache(
         return None
     try:
         images = deps.images.copy_stored(job_id, original.images)
-    except (ClientError, BotoCoreError):
+    except StoredImagesGoneError:
         # The originals are gone (their retention ended): generate it again.
         logger.warning("a cached job's images could not be copied", exc_info=True)
         return None
-    if tokens is None:
-        tokens = measure_prompts(body)
     record = deps.jobs.create_served(
         job_id=job_id,
         owner=owner,

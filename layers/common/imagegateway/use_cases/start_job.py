@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from imagegateway.domain.errors import PUBLIC_MESSAGES, FailureCode, WorkflowNotStartedError
 from imagegateway.domain.tickets import JobTicket
-from imagegateway.entrypoints.wiring import Collaborators
 from imagegateway.platform.observability import logger, metrics
 from imagegateway.use_cases.completion import finish_outside_workflow
+from imagegateway.use_cases.ports import Ports
 
 
-def start_job(ticket: JobTicket, deps: Collaborators) -> None:
+def start_job(ticket: JobTicket, deps: Ports) -> None:
     """Start the job's execution; WorkflowNotStartedError (a 503) when it cannot be. The job
     then ends FAILURE WORKFLOW_NOT_STARTED, its images are given back to the caller's budget and
     its end is told like any other (event, webhook). Should the execution have started despite

@@ -13,15 +13,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from imagegateway.adapters.upstream_key import upstream_api_key
 from imagegateway.domain.base import JobKind, JobStatus
 from imagegateway.domain.image_requests import samples_of
-from imagegateway.domain.prompt_tokens import PromptTokens, measure_prompts
+from imagegateway.domain.prompt_tokens import PromptTokens
 from imagegateway.domain.records import Callbacks
 from imagegateway.domain.tickets import JobTicket
 from imagegateway.domain.views import JobView
-from imagegateway.entrypoints.wiring import Collaborators
 from imagegateway.platform.observability import logger, metrics
+from imagegateway.use_cases.ports import Ports
 from imagegateway.use_cases.result_cache import served_from_cache
 from imagegateway.use_cases.start_job import start_job
 
@@ -36,19 +35,17 @@ def record_job(
     body: dict[str, Any],
     *,
     owner: str,
-    deps: Collaborators,
+    deps: Ports,
     callbacks: Callbacks | None = None,
-    tokens: PromptTokens | None = None,
+    tokens: PromptTokens,
 ) -> JobTicket:
     """The job row, and the ticket its workflow starts with. `body` is the upstream request,
     built once from the validated model; `callbacks` what the caller asked to be told at the
-    end (a reference, a task token, a webhook); `tokens` its prompts' CLIP tokens (counted
-    here when not given), kept on the row for the caller's view."""
+    end (a reference, a task token, a webhook); `tokens` its prompts' CLIP tokens, kept on the
+    row for the caller's view."""
     # A first deploy without a key: refused now (a 503, or a queued request kept for later),
     # and no stray job row.
-    upstream_api_key(deps.settings)
-    if tokens is None:
-        tokens = measure_prompts(body)
+    deps.require_upstream_key()
     now = deps.clock()
     # The caller's daily budget, before anything is stored or sent (BudgetExceededError: a 429,
     # or a Failed event); a job that ends without being sent gives its images back.
@@ -92,9 +89,9 @@ def served_job(
     body: dict[str, Any],
     *,
     owner: str,
-    deps: Collaborators,
+    deps: Ports,
+    tokens: PromptTokens,
     callbacks: Callbacks | None = None,
-    tokens: PromptTokens | None = None,
 ) -> JobView | None:
     """A new job served from the caller's earlier identical fixed-seed job (SUCCESS, no upstream
     call, not counted against the budget), or None."""
@@ -123,7 +120,7 @@ def accept_job(
     body: dict[str, Any],
     *,
     owner: str,
-    deps: Collaborators,
+    deps: Ports,
     tokens: PromptTokens,
     callbacks: Callbacks | None = None,
     use_cache: bool = True,
@@ -150,7 +147,7 @@ def submit_job(
     body: dict[str, Any],
     *,
     owner: str,
-    deps: Collaborators,
+    deps: Ports,
     tokens: PromptTokens,
     callbacks: Callbacks | None = None,
     use_cache: bool = True,

@@ -8,17 +8,15 @@ from imagegateway.domain.base import JobKind, JobStatus
 from imagegateway.domain.errors import JobNotFoundError
 from imagegateway.domain.records import JobRecord
 from imagegateway.domain.views import ImageView, JobView, timings_of
-from imagegateway.entrypoints.wiring import Collaborators
 from imagegateway.platform.observability import logger
 from imagegateway.platform.time_budget import remaining_seconds
+from imagegateway.use_cases.ports import Ports
 
 # How often a waiting request reads the job row again (a consistent read each time).
 WAIT_STEP_SECONDS = 0.5
 
 
-def owned_record(
-    job_id: str, *, owner: str, kind: JobKind | None = None, deps: Collaborators
-) -> JobRecord:
+def owned_record(job_id: str, *, owner: str, kind: JobKind | None = None, deps: Ports) -> JobRecord:
     """The caller's own job. Another caller's job, or a job asked for on another kind's route,
     is reported as unknown, so ids cannot be probed."""
     record = deps.jobs.get(job_id)
@@ -28,7 +26,7 @@ def owned_record(
     return record
 
 
-def view_of(record: JobRecord, deps: Collaborators) -> JobView:
+def view_of(record: JobRecord, deps: Ports) -> JobView:
     """The caller's view of a job row, with freshly presigned URLs once it succeeded."""
     view = JobView(
         status=record.status,
@@ -61,7 +59,7 @@ def view_job(
     *,
     owner: str,
     kind: JobKind | None = None,
-    deps: Collaborators,
+    deps: Ports,
     wait_seconds: float = 0,
 ) -> JobView:
     """The caller's job; with `wait_seconds`, once it ends or when that time is up (a long

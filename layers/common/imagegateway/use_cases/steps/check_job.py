@@ -38,9 +38,9 @@ from imagegateway.domain.polling import (
 )
 from imagegateway.domain.records import JobRecord
 from imagegateway.domain.tickets import Failure, JobTicket
-from imagegateway.entrypoints.wiring import Collaborators
 from imagegateway.platform.observability import logger
 from imagegateway.platform.time_budget import remaining_seconds
+from imagegateway.use_cases.ports import Ports
 
 # Time a last status check needs (connect + an answer that comes at once) before the invocation
 # ends; the upstream's read timeout bounds a slow one, and it is cut to the budget anyway.
@@ -53,7 +53,7 @@ WAIT_AFTER_STRETCH_SECONDS = 1
 ROW_LOOK_SECONDS = 10
 
 
-def check_job(ticket: JobTicket, deps: Collaborators) -> JobTicket:
+def check_job(ticket: JobTicket, deps: Ports) -> JobTicket:
     record = _still_pending(deps.jobs.for_ticket(ticket))
     if not ticket.upstream_id:
         raise UpstreamProtocolError("the job has no upstream id to check")
@@ -108,7 +108,7 @@ def _still_pending(record: JobRecord) -> JobRecord:
     return record
 
 
-def _handed_over_if_due(ticket: JobTicket, now: datetime, deps: Collaborators) -> JobTicket:
+def _handed_over_if_due(ticket: JobTicket, now: datetime, deps: Ports) -> JobTicket:
     if (
         ticket.status is JobStatus.PENDING
         and not ticket.deadline_passed
@@ -145,7 +145,7 @@ def _checked(
     answer: UpstreamAnswer,
     polls: int,
     now: datetime,
-    deps: Collaborators,
+    deps: Ports,
 ) -> JobTicket:
     settings = deps.settings
     if settings.checks_every_second:

@@ -17,9 +17,9 @@ from imagegateway.domain.errors import (
 )
 from imagegateway.domain.events import Completion
 from imagegateway.domain.tickets import CaughtError, Failure, JobTicket
-from imagegateway.entrypoints.wiring import Collaborators
 from imagegateway.platform.observability import logger, metrics
 from imagegateway.use_cases.completion import completion_of, give_back_if_never_sent, tell_caller
+from imagegateway.use_cases.ports import Ports
 
 # Errors whose message the gateway wrote for callers; any other error's text (botocore, a
 # crash) stays in the logs and the caller reads PUBLIC_MESSAGES for its code.
@@ -46,7 +46,7 @@ def failure_from(ticket: JobTicket) -> Failure:
     return Failure(code=code, message=message)
 
 
-def fail_job(ticket: JobTicket, deps: Collaborators) -> Completion:
+def fail_job(ticket: JobTicket, deps: Ports) -> Completion:
     before = deps.jobs.for_ticket(ticket)
     if before.status is JobStatus.FAILURE and before.error_code in ENDED_OUTSIDE_THE_WORKFLOW:
         # Cancelled, or ended by a submit that could not start this execution (which started

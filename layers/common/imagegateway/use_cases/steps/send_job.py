@@ -33,9 +33,9 @@ from imagegateway.domain.polling import (
 )
 from imagegateway.domain.records import JobRecord
 from imagegateway.domain.tickets import Failure, JobTicket
-from imagegateway.entrypoints.wiring import Collaborators
 from imagegateway.platform.observability import logger, metrics
 from imagegateway.platform.settings import Settings
+from imagegateway.use_cases.ports import Ports
 
 # Waits between submit attempts the upstream refused without taking the job (429, unreachable).
 SUBMIT_RETRY_FIRST_WAIT_SECONDS = 5
@@ -49,7 +49,7 @@ def _failed(ticket: JobTicket, code: str, message: str) -> JobTicket:
     return ticket.model_copy(update={"status": JobStatus.FAILURE, "failure": failure})
 
 
-def send_job(ticket: JobTicket, deps: Collaborators) -> JobTicket:
+def send_job(ticket: JobTicket, deps: Ports) -> JobTicket:
     record = deps.jobs.for_ticket(ticket)
     if ticket.status is JobStatus.FAILURE and ticket.failure is not None:
         return ticket  # the queue's intake sent it and it failed there: record that
@@ -116,7 +116,7 @@ def send_job(ticket: JobTicket, deps: Collaborators) -> JobTicket:
     return ticket.model_copy(update=accepted)
 
 
-def _write_ledger(record: JobRecord, ticket: JobTicket, deps: Collaborators) -> None:
+def _write_ledger(record: JobRecord, ticket: JobTicket, deps: Ports) -> None:
     """The ledger's line for this POST. Never fails the job: the POST is done, and the job must
     still be followed (a lost line is logged and counted)."""
     try:

@@ -9,12 +9,12 @@ from imagegateway.domain.events import Completion
 from imagegateway.domain.image_set import select_image_urls
 from imagegateway.domain.records import cache_key
 from imagegateway.domain.tickets import JobTicket
-from imagegateway.entrypoints.wiring import Collaborators
 from imagegateway.platform.observability import logger, metrics
 from imagegateway.use_cases.completion import completion_of, tell_caller
+from imagegateway.use_cases.ports import Ports
 
 
-def store_job(ticket: JobTicket, deps: Collaborators) -> Completion:
+def store_job(ticket: JobTicket, deps: Ports) -> Completion:
     record = deps.jobs.for_ticket(ticket)
     urls = select_image_urls(ticket.download_urls, ticket.expected_images)
     images = deps.images.copy_all(ticket.job_id, urls)

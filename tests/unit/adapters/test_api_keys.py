@@ -17,7 +17,7 @@ from imagegateway.adapters.api_key_store import ApiKeyStore, fingerprint, key_ha
 from local.aws_stack import LambdaContext, load_handler
 from tests.support.caches import clear_all
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TABLE = "api-keys"
 

@@ -20,7 +20,7 @@ import pytest
 from imagegateway.domain import clip_tokens
 from tests.support.clip_reference import EMBEDDINGS, EMPHASIS, LONG, PROMPTS, UNICODE
 
-FIXTURE = Path(__file__).parents[1] / "support" / "clip_reference_ids.json"
+FIXTURE = Path(__file__).parents[2] / "support" / "clip_reference_ids.json"
 REFERENCE: dict[str, list[int]] = {
     case["prompt"]: case["ids"] for case in json.loads(FIXTURE.read_text(encoding="utf-8"))
 }
@@ -160,7 +160,7 @@ def test_importing_the_tokenizer_reads_no_vocabulary() -> None:
         capture_output=True,
         text=True,
         check=True,
-        cwd=Path(__file__).parents[2] / "layers" / "common",
+        cwd=Path(__file__).parents[3] / "layers" / "common",
     )
     # Then the tokenizer is not even imported, and importing it reads nothing
     assert result.stdout.split() == ["False", "0"]

@@ -5,15 +5,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from imagegateway.adapters.image_store import ImageStore
-from imagegateway.adapters.job_store import JobStore
-from imagegateway.adapters.notifier import Notifier
-from imagegateway.adapters.upstream_client import UpstreamClient
-from imagegateway.adapters.workflow import Workflow
 from imagegateway.domain.base import JobKind, JobStatus
 from imagegateway.domain.errors import (
     InvalidRequestError,
@@ -22,11 +17,15 @@ from imagegateway.domain.errors import (
     UpstreamRateLimitedError,
 )
 from imagegateway.domain.image_requests import UpstreamAnswer
-from imagegateway.domain.records import JobRecord
-from imagegateway.domain.tickets import JobTicket
 from imagegateway.entrypoints.request_queue import read_request, send_and_start
-from imagegateway.entrypoints.wiring import Collaborators
-from imagegateway.platform.settings import Settings
+from tests.support.fakes import (
+    FakeClock,
+    FakeJobStore,
+    FakePorts,
+    FakeUpstream,
+    FakeWorkflow,
+    fake_ports,
+)
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TOKEN = "run-token-0123456789abcdef"
@@ -84,9 +83,9 @@ def test_a_message_that_can_never_run_names_its_fields(body: str, fields: list[s
 # ---------------------------------------------------------------- sending and starting
 
 
-class FakeJobs:
-    def __init__(self, **row: Any) -> None:
-        self.row: dict[str, Any] = {
+def jobs_with(**row: Any) -> FakeJobStore:
+    return FakeJobStore(
+        {
             "job_id": "job-1",
             "owner": "pipeline",
             "status": "PENDING",
@@ -98,99 +97,51 @@ class FakeJobs:
             "expires_at": 0,
             **row,
         }
-
-    def get(self, job_id: str) -> JobRecord:
-        return JobRecord.model_validate(self.row)
-
-    def for_ticket(self, ticket: JobTicket) -> JobRecord:
-        assert ticket.run_token == TOKEN
-        return self.get(ticket.job_id)
-
-    def claim_submit(self, job_id: str, *, run_token: str, now: datetime) -> bool:
-        if self.row.get("submit_started_at"):
-            return False
-        self.row["submit_started_at"] = now
-        return True
-
-    def release_submit(self, job_id: str) -> None:
-        self.row.pop("submit_started_at", None)
-
-    def mark_accepted(self, job_id: str, *, upstream_id: str, now: datetime) -> None:
-        self.row |= {"upstream_id": upstream_id, "accepted_at": now}
-
-
-class FakeWorkflow:
-    def __init__(self, status: str | None = None, *, starts: bool = True) -> None:
-        self.current, self.starts = status, starts
-        self.started: list[JobTicket] = []
-
-    def status(self, name: str) -> str | None:
-        return self.current
-
-    def start(self, ticket: JobTicket, *, name: str | None = None) -> bool:
-        if self.starts:
-            self.started.append(ticket)
-        return self.starts
-
-
-class FakeUpstream:
-    def __init__(self, *answers: UpstreamAnswer | Exception) -> None:
-        self.answers = list(answers)
-        self.posts = 0
-
-    def submit(self, kind: JobKind, body: dict[str, Any]) -> UpstreamAnswer:
-        self.posts += 1
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-
-def deps(jobs: FakeJobs, workflow: FakeWorkflow, upstream: FakeUpstream) -> Collaborators:
-    return Collaborators(
-        settings=Settings(jobs_table_name="jobs", images_bucket_name="images"),
-        jobs=cast(JobStore, jobs),
-        upstream=cast(UpstreamClient, upstream),
-        images=cast(ImageStore, object()),
-        workflow=cast(Workflow, workflow),
-        notifier=cast(Notifier, object()),
-        clock=lambda: NOW,
     )
+
+
+def running(job_id: str) -> FakeWorkflow:
+    """A workflow whose execution of the job is running (the job was handed to it)."""
+    return FakeWorkflow({job_id: "RUNNING"})
+
+
+def deps(jobs: FakeJobStore, workflow: FakeWorkflow, upstream: FakeUpstream) -> FakePorts:
+    return fake_ports(jobs=jobs, workflow=workflow, upstream=upstream, clock=FakeClock(NOW))
 
 
 def test_a_recorded_job_is_sent_once_then_handed_to_its_workflow_past_the_submit() -> None:
     # Given a recorded job the upstream accepts
-    jobs, workflow = FakeJobs(), FakeWorkflow()
+    jobs, workflow = jobs_with(), FakeWorkflow()
     upstream = FakeUpstream(UpstreamAnswer(status=JobStatus.PENDING, id="u-1"))
     # When the intake sends it
     send_and_start("job-1", deps(jobs, workflow, upstream), retry_seconds=5)
     # Then one POST, and the workflow starts with the upstream id and the images it asked for
     assert upstream.posts == 1
-    (ticket,) = workflow.started
+    ((_, ticket),) = workflow.started
     assert (ticket.upstream_id, ticket.expected_images) == ("u-1", 3)
 
 
 def test_a_redelivery_after_the_start_sends_nothing_and_starts_nothing() -> None:
-    jobs, workflow, upstream = FakeJobs(upstream_id="u-1"), FakeWorkflow("RUNNING"), FakeUpstream()
+    jobs, workflow, upstream = jobs_with(upstream_id="u-1"), running("job-1"), FakeUpstream()
     send_and_start("job-1", deps(jobs, workflow, upstream), retry_seconds=5)
     assert (upstream.posts, workflow.started) == (0, [])
 
 
 def test_a_redelivery_after_a_crash_between_send_and_start_resumes_without_a_post() -> None:
     # Given a job the upstream took, whose workflow never started (the consumer died)
-    jobs = FakeJobs(upstream_id="u-1", submit_started_at=NOW)
+    jobs = jobs_with(upstream_id="u-1", submit_started_at=NOW)
     workflow, upstream = FakeWorkflow(), FakeUpstream()
     # When the message comes back / Then the workflow starts following the upstream's job
     send_and_start("job-1", deps(jobs, workflow, upstream), retry_seconds=5)
     assert upstream.posts == 0
-    assert [t.upstream_id for t in workflow.started] == ["u-1"]
+    assert [t.upstream_id for _, t in workflow.started] == ["u-1"]
 
 
 def test_a_workflow_that_cannot_start_brings_the_message_back_and_its_return_posts_nothing() -> (
     None
 ):
     # Given a job the upstream takes, whose workflow Step Functions will not start just now
-    jobs, upstream = FakeJobs(), FakeUpstream(UpstreamAnswer(status=JobStatus.PENDING, id="u-1"))
+    jobs, upstream = jobs_with(), FakeUpstream(UpstreamAnswer(status=JobStatus.PENDING, id="u-1"))
     # When the intake sends it / Then the message comes back soon, rather than the job waiting
     # for the reconciler past its deadline
     with pytest.raises(RetryLater) as later:
@@ -200,11 +151,11 @@ def test_a_workflow_that_cannot_start_brings_the_message_back_and_its_return_pos
     workflow = FakeWorkflow()
     send_and_start("job-1", deps(jobs, workflow, upstream), retry_seconds=5)
     assert upstream.posts == 1
-    assert [t.upstream_id for t in workflow.started] == ["u-1"]
+    assert [t.upstream_id for _, t in workflow.started] == ["u-1"]
 
 
 def test_a_send_in_flight_elsewhere_brings_the_message_back_later_never_a_second_post() -> None:
-    jobs, workflow, upstream = FakeJobs(submit_started_at=NOW), FakeWorkflow(), FakeUpstream()
+    jobs, workflow, upstream = jobs_with(submit_started_at=NOW), FakeWorkflow(), FakeUpstream()
     with pytest.raises(RetryLater) as later:
         send_and_start("job-1", deps(jobs, workflow, upstream), retry_seconds=20)
     assert (later.value.seconds, upstream.posts, workflow.started) == (20, 0, [])
@@ -212,24 +163,24 @@ def test_a_send_in_flight_elsewhere_brings_the_message_back_later_never_a_second
 
 def test_an_upstream_429_keeps_the_job_in_the_queue_with_its_retry_after() -> None:
     # Given an upstream refusing the POST (429, Retry-After 30): nothing was taken
-    jobs, workflow = FakeJobs(), FakeWorkflow()
+    jobs, workflow = jobs_with(), FakeWorkflow()
     upstream = FakeUpstream(UpstreamRateLimitedError("busy", retry_after=30))
     # When the intake sends it / Then the message comes back in 30 s, the claim is released
     with pytest.raises(RetryLater) as later:
         send_and_start("job-1", deps(jobs, workflow, upstream), retry_seconds=5)
     assert later.value.seconds == 30
-    assert "submit_started_at" not in jobs.row
+    assert "submit_started_at" not in jobs.items["job-1"]
     assert workflow.started == []
 
 
 def test_an_unknown_outcome_is_handed_to_the_workflow_as_the_jobs_failure() -> None:
     # Given an upstream that may have taken the job without saying so (a 502 after the POST)
-    jobs, workflow = FakeJobs(), FakeWorkflow()
+    jobs, workflow = jobs_with(), FakeWorkflow()
     upstream = FakeUpstream(UpstreamOutcomeUnknownError("the upstream answered 502"))
     # When the intake sends it
     send_and_start("job-1", deps(jobs, workflow, upstream), retry_seconds=5)
     # Then the workflow starts with that failure (it records it and tells the caller)
-    (ticket,) = workflow.started
+    ((_, ticket),) = workflow.started
     assert ticket.status is JobStatus.FAILURE
     assert ticket.failure is not None
     assert ticket.failure.code == "UPSTREAM_OUTCOME_UNKNOWN"  # type: ignore[union-attr]
@@ -238,11 +189,12 @@ def test_an_unknown_outcome_is_handed_to_the_workflow_as_the_jobs_failure() -> N
 
 def test_a_claim_lost_to_a_duplicate_delivery_brings_the_message_back_never_a_failure() -> None:
     # Given two deliveries of one key: this one read the row before the other claimed it
-    class ClaimedMeanwhile(FakeJobs):
+    class ClaimedMeanwhile(FakeJobStore):
         def claim_submit(self, job_id: str, *, run_token: str, now: datetime) -> bool:
             return False  # the other delivery got there first
 
-    jobs, workflow, upstream = ClaimedMeanwhile(), FakeWorkflow(), FakeUpstream()
+    jobs = ClaimedMeanwhile(jobs_with().get("job-1"))
+    workflow, upstream = FakeWorkflow(), FakeUpstream()
     # When this one tries to send it / Then it comes back later; no POST, no FAILURE started
     with pytest.raises(RetryLater):
         send_and_start("job-1", deps(jobs, workflow, upstream), retry_seconds=5)

@@ -4,55 +4,26 @@ from job rows with in-memory collaborators, no AWS."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from imagegateway.adapters.image_store import ImageStore
-from imagegateway.adapters.job_store import JobStore
-from imagegateway.adapters.notifier import Notifier
-from imagegateway.adapters.upstream_client import UpstreamClient
-from imagegateway.adapters.workflow import Workflow
 from imagegateway.domain.errors import InvalidRequestError
 from imagegateway.domain.events import Completion, Envelope
 from imagegateway.domain.records import Callbacks, JobRecord
-from imagegateway.entrypoints.wiring import Collaborators
 from imagegateway.platform.settings import Settings
 from imagegateway.use_cases.completion import completion_of, refuse_request
 from tests.support.event_schema import COMPLETED, REQUESTED, schema_errors, validator
+from tests.support.fakes import FakeClock, FakeNotifier, FakePorts, fake_ports
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SHA = "ab" * 32
 
 
-class PresigningImages:
-    def presigned_url(self, key: str) -> str:
-        return f"https://images.s3.amazonaws.com/{key}?X-Amz-Signature=1"
-
-
-class RecordingNotifier:
-    def __init__(self) -> None:
-        self.published: list[Completion] = []
-        self.answered: list[tuple[str, Completion]] = []
-        self.webhooks: list[str] = []
-
-    def publish(self, completion: Completion) -> None:
-        self.published.append(completion)
-
-    def answer_task(self, task_token: str, completion: Completion) -> None:
-        self.answered.append((task_token, completion))
-
-    def queue_webhook(self, url: str, completion: Completion, *, now: datetime) -> None:
-        self.webhooks.append(url)
-
-
-def deps(notifier: RecordingNotifier | None = None) -> Collaborators:
-    return Collaborators(
+def deps(notifier: FakeNotifier | None = None) -> FakePorts:
+    # The image store's fake presigns as https://images.s3.amazonaws.com/<key>?X-Amz-Signature=1
+    return fake_ports(
         settings=Settings(jobs_table_name="jobs", images_bucket_name="images-bucket"),
-        jobs=cast(JobStore, object()),
-        upstream=cast(UpstreamClient, object()),
-        images=cast(ImageStore, PresigningImages()),
-        workflow=cast(Workflow, object()),
-        notifier=cast(Notifier, notifier or RecordingNotifier()),
-        clock=lambda: NOW,
+        notifier=notifier or FakeNotifier(),
+        clock=FakeClock(NOW),
     )
 
 
@@ -124,7 +95,7 @@ def test_a_failed_job_tells_its_code_and_message_and_no_images() -> None:
 
 def test_a_refused_request_is_published_told_to_its_task_and_webhook_and_valid() -> None:
     # Given a request refused at intake, whose caller waits on a task token and a webhook
-    notifier = RecordingNotifier()
+    notifier = FakeNotifier()
     callbacks = Callbacks(
         reference="r-1", task_token="tok", webhook_url="https://hooks.example.com/x"
     )
@@ -139,7 +110,7 @@ def test_a_refused_request_is_published_told_to_its_task_and_webhook_and_valid()
     assert detail["details"] == [{"field": "request.width", "message": "too wide"}]
     assert "job_id" not in detail
     assert notifier.answered == [("tok", completion)]
-    assert notifier.webhooks == ["https://hooks.example.com/x"]
+    assert notifier.webhooks == [("https://hooks.example.com/x", completion)]
 
 
 def test_the_schema_rejects_a_success_without_images_and_a_failure_without_a_code() -> None:

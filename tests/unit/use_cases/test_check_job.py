@@ -5,108 +5,72 @@ AWS, no sockets, no real sleeping."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from imagegateway.adapters.image_store import ImageStore
-from imagegateway.adapters.job_store import JobStore
-from imagegateway.adapters.notifier import Notifier
-from imagegateway.adapters.upstream_client import UpstreamClient
-from imagegateway.adapters.workflow import Workflow
 from imagegateway.domain.base import JobKind, JobStatus
 from imagegateway.domain.errors import JobEndedElsewhereError, UpstreamRateLimitedError
 from imagegateway.domain.image_requests import UpstreamAnswer
-from imagegateway.domain.records import JobRecord
 from imagegateway.domain.tickets import JobTicket
-from imagegateway.entrypoints.wiring import Collaborators
 from imagegateway.platform.settings import Settings
 from imagegateway.platform.time_budget import invocation_budget
 from imagegateway.use_cases.steps.check_job import check_job
+from tests.support.fakes import FakeClock, FakeJobStore, FakePorts, FakeUpstream, fake_ports
 
 START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TOKEN = "run-token-0123456789abcdef"
 URL = "https://cdn.imagepipeline.io/u-1/0.png"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = START
-        self.slept: list[float] = []
+def upstream_done_at(clock: FakeClock, done_after: float | None) -> FakeUpstream:
+    """PENDING until `done_after` seconds past START, then SUCCESS; `asked` lists the checks."""
 
-    def __call__(self) -> datetime:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += timedelta(seconds=seconds)
-
-
-class UpstreamDoneAt:
-    """PENDING until `done_after` seconds past START, then SUCCESS; counts the checks."""
-
-    def __init__(self, clock: FakeClock, done_after: float | None) -> None:
-        self.clock, self.done_after, self.checks = clock, done_after, 0
-
-    def status(self, kind: JobKind, upstream_id: str) -> UpstreamAnswer:
-        self.checks += 1
-        elapsed = (self.clock.now - START).total_seconds()
-        if self.done_after is not None and elapsed >= self.done_after:
+    def status_of(kind: JobKind, upstream_id: str) -> UpstreamAnswer:
+        elapsed = (clock.now - START).total_seconds()
+        if done_after is not None and elapsed >= done_after:
             return UpstreamAnswer(status=JobStatus.SUCCESS, id=upstream_id, download_urls=[URL])
         return UpstreamAnswer(status=JobStatus.PENDING, id=upstream_id)
 
-
-class Jobs:
-    """One job row, PENDING, or cancelled `cancelled_after` seconds past START."""
-
-    def __init__(self, clock: FakeClock, cancelled_after: float | None = None) -> None:
-        self.clock, self.cancelled_after = clock, cancelled_after
-
-    def for_ticket(self, ticket: JobTicket) -> JobRecord:
-        return self.get(ticket.job_id, deadline_at=ticket.deadline_at)
-
-    def get(self, job_id: str, *, deadline_at: datetime = START) -> JobRecord:
-        elapsed = (self.clock.now - START).total_seconds()
-        cancelled = self.cancelled_after is not None and elapsed >= self.cancelled_after
-        return JobRecord.model_validate(
-            {
-                "job_id": job_id,
-                "owner": "o",
-                "status": "FAILURE" if cancelled else "PENDING",
-                "error_code": "CANCELLED" if cancelled else None,
-                "request": {"model_id": "sd1.5", "prompt": "p"},
-                "created_at": START,
-                "updated_at": START,
-                "deadline_at": deadline_at,
-                "expires_at": 0,
-            }
-        )
+    return FakeUpstream(status_of=status_of)
 
 
 def checking(
-    upstream: Any,
+    upstream: FakeUpstream,
     clock: FakeClock,
     *,
     stretch: int,
+    deadline_in: float = 900,
     cancelled_after: float | None = None,
     **settings_fields: Any,
-) -> Collaborators:
+) -> FakePorts:
+    """One job row, PENDING, or cancelled by its caller `cancelled_after` seconds past START."""
     settings = Settings(
         jobs_table_name="jobs",
         images_bucket_name="images",
         upstream_poll_stretch_seconds=stretch,
         **settings_fields,
     )
-    return Collaborators(
-        settings=settings,
-        jobs=cast(JobStore, Jobs(clock, cancelled_after)),
-        upstream=cast(UpstreamClient, upstream),
-        images=cast(ImageStore, object()),
-        workflow=cast(Workflow, object()),
-        notifier=cast(Notifier, object()),
-        clock=clock,
-        sleep=clock.sleep,
+    jobs = FakeJobStore(
+        {
+            "job_id": "job-1",
+            "owner": "o",
+            "status": "PENDING",
+            "request": {"model_id": "sd1.5", "prompt": "p"},
+            "run_token": TOKEN,
+            "upstream_id": "u-1",
+            "created_at": START,
+            "updated_at": START,
+            "deadline_at": START + timedelta(seconds=deadline_in),
+            "expires_at": 0,
+        }
     )
+    if cancelled_after is not None:
+        clock.at(
+            START + timedelta(seconds=cancelled_after),
+            lambda: jobs.mark_cancelled("job-1", message="cancelled", now=clock.now),
+        )
+    return fake_ports(settings=settings, jobs=jobs, upstream=upstream, clock=clock)
 
 
 def pending_ticket(deadline_in: float = 900) -> JobTicket:
@@ -122,16 +86,17 @@ def pending_ticket(deadline_in: float = 900) -> JobTicket:
 
 def run_check(
     *, done_after: float | None, stretch: int, deadline_in: float = 900
-) -> tuple[JobTicket, UpstreamDoneAt, FakeClock]:
-    clock = FakeClock()
-    upstream = UpstreamDoneAt(clock, done_after)
-    checked = check_job(pending_ticket(deadline_in), checking(upstream, clock, stretch=stretch))
+) -> tuple[JobTicket, FakeUpstream, FakeClock]:
+    clock = FakeClock(START)
+    upstream = upstream_done_at(clock, done_after)
+    deps = checking(upstream, clock, stretch=stretch, deadline_in=deadline_in)
+    checked = check_job(pending_ticket(deadline_in), deps)
     return checked, upstream, clock
 
 
 def test_without_a_stretch_one_check_and_the_state_machine_backs_off() -> None:
     checked, upstream, clock = run_check(done_after=8, stretch=0)
-    assert (checked.status, upstream.checks, clock.slept) == (JobStatus.PENDING, 1, [])
+    assert (checked.status, len(upstream.asked), clock.slept) == (JobStatus.PENDING, 1, [])
     assert checked.wait_seconds == 8  # 5 s x 1.5, rounded up: today's backoff
 
 
@@ -142,14 +107,14 @@ def test_a_stretch_notices_the_end_within_a_second_with_one_check_per_second() -
     assert checked.status is JobStatus.SUCCESS
     assert checked.download_urls == [URL]
     assert (clock.now - START).total_seconds() == 8
-    assert upstream.checks == 9
+    assert len(upstream.asked) == 9
     assert set(clock.slept) == {1.0}
 
 
 def test_a_stretch_ends_and_hands_back_to_the_state_machine_for_a_short_wait() -> None:
     checked, upstream, _ = run_check(done_after=None, stretch=10)
     assert checked.status is JobStatus.PENDING
-    assert upstream.checks == 11  # at 0, 1, ... 10 s
+    assert len(upstream.asked) == 11  # at 0, 1, ... 10 s
     assert checked.wait_seconds == 1
     assert checked.polls == 11
 
@@ -158,7 +123,7 @@ def test_a_stretch_never_polls_past_the_jobs_deadline() -> None:
     checked, upstream, clock = run_check(done_after=None, stretch=100, deadline_in=5.5)
     assert checked.status is JobStatus.PENDING
     assert (clock.now - START).total_seconds() <= 5.5
-    assert upstream.checks == 6
+    assert len(upstream.asked) == 6
 
 
 def test_a_stretch_stops_while_the_invocation_still_has_time_to_answer() -> None:
@@ -172,19 +137,21 @@ def test_a_stretch_stops_while_the_invocation_still_has_time_to_answer() -> None
         checked, upstream, clock = run_check(done_after=None, stretch=100)
     # Then it checks once and hands back rather than sleep into its own timeout
     assert checked.status is JobStatus.PENDING
-    assert (upstream.checks, clock.slept) == (1, [])
+    assert (len(upstream.asked), clock.slept) == (1, [])
 
 
 def test_a_rate_limit_during_a_stretch_becomes_the_state_machines_wait() -> None:
-    clock = FakeClock()
+    clock = FakeClock(START)
 
-    class LimitedAfterTwo(UpstreamDoneAt):
-        def status(self, kind: JobKind, upstream_id: str) -> UpstreamAnswer:
-            if self.checks == 2:
-                raise UpstreamRateLimitedError("slow down", retry_after=20)
-            return super().status(kind, upstream_id)
+    pending = upstream_done_at(clock, None).status_of
+    assert pending is not None
 
-    upstream = LimitedAfterTwo(clock, None)
+    def limited_after_two(kind: JobKind, upstream_id: str) -> UpstreamAnswer:
+        if len(upstream.asked) == 3:  # the third check
+            raise UpstreamRateLimitedError("slow down", retry_after=20)
+        return pending(kind, upstream_id)
+
+    upstream = FakeUpstream(status_of=limited_after_two)
     deps = checking(upstream, clock, stretch=60)
     ticket = pending_ticket()
     checked = check_job(ticket, deps)
@@ -193,14 +160,14 @@ def test_a_rate_limit_during_a_stretch_becomes_the_state_machines_wait() -> None
 
 @pytest.mark.parametrize("stretch", [0, 100])
 def test_an_upstream_failure_ends_the_loop_with_its_message(stretch: int) -> None:
-    clock = FakeClock()
+    clock = FakeClock(START)
 
-    class Failing(UpstreamDoneAt):
-        def status(self, kind: JobKind, upstream_id: str) -> UpstreamAnswer:
-            self.checks += 1
-            return UpstreamAnswer(status=JobStatus.FAILURE, id=upstream_id, error="NSFW")
-
-    deps = checking(Failing(clock, None), clock, stretch=stretch)
+    failing = FakeUpstream(
+        status_of=lambda kind, upstream_id: UpstreamAnswer(
+            status=JobStatus.FAILURE, id=upstream_id, error="NSFW"
+        )
+    )
+    deps = checking(failing, clock, stretch=stretch)
     ticket = pending_ticket()
     checked = check_job(ticket, deps)
     assert checked.status is JobStatus.FAILURE
@@ -214,19 +181,19 @@ def test_an_upstream_failure_ends_the_loop_with_its_message(stretch: int) -> Non
 @pytest.mark.parametrize("stretch", [0, 100])
 def test_a_cancelled_job_is_not_checked_and_its_execution_ends_quietly(stretch: int) -> None:
     # Given a job cancelled before its check (an Express execution cannot be stopped)
-    clock = FakeClock()
-    upstream = UpstreamDoneAt(clock, done_after=0)
+    clock = FakeClock(START)
+    upstream = upstream_done_at(clock, done_after=0)
     deps = checking(upstream, clock, stretch=stretch, cancelled_after=0)
     # When the workflow checks it / Then the task refuses, and the upstream is not asked
     with pytest.raises(JobEndedElsewhereError):
         check_job(pending_ticket(), deps)
-    assert upstream.checks == 0
+    assert len(upstream.asked) == 0
 
 
 def test_a_job_cancelled_during_a_stretch_is_not_reported_done() -> None:
     # Given a stretch during which the caller cancels, then the upstream finishes
-    clock = FakeClock()
-    upstream = UpstreamDoneAt(clock, done_after=8)
+    clock = FakeClock(START)
+    upstream = upstream_done_at(clock, done_after=8)
     deps = checking(upstream, clock, stretch=100, cancelled_after=5)
     # When the check ends / Then it does not hand a SUCCESS on to the store step
     with pytest.raises(JobEndedElsewhereError):
@@ -235,15 +202,15 @@ def test_a_job_cancelled_during_a_stretch_is_not_reported_done() -> None:
 
 def test_a_job_cancelled_during_a_stretch_stops_being_polled_within_ten_seconds() -> None:
     # Given a stretch of 100 s on an upstream that never finishes, cancelled 5 s in
-    clock = FakeClock()
-    upstream = UpstreamDoneAt(clock, done_after=None)
+    clock = FakeClock(START)
+    upstream = upstream_done_at(clock, done_after=None)
     deps = checking(upstream, clock, stretch=100, cancelled_after=5)
     # When the check runs / Then it notices at its next look at the row (every 10 s), not at
     # the end of the stretch: the invocation and the upstream calls stop there
     with pytest.raises(JobEndedElsewhereError):
         check_job(pending_ticket(), deps)
     assert (clock.now - START).total_seconds() <= 10
-    assert upstream.checks <= 11
+    assert len(upstream.asked) <= 11
 
 
 # --------------------------------------------------------------------------- Express hand-over
@@ -258,8 +225,8 @@ def express_ticket(started_seconds_ago: float) -> JobTicket:
 
 def test_an_express_execution_hands_the_job_over_before_its_five_minutes() -> None:
     # Given an Express execution 149.5 s old (hand-over at 150 s), the job still PENDING
-    clock = FakeClock()
-    deps = checking(UpstreamDoneAt(clock, None), clock, stretch=0, workflow_type="EXPRESS")
+    clock = FakeClock(START)
+    deps = checking(upstream_done_at(clock, None), clock, stretch=0, workflow_type="EXPRESS")
     # When it checks the job, whose next check would come after the hand-over time
     checked = check_job(express_ticket(149.5), deps)
     # Then the ticket asks for a new execution, whose first task starts the clock again
@@ -268,8 +235,8 @@ def test_an_express_execution_hands_the_job_over_before_its_five_minutes() -> No
 
 
 def test_a_young_express_execution_keeps_the_job() -> None:
-    clock = FakeClock()
-    deps = checking(UpstreamDoneAt(clock, None), clock, stretch=0, workflow_type="EXPRESS")
+    clock = FakeClock(START)
+    deps = checking(upstream_done_at(clock, None), clock, stretch=0, workflow_type="EXPRESS")
     checked = check_job(express_ticket(10), deps)
     assert (checked.hand_over, checked.execution_started_at) == (
         False,
@@ -279,8 +246,8 @@ def test_a_young_express_execution_keeps_the_job() -> None:
 
 def test_a_finished_job_is_never_handed_over() -> None:
     # Given an old Express execution whose job the upstream just finished
-    clock = FakeClock()
-    deps = checking(UpstreamDoneAt(clock, 0), clock, stretch=0, workflow_type="EXPRESS")
+    clock = FakeClock(START)
+    deps = checking(upstream_done_at(clock, 0), clock, stretch=0, workflow_type="EXPRESS")
     # When it checks / Then it stores the images itself
     checked = check_job(express_ticket(149.5), deps)
     assert (checked.status, checked.hand_over) == (JobStatus.SUCCESS, False)
@@ -288,8 +255,8 @@ def test_a_finished_job_is_never_handed_over() -> None:
 
 def test_a_stretch_in_an_express_execution_stops_at_the_hand_over_time() -> None:
     # Given in-function polling in an Express execution 140 s old
-    clock = FakeClock()
-    upstream = UpstreamDoneAt(clock, None)
+    clock = FakeClock(START)
+    upstream = upstream_done_at(clock, None)
     deps = checking(upstream, clock, stretch=100, workflow_type="EXPRESS")
     # When it checks a job that does not finish
     checked = check_job(express_ticket(140), deps)
