@@ -30,10 +30,14 @@ endef
 
 install: $(STAMP)
 
-# The client (client/, its own package) is installed editable with it: `imagegateway` in .venv/bin.
-$(STAMP): requirements-dev.txt layers/common/requirements.txt client/pyproject.toml $(call stale,$(VENV))
+# Two packages of this repo are installed editable with it: the layer's (layers/common, the
+# `imagegateway` package and the `imagegateway-keys` tool) and the client (client/, the
+# `imagegateway` CLI), both in .venv/bin.
+$(STAMP): requirements-dev.txt layers/common/requirements.txt layers/common/pyproject.toml \
+		client/pyproject.toml $(call stale,$(VENV))
 	$(call venv,$(VENV))
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e ./client
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt \
+		-e ./layers/common -e ./client
 	@touch $@
 
 $(CHECKOV_STAMP): requirements-checkov.txt $(call stale,$(CHECKOV_VENV))

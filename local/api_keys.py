@@ -18,7 +18,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from local.aws_stack import REPO  # puts the layer on sys.path
+from local.aws_stack import REPO
 
 OUTPUTS = Path(os.environ.get("STACK_OUTPUTS_FILE") or REPO / "out" / "stack-outputs.json")
 

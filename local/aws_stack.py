@@ -43,9 +43,6 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 STACK = "imagegw-local"
 
-if str(REPO / "layers" / "common") not in sys.path:
-    sys.path.insert(0, str(REPO / "layers" / "common"))
-
 
 @cache
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
