@@ -77,10 +77,11 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench
 
 # An API key for the keyed API, printed once: `make api-key NAME=team-a` (needs `make run`, or
-# TABLE=<the stack's ApiKeysTableName> with AWS credentials for a deployed stack).
+# TABLE=<the stack's ApiKeysTableName> with AWS credentials for a deployed stack). The command is
+# the package's `imagegateway-keys` (layers/common/pyproject.toml), installed by make install.
 api-key: $(STAMP)
 	@test -n "$(NAME)" || { echo "usage: make api-key NAME=<owner> [TABLE=<ApiKeysTableName>]"; exit 2; }
-	@$(BIN)/python -m local.api_keys issue "$(NAME)" $(if $(TABLE),--table "$(TABLE)")
+	@$(BIN)/imagegateway-keys issue "$(NAME)" $(if $(TABLE),--table "$(TABLE)")
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam out
