@@ -30,10 +30,14 @@ endef
 
 install: $(STAMP)
 
-# The client (client/, its own package) is installed editable with it: `imagegateway` in .venv/bin.
-$(STAMP): requirements-dev.txt layers/common/requirements.txt client/pyproject.toml $(call stale,$(VENV))
+# Two packages of this repo are installed editable with it: the layer's (layers/common, the
+# `imagegateway` package and the `imagegateway-keys` tool) and the client (client/, the
+# `imagegateway` CLI), both in .venv/bin.
+$(STAMP): requirements-dev.txt layers/common/requirements.txt layers/common/pyproject.toml \
+		client/pyproject.toml $(call stale,$(VENV))
 	$(call venv,$(VENV))
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e ./client
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt \
+		-e ./layers/common -e ./client
 	@touch $@
 
 $(CHECKOV_STAMP): requirements-checkov.txt $(call stale,$(CHECKOV_VENV))
@@ -74,10 +78,11 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench
 
 # An API key for the keyed API, printed once: `make api-key NAME=team-a` (needs `make run`, or
-# TABLE=<the stack's ApiKeysTableName> with AWS credentials for a deployed stack).
+# TABLE=<the stack's ApiKeysTableName> with AWS credentials for a deployed stack). The command is
+# the package's `imagegateway-keys` (layers/common/pyproject.toml), installed by make install.
 api-key: $(STAMP)
 	@test -n "$(NAME)" || { echo "usage: make api-key NAME=<owner> [TABLE=<ApiKeysTableName>]"; exit 2; }
-	@$(BIN)/python -m local.api_keys issue "$(NAME)" $(if $(TABLE),--table "$(TABLE)")
+	@$(BIN)/imagegateway-keys issue "$(NAME)" $(if $(TABLE),--table "$(TABLE)")
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam out

@@ -46,8 +46,9 @@ from imagegateway_client import (
     parse_kind,
 )
 
-from local.aws_stack import REPO
-from local.stack import HOST, StackError, StackProcess
+from local.aws.template import REPO
+from local.stack.process import StackProcess
+from local.stack.settings import HOST, StackError
 
 # The upstream's SD 1.5 kinds (domain.base.JobKind), each with its own routes and sample.
 KINDS = ("text2image", "image2image", "inpainting")

@@ -2,17 +2,13 @@
 
 Files are named bench_*.py so pytest never collects them. Importing this package sets the same
 safe AWS environment as the tests (tests/support/environment.py), so no benchmark can ever
-reach a real AWS account, and puts the layer's package on sys.path.
+reach a real AWS account. The layer's package comes from .venv (`make install` installs it).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+import tests.support.environment  # noqa: F401  (the same safe AWS environment)
+
 REPO = Path(__file__).resolve().parents[2]
-
-if str(REPO / "layers" / "common") not in sys.path:
-    sys.path.insert(0, str(REPO / "layers" / "common"))
-
-import tests.support.environment  # noqa: E402, F401  (the same safe AWS environment)

@@ -115,7 +115,7 @@ def _resolve(name: str, value: Any, parameters: Mapping[str, Any]) -> str:
 
 
 def template_functions() -> list[Function]:
-    from local.aws_stack import load_template, resources_of_type
+    from local.aws.template import load_template, resources_of_type
 
     template = load_template()
     globals_fn = template.get("Globals", {}).get("Function", {})

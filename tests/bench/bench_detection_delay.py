@@ -120,7 +120,7 @@ def _settings_defaults() -> tuple[int, int, float, bool]:
 
 def policies() -> list[Policy]:
     interval, maximum, factor, _ = _settings_defaults()
-    from local.aws_stack import load_template
+    from local.aws.template import load_template
 
     stretch = load_template()["Parameters"]["StatusCheckStretchSeconds"]["Default"]
     # The state machine's backoff (before): one status GET per check invocation.

@@ -206,7 +206,7 @@ def _request_body(samples: int, seed: int) -> dict[str, Any]:
 
 class JobRunner:
     def __init__(self, stack: Any, upstream: Any, counter: AwsCallCounter) -> None:
-        from local.aws_stack import Invocation
+        from local.aws.lambda_runtime import Invocation
 
         self.stack = stack
         self.upstream = upstream
@@ -221,7 +221,7 @@ class JobRunner:
 
     def _submit(self, body: dict[str, Any]) -> Any:
         """The submit function's answer to a POST of `body`, its invocation recorded."""
-        from local.aws_stack import run_handler
+        from local.aws.lambda_runtime import run_handler
         from tests.support.events import http_event_with_body
 
         return run_handler(
@@ -233,7 +233,7 @@ class JobRunner:
         )
 
     def run(self, samples: int, log_bytes: Callable[[], int]) -> JobMeasure:
-        from local.aws_stack import run_handler
+        from local.aws.lambda_runtime import run_handler
         from tests.support.events import status_event
         from tests.support.stack import execution_history, wait_for_execution
 
@@ -341,7 +341,7 @@ class _Baseline:
 
 def function_memory_mb() -> dict[str, int]:
     """MemorySize per function directory, from template.yaml (Globals, then the function)."""
-    from local.aws_stack import load_template, resources_of_type
+    from local.aws.template import load_template, resources_of_type
 
     template = load_template()
     default = int(template.get("Globals", {}).get("Function", {}).get("MemorySize", 128))
@@ -466,7 +466,7 @@ def check_times(
 
 
 def run_scenarios(jobs: int) -> tuple[list[Scenario], Scenario, int]:
-    from local.aws_stack import handlers_in_process
+    from local.aws.moto_patches import handlers_in_process
     from local.fake_upstream import FakeUpstream
     from tests.support.caches import clear_all
     from tests.support.stack import UPSTREAM_KEY, moto_stack
@@ -830,7 +830,7 @@ def print_targets(
     # In-function polling (the template's default, StatusCheckStretchSeconds=100): a job of
     # T s takes ceil(T / 100) check invocations, each one loop of the state machine, and keeps
     # the 128 MB check function busy for about T s, asking the upstream once a second.
-    from local.aws_stack import load_template
+    from local.aws.template import load_template
 
     stretch = int(load_template()["Parameters"]["StatusCheckStretchSeconds"]["Default"])
     check_mb = memory["check_upstream"]

@@ -1,6 +1,7 @@
 """API keys over the local stack: the upstream's own snippet, with only the base URL and the key
-changed, gets a job; a wrong key gets 401; keys issued and revoked with `python -m local.api_keys`
-(what `make api-key` runs); requests without a key keep the local default caller."""
+changed, gets a job; a wrong key gets 401; keys issued and revoked with the package's
+`imagegateway-keys` command (what `make api-key` runs); requests without a key keep the local
+default caller."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from tests.e2e.conftest import STACK_ENVIRONMENT, Gateway
 
 pytestmark = pytest.mark.network
 REPO = Path(__file__).resolve().parents[2]
+# The console script of layers/common/pyproject.toml, beside this interpreter (make install).
+KEYS_COMMAND = Path(sys.executable).with_name("imagegateway-keys")
 
 
 def upstream_snippet(base_url: str, key: str) -> requests.Response:
@@ -39,8 +42,8 @@ def upstream_snippet(base_url: str, key: str) -> requests.Response:
 
 def api_keys(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "STACK_OUTPUTS_FILE": STACK_ENVIRONMENT["STACK_OUTPUTS_FILE"]}
-    return subprocess.run(  # noqa: S603 (this repo's own module, fixed arguments)
-        [sys.executable, "-m", "local.api_keys", *args],
+    return subprocess.run(  # noqa: S603 (this repo's own command, fixed arguments)
+        [str(KEYS_COMMAND), *args],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -15,9 +15,10 @@ import pytest_socket
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from imagegateway.entrypoints.http.resolver import caller_identity
-from local.aws_stack import DEFAULT_ROUTE, HttpRoute, Invocation, http_api_routes
-from local.gateway_http import RouteTable, answer_from_result, build_event, caller_arn
+from local.aws.lambda_runtime import Invocation
+from local.aws.template import DEFAULT_ROUTE, HttpRoute, http_api_routes
 from local.stack import StackError, StackSettings
+from local.stack.gateway_http import RouteTable, answer_from_result, build_event, caller_arn
 
 
 @pytest.fixture(autouse=True)

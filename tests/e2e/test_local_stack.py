@@ -18,7 +18,7 @@ import boto3
 import pytest
 import requests
 
-from local.aws_stack import http_api_routes
+from local.aws.template import http_api_routes
 from local.fake_upstream import FAILURE_MESSAGE
 from tests.e2e.conftest import E2E_UPSTREAM_KEY, Gateway
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from local.aws_stack import LocalStack
+from local.aws.resources import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.support.stack import moto_stack
 

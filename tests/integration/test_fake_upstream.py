@@ -1,4 +1,4 @@
-"""Integration tests for the fake imagepipeline.io upstream (local/fake_upstream.py).
+"""Integration tests for the fake imagepipeline.io upstream (local/fake_upstream/).
 
 The fake is a real HTTP server on an ephemeral port; the tests talk to it with requests.
 """

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
-from local.aws_stack import LocalStack
+from local.aws.resources import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.support.events import http_event_with_body, load_event
 from tests.support.stack import invoke, response_body, table_rows

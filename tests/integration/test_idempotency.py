@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from imagegateway.adapters.job_store import JobStore
-from local.aws_stack import LocalStack
+from local.aws.resources import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.integration.test_submit_handler import executions
 from tests.support.caches import clear_all

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from local.aws_stack import LocalStack
+from local.aws.resources import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.support.events import http_event_with_body, status_event
 from tests.support.stack import invoke, job_row, response_body, table_rows, ticket_of

@@ -21,7 +21,7 @@ from imagegateway.adapters.upstream_client import UpstreamClient, upstream_api_k
 from imagegateway.domain.base import JobKind
 from imagegateway.platform.observability import guard_handlers, logger, quiet_libraries
 from imagegateway.platform.settings import get_settings
-from local.aws_stack import LocalStack
+from local.aws.resources import LocalStack
 from local.fake_upstream import FakeUpstream
 
 

@@ -15,9 +15,11 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance, unsupported_method
 
-from local.aws_stack import REPO, LambdaContext, LocalStack, http_api_routes, load_handler
+from local.aws.lambda_runtime import LambdaContext, load_handler
+from local.aws.resources import LocalStack
+from local.aws.template import REPO, http_api_routes
 from local.fake_upstream import FakeUpstream
-from local.gateway_http import GatewayServer
+from local.stack.gateway_http import GatewayServer
 
 MIN_CASES = 500
 CASES_PER_OPERATION = 300

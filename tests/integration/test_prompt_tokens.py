@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 
-from local.aws_stack import LocalStack
+from local.aws.resources import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.support.clip_reference import LONG
 from tests.support.events import http_event_with_body, status_event

@@ -7,7 +7,7 @@ import json
 import boto3
 import pytest
 
-from local.aws_stack import LocalStack
+from local.aws.resources import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.support.events import http_event_with_body, load_event
 from tests.support.stack import invoke, job_row, response_body, table_rows

@@ -15,7 +15,7 @@ from imagegateway.domain.errors import (
     UpstreamOutcomeUnknownError,
     UpstreamTimeoutError,
 )
-from local.aws_stack import LocalStack
+from local.aws.resources import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.support.caches import clear_all
 from tests.support.stack import invoke, job_row, submit_job, ticket_of

@@ -12,7 +12,7 @@ from imagegateway.adapters.usage_store import UsageStore
 from imagegateway.domain.base import JobKind
 from imagegateway.domain.errors import BudgetExceededError
 from imagegateway.platform.settings import get_settings
-from local.aws_stack import LocalStack
+from local.aws.resources import LocalStack
 
 NOW = datetime(2026, 11, 26, 22, 30, tzinfo=UTC)
 CALLER = "apikey:team-a"

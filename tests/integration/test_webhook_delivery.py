@@ -33,7 +33,7 @@ from imagegateway.adapters.webhooks import (
 from imagegateway.domain.base import JobStatus
 from imagegateway.domain.events import Completion, CompletionDetail
 from imagegateway.platform.settings import get_settings
-from local.aws_stack import LambdaContext, load_handler
+from local.aws.lambda_runtime import LambdaContext, load_handler
 from tests.support.caches import clear_all
 
 pytestmark = pytest.mark.network

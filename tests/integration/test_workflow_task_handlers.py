@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from imagegateway.domain.tickets import JobTicket
-from local.aws_stack import LocalStack
+from local.aws.resources import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.support.caches import clear_all
 from tests.support.events import load_event, status_event, with_caller

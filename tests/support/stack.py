@@ -12,7 +12,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.aws_stack import LocalStack, build_stack, load_handler
+from local.aws.lambda_runtime import load_handler
+from local.aws.resources import LocalStack, build_stack
 from local.fake_upstream import FakeUpstream
 from tests.support.caches import clear_all
 
@@ -47,7 +48,7 @@ def moto_stack(
 
 def invoke(stack: LocalStack, function_dir: str, event: dict[str, Any]) -> Any:
     """Call a function's real handler directly, as Lambda would."""
-    from local.aws_stack import LambdaContext
+    from local.aws.lambda_runtime import LambdaContext
 
     code_dir = next(d for d in stack.function_dirs.values() if d.name == function_dir)
     return load_handler(code_dir)(event, LambdaContext(function_name=function_dir))

@@ -12,7 +12,8 @@ import pytest
 
 from imagegateway.entrypoints.handlers import EntryPoint
 from imagegateway.platform.settings import Settings
-from local.aws_stack import load_handler, load_template, resources_of_type
+from local.aws.lambda_runtime import load_handler
+from local.aws.template import load_template, resources_of_type
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template()

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from local.aws_stack import LocalStack, handlers_in_process
+from local.aws.moto_patches import handlers_in_process
+from local.aws.resources import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.support.stack import moto_stack
 

@@ -15,7 +15,8 @@ import boto3
 import pytest
 
 from imagegateway.domain.events import EVENT_SOURCE, DetailType
-from local.aws_stack import LocalStack, handlers_in_process
+from local.aws.moto_patches import handlers_in_process
+from local.aws.resources import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.support.events import status_event
 from tests.support.stack import bucket_keys, invoke, job_row, moto_stack, submit_job

@@ -10,7 +10,7 @@ import pytest
 
 from imagegateway.adapters.image_store import ImageStore
 from imagegateway.domain.tickets import StoredImage
-from local.aws_stack import LocalStack
+from local.aws.resources import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.support.caches import clear_all
 from tests.support.events import status_event

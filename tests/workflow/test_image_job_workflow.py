@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import requests
 
-from local.aws_stack import LocalStack
+from local.aws.resources import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.support.events import status_event
 from tests.support.stack import (

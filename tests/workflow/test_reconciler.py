@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from imagegateway.adapters.workflow import Workflow
-from local.aws_stack import LocalStack
+from local.aws.resources import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.support.caches import clear_all
 from tests.support.events import http_event_with_body, load_event

@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from imagegateway.platform.observability import logger
-from local.aws_stack import LocalStack
+from local.aws.resources import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.support.events import http_event_with_body, status_event
 from tests.support.stack import invoke, wait_for_execution

@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 
 from imagegateway.adapters.api_key_store import ApiKeyStore, fingerprint, key_hash, well_formed
-from local.aws_stack import LambdaContext, load_handler
+from local.aws.lambda_runtime import LambdaContext, load_handler
 from tests.support.caches import clear_all
 
 REPO = Path(__file__).resolve().parents[3]

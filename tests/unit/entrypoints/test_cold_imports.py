@@ -34,6 +34,8 @@ AT_FIRST_USE = (
     "s3transfer",
     "requests",
 )
+# Operators' tools shipped in the package: loaded by no function at all.
+OPERATOR_TOOLS = ("imagegateway.entrypoints.key_admin",)
 
 IMPORT_APP = r"""
 import json, sys
@@ -90,6 +92,7 @@ def test_a_cold_import_loads_only_what_the_import_needs(function: str) -> None:
     )
     assert "imagegateway.entrypoints.handlers" in modules  # the import did happen
     assert [name for name in AT_FIRST_USE if loaded(modules, name)] == []
+    assert [name for name in OPERATOR_TOOLS if loaded(modules, name)] == []
     http = loaded(modules, "aws_lambda_powertools.event_handler")
     assert http == (function in HTTP_FUNCTIONS)
 

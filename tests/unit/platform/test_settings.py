@@ -8,7 +8,7 @@ import pytest
 from imagegateway.domain.errors import ConfigurationError
 from imagegateway.entrypoints.handlers import workflow_task
 from imagegateway.platform.settings import Settings, get_settings
-from local.aws_stack import LambdaContext
+from local.aws.lambda_runtime import LambdaContext
 
 
 def test_a_function_without_a_setting_it_requires_fails_at_once_naming_it(

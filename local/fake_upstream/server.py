@@ -1,52 +1,30 @@
-"""Fake imagepipeline.io SD 1.5 upstream (dev/test only, never deployed).
-
-A real, threaded HTTP server speaking the upstream protocol for the three kinds
-(``text2image``, ``image2image``, ``inpainting``):
-
-- ``POST /sd/{kind}/v1`` submits a job (header ``API-Key`` required; image2image needs
-  ``init_image``, inpainting ``init_image`` and ``mask_image``, else a 200 FAILURE),
-- ``GET /sd/{kind}/v1/status/{id}`` polls it (a job is only known on its own kind's route),
-- ``GET /images/{job_id}/{index}.png`` serves the generated images (no key needed).
-
-Images are real, deterministic PNGs of the requested size and count. Test-mode behaviour
-is chosen by magic ``model_id`` values (see ``MAGIC_MODELS``); any other model id answers
-PENDING for ``pending_polls`` status checks, then SUCCESS.
-
-Test hooks (no key needed), so black-box tests can stage any upstream behaviour:
-
-- ``GET /__fake__/stats``: request counters plus one entry per job created upstream
-  (``model_id``, ``kind``, ``submitted_at``, ``completed_at``, ``status_checks``).
-- ``POST /__fake__/reset``: forget jobs, counters and scripts.
-- ``POST /__fake__/script``: per model id, lists of canned answers consumed in order by
-  submits, status checks and image downloads of that model (then normal behaviour), and
-  ``completes_after_seconds`` for time-based completion. See ``FakeUpstream.script``.
-
-Run it standalone with ``python -m local.fake_upstream [--port N] [--host H]``.
+"""`FakeUpstream`: the fake imagepipeline.io SD 1.5 API served over real HTTP, its jobs and its
+routes (see the package's docstring).
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
-import math
 import os
 import re
-import signal
-import struct
-import sys
 import threading
 import time
 import uuid
-import zlib
-from collections import deque
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from types import FrameType
-from typing import Any, Literal, cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
+from local.fake_upstream.answers import (
+    Answer,
+    JsonDict,
+    RequestKind,
+    Script,
+    Scripted,
+    failure,
+    json_answer,
+)
+from local.fake_upstream.png import make_png
 from local.http_server import BackgroundServer, OwnedServer
 
 DEFAULT_API_KEY = "local-dev-key"
@@ -76,76 +54,11 @@ _REQUIRED_IMAGES: dict[str, tuple[str, ...]] = {
 DEFAULT_SIZE = 512
 MAX_SIZE = 2048
 MAX_SAMPLES = 4
-# A guard against a script in milliseconds by mistake; still longer than any client timeout.
-MAX_DELAY_SECONDS = 600.0
 
 _KIND = "|".join(KINDS)
 _SUBMIT_RE = re.compile(rf"^/sd/({_KIND})/v1/?$")
 _STATUS_RE = re.compile(rf"^/sd/({_KIND})/v1/status/([^/]+)/?$")
 _IMAGE_RE = re.compile(r"^/images/([^/]+)/(\d+)\.png$")
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_COLUMN_BANDS = 8
-_ROW_STEPS = 64
-
-JsonDict = dict[str, Any]
-RequestKind = Literal["submit", "status", "images"]
-_REQUEST_KINDS: tuple[RequestKind, ...] = ("submit", "status", "images")
-
-# --------------------------------------------------------------------------- images
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-
-def _band_bounds(length: int, bands: int) -> list[tuple[int, int]]:
-    return [(b * length // bands, (b + 1) * length // bands) for b in range(bands)]
-
-
-def make_png(width: int, height: int, seed: Any, prompt: Any, model_id: Any, index: int) -> bytes:
-    """Render a valid 8-bit RGB PNG, deterministic in (seed, prompt, model_id, index).
-
-    The picture is a set of vertical colour bands, each a vertical gradient between two
-    colours derived from a hash of the inputs. Only ``min(height, 64)`` distinct rows are
-    built, so a 1024x1024 image costs a few thousand byte operations plus zlib.
-    """
-    if width < 1 or height < 1:
-        raise ValueError("width and height must be positive")
-    key = json.dumps(
-        {"seed": seed, "prompt": prompt, "model_id": model_id, "index": index},
-        sort_keys=True,
-        default=str,
-    ).encode("utf-8")
-    palette = hashlib.shake_256(hashlib.sha256(key).digest()).digest(_COLUMN_BANDS * 6)
-    tops = [palette[c * 6 : c * 6 + 3] for c in range(_COLUMN_BANDS)]
-    bottoms = [palette[c * 6 + 3 : c * 6 + 6] for c in range(_COLUMN_BANDS)]
-    columns = _band_bounds(width, _COLUMN_BANDS)
-
-    steps = min(height, _ROW_STEPS)
-    patterns: list[bytes] = []
-    for step in range(steps):
-        t_num, t_den = step, max(steps - 1, 1)
-        parts = [b"\x00"]  # filter type "None" for every scanline
-        for band, (start, end) in enumerate(columns):
-            if end <= start:
-                continue
-            top, bottom = tops[band], bottoms[band]
-            colour = bytes(
-                (top[ch] * (t_den - t_num) + bottom[ch] * t_num) // t_den for ch in range(3)
-            )
-            parts.append(colour * (end - start))
-        patterns.append(b"".join(parts))
-
-    raw = b"".join(patterns[y * steps // height] for y in range(height))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        _PNG_SIGNATURE
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", zlib.compress(raw, 6))
-        + _png_chunk(b"IEND", b"")
-    )
 
 
 # --------------------------------------------------------------------------- state
@@ -171,24 +84,6 @@ class _Job:
     images: dict[int, bytes] = field(default_factory=dict)
 
 
-@dataclass
-class _Answer:
-    code: int
-    body: bytes
-    # None: no default Content-Type (a scripted answer without a body, or one that sets it).
-    content_type: str | None = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-    delay_seconds: float = 0.0
-
-
-def _json_answer(code: int, payload: Any, headers: dict[str, str] | None = None) -> _Answer:
-    return _Answer(code, json.dumps(payload).encode("utf-8"), headers=headers or {})
-
-
-def _failure(code: int, error: str) -> _Answer:
-    return _json_answer(code, {"status": "FAILURE", "error": error})
-
-
 def _int_param(params: JsonDict, name: str, default: int, low: int, high: int) -> int:
     value = params.get(name, default)
     if value is None:
@@ -196,141 +91,6 @@ def _int_param(params: JsonDict, name: str, default: int, low: int, high: int) -
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValueError(f"{name} must be an integer in [{low}, {high}]")
     return value
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _substitute(value: Any, replacements: Mapping[str, str]) -> Any:
-    """``value`` with every placeholder replaced inside every string, keys included."""
-    if isinstance(value, str):
-        for placeholder, text in replacements.items():
-            value = value.replace(placeholder, text)
-        return value
-    if isinstance(value, list):
-        return [_substitute(item, replacements) for item in value]
-    if isinstance(value, dict):
-        return {
-            _substitute(key, replacements): _substitute(item, replacements)
-            for key, item in value.items()
-        }
-    return value
-
-
-_ANSWER_KEYS = frozenset({"code", "headers", "json", "body", "delay_seconds", "accept"})
-_SCRIPT_KEYS = frozenset({"model_id", "completes_after_seconds", *_REQUEST_KINDS})
-# The fake frames the body itself; a scripted framing header would corrupt the response.
-_FORBIDDEN_HEADERS = frozenset({"content-length", "transfer-encoding"})
-
-
-@dataclass(frozen=True)
-class _Scripted:
-    """One validated ANSWER of a script."""
-
-    code: int
-    headers: dict[str, str]
-    has_json: bool  # "json": null is a JSON body too, so presence is tracked apart
-    json_value: Any
-    body: bytes | None
-    delay_seconds: float
-    accept: bool
-
-    @classmethod
-    def parse(cls, raw: object, where: str) -> _Scripted:
-        if not isinstance(raw, dict):
-            raise ValueError(f"{where} must be an object")
-        unknown = sorted(str(key) for key in set(raw) - _ANSWER_KEYS)
-        if unknown:
-            raise ValueError(f"{where} has unknown keys {unknown}")
-        code = raw.get("code", 200)
-        if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
-            raise ValueError(f"{where}.code must be an integer in [100, 599]")
-        headers = raw.get("headers", {})
-        if not isinstance(headers, dict):
-            raise ValueError(f"{where}.headers must be an object")
-        clean: dict[str, str] = {}
-        for name, value in headers.items():
-            if not isinstance(name, str):
-                raise ValueError(f"{where}.headers names must be strings")
-            # Numbers are allowed for convenience ("Retry-After": 1).
-            if not isinstance(value, str) and not _is_number(value):
-                raise ValueError(f"{where}.headers.{name} must be a string or a number")
-            text = str(value)
-            if not name or any(c in name + text for c in "\r\n") or ":" in name:
-                raise ValueError(f"{where}.headers.{name!r} is not a valid header")
-            if name.lower() in _FORBIDDEN_HEADERS:
-                raise ValueError(f"{where}.headers.{name} is set by the fake itself")
-            clean[name] = text
-        if "json" in raw and "body" in raw:
-            raise ValueError(f"{where} has both json and body")
-        body = raw.get("body")
-        if body is not None and not isinstance(body, str):
-            raise ValueError(f"{where}.body must be a string")
-        delay = raw.get("delay_seconds", 0)
-        if not _is_number(delay) or not 0 <= delay <= MAX_DELAY_SECONDS:
-            raise ValueError(f"{where}.delay_seconds must be a number in [0, {MAX_DELAY_SECONDS}]")
-        accept = raw.get("accept", False)
-        if not isinstance(accept, bool):
-            raise ValueError(f"{where}.accept must be a boolean")
-        return cls(
-            code=code,
-            headers=clean,
-            has_json="json" in raw,
-            json_value=raw.get("json"),
-            body=None if body is None else body.encode("utf-8"),
-            delay_seconds=float(delay),
-            accept=accept,
-        )
-
-    def render(self, job_id: str, base_url: str) -> _Answer:
-        # A scripted Content-Type header wins over the default one.
-        typed = any(name.lower() == "content-type" for name in self.headers)
-        if self.has_json:
-            value = _substitute(self.json_value, {"{{id}}": job_id, "{{base_url}}": base_url})
-            body, content_type = json.dumps(value).encode("utf-8"), "application/json"
-        elif self.body is not None:
-            body, content_type = self.body, "text/plain; charset=utf-8"
-        else:
-            body, content_type = b"", ""
-        return _Answer(
-            self.code,
-            body,
-            content_type=None if typed or not content_type else content_type,
-            headers=dict(self.headers),
-            delay_seconds=self.delay_seconds,
-        )
-
-
-@dataclass
-class _Script:
-    """The staged behaviour of one model id; the answer lists are consumed from the left."""
-
-    answers: dict[RequestKind, deque[_Scripted]]
-    completes_after_seconds: float | None
-
-    @classmethod
-    def parse(cls, raw: object) -> tuple[str, _Script]:
-        if not isinstance(raw, dict):
-            raise ValueError("the script must be a JSON object")
-        unknown = sorted(str(key) for key in set(raw) - _SCRIPT_KEYS)
-        if unknown:
-            raise ValueError(f"unknown script keys {unknown}")
-        model_id = raw.get("model_id")
-        if not isinstance(model_id, str) or not model_id:
-            raise ValueError("model_id must be a non-empty string")
-        answers: dict[RequestKind, deque[_Scripted]] = {}
-        for kind in _REQUEST_KINDS:
-            items = raw.get(kind, [])
-            if not isinstance(items, list):
-                raise ValueError(f"{kind} must be a list of answers")
-            answers[kind] = deque(
-                _Scripted.parse(item, f"{kind}[{i}]") for i, item in enumerate(items)
-            )
-        after = raw.get("completes_after_seconds")
-        if after is not None and (not _is_number(after) or after < 0):
-            raise ValueError("completes_after_seconds must be a number >= 0")
-        return model_id, cls(answers, None if after is None else float(after))
 
 
 class FakeUpstream(BackgroundServer):
@@ -355,7 +115,7 @@ class FakeUpstream(BackgroundServer):
         # One lock for all state; it is never held while sleeping or doing I/O.
         self._lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}
-        self._scripts: dict[str, _Script] = {}
+        self._scripts: dict[str, Script] = {}
         self._submits = 0
         self._status_checks = 0
         self._downloads = 0
@@ -418,21 +178,21 @@ class FakeUpstream(BackgroundServer):
 
         Raises ``ValueError`` on an invalid spec; returns the model id.
         """
-        model_id, parsed = _Script.parse(spec)
+        model_id, parsed = Script.parse(spec)
         with self._lock:
             self._scripts[model_id] = parsed
         return model_id
 
     # ----------------------------------------------------------------- protocol
 
-    def _check_auth(self, key: str | None) -> _Answer | None:
+    def _check_auth(self, key: str | None) -> Answer | None:
         if key is not None and key == self.api_key:
             return None
         with self._lock:
             self._rejected_auth += 1
-        return _failure(401, "invalid or missing API-Key")
+        return failure(401, "invalid or missing API-Key")
 
-    def _next_scripted(self, model_id: str, kind: RequestKind) -> _Scripted | None:
+    def _next_scripted(self, model_id: str, kind: RequestKind) -> Scripted | None:
         """Pop the model's next scripted answer for this kind of request (lock held)."""
         script = self._scripts.get(model_id)
         if script is None or not script.answers[kind]:
@@ -443,8 +203,8 @@ class FakeUpstream(BackgroundServer):
         base = self.base_url
         return [f"{base}/images/{job.id}/{i}.png" for i in range(job.samples)]
 
-    def _success(self, job: _Job) -> _Answer:
-        return _json_answer(
+    def _success(self, job: _Job) -> Answer:
+        return json_answer(
             200, {"status": "SUCCESS", "id": job.id, "download_urls": self._urls(job)}
         )
 
@@ -460,7 +220,7 @@ class FakeUpstream(BackgroundServer):
             if now >= done_at:
                 job.outcome, job.completed_at = "SUCCESS", done_at
 
-    def _poll(self, job: _Job, now: float) -> _Answer | None:
+    def _poll(self, job: _Job, now: float) -> Answer | None:
         """Count one unscripted poll of a poll-based job; maybe decide it (lock held).
 
         Returns an error answer the magic model injects instead of the job's status.
@@ -471,9 +231,9 @@ class FakeUpstream(BackgroundServer):
         effective = job.polls
         if job.model_id == MODEL_FLAKY:
             if job.polls == 1:
-                return _Answer(500, b"internal error", content_type="text/plain")
+                return Answer(500, b"internal error", content_type="text/plain")
             if job.polls == 2:
-                return _json_answer(
+                return json_answer(
                     429, {"error": "too many requests"}, headers={"Retry-After": "1"}
                 )
             effective = job.polls - 2
@@ -498,30 +258,30 @@ class FakeUpstream(BackgroundServer):
             _int_param(params, "samples", 1, 1, MAX_SAMPLES),
         )
 
-    def _submit(self, kind: str, body: bytes) -> _Answer:
+    def _submit(self, kind: str, body: bytes) -> Answer:
         with self._lock:
             self._submits += 1
         try:
             params = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
-            return _failure(400, f"invalid JSON body: {exc}")
+            return failure(400, f"invalid JSON body: {exc}")
         if not isinstance(params, dict):
-            return _failure(400, "invalid JSON body: expected an object")
+            return failure(400, "invalid JSON body: expected an object")
 
         model_id = params.get("model_id")
         if not isinstance(model_id, str) or not model_id:
-            return _json_answer(200, {"status": "FAILURE", "error": "model_id is required"})
+            return json_answer(200, {"status": "FAILURE", "error": "model_id is required"})
         with self._lock:
             self._submits_by_model[model_id] = self._submits_by_model.get(model_id, 0) + 1
         if model_id == MODEL_REJECT:
-            return _json_answer(
+            return json_answer(
                 200, {"status": "FAILURE", "error": f"model_id '{model_id}' not found"}
             )
         # The upstream refuses a bad request in a 200 FAILURE body, as for fake-reject.
         try:
             width, height, samples = self._validate(kind, params)
         except ValueError as exc:
-            return _json_answer(200, {"status": "FAILURE", "error": str(exc)})
+            return json_answer(200, {"status": "FAILURE", "error": str(exc)})
 
         now = time.time()
         with self._lock:
@@ -551,16 +311,16 @@ class FakeUpstream(BackgroundServer):
         assert job is not None  # no scripted answer, so the job was created above
         if job.outcome == "SUCCESS":
             return self._success(job)
-        return _json_answer(200, {"status": "PENDING", "id": job.id})
+        return json_answer(200, {"status": "PENDING", "id": job.id})
 
-    def _status(self, kind: str, job_id: str) -> _Answer:
+    def _status(self, kind: str, job_id: str) -> Answer:
         now = time.time()
         with self._lock:
             self._status_checks += 1
             job = self._jobs.get(job_id)
             # Another kind's route does not know the job, as with separate upstream services.
             if job is None or job.kind != kind:
-                return _failure(404, f"job '{job_id}' not found")
+                return failure(404, f"job '{job_id}' not found")
             job.status_checks += 1
             self._settle(job, now)
             scripted = self._next_scripted(job.model_id, "status")
@@ -573,15 +333,15 @@ class FakeUpstream(BackgroundServer):
         if outcome == "SUCCESS":
             return self._success(job)
         if outcome == "FAILURE":
-            return _json_answer(200, {"status": "FAILURE", "id": job_id, "error": FAILURE_MESSAGE})
-        return _json_answer(200, {"status": "PENDING", "id": job_id})
+            return json_answer(200, {"status": "FAILURE", "id": job_id, "error": FAILURE_MESSAGE})
+        return json_answer(200, {"status": "PENDING", "id": job_id})
 
-    def _image(self, job_id: str, index: int) -> _Answer:
+    def _image(self, job_id: str, index: int) -> Answer:
         with self._lock:
             self._downloads += 1
             job = self._jobs.get(job_id)
             if job is None:
-                return _failure(404, "image not found")
+                return failure(404, "image not found")
             self._settle(job, time.time())
             scripted = self._next_scripted(job.model_id, "images")
             servable = (
@@ -593,35 +353,35 @@ class FakeUpstream(BackgroundServer):
         if scripted is not None:
             return scripted.render(job_id, self.base_url)
         if not servable:
-            return _failure(404, "image not found")
+            return failure(404, "image not found")
         if data is None:
             # Rendered outside the lock: other requests need not wait for zlib.
             data = make_png(job.width, job.height, job.seed, job.prompt, job.model_id, index)
             with self._lock:
                 job.images.setdefault(index, data)
-        return _Answer(200, data, content_type="image/png")
+        return Answer(200, data, content_type="image/png")
 
-    def _script_hook(self, body: bytes) -> _Answer:
+    def _script_hook(self, body: bytes) -> Answer:
         try:
             spec = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
-            return _failure(400, f"invalid JSON body: {exc}")
+            return failure(400, f"invalid JSON body: {exc}")
         try:
             model_id = self.script(spec)
         except ValueError as exc:
-            return _failure(400, f"invalid script: {exc}")
-        return _json_answer(200, {"status": "OK", "model_id": model_id})
+            return failure(400, f"invalid script: {exc}")
+        return json_answer(200, {"status": "OK", "model_id": model_id})
 
-    def _handle(self, method: str, path: str, api_key: str | None, body: bytes) -> _Answer:
+    def _handle(self, method: str, path: str, api_key: str | None, body: bytes) -> Answer:
         if path.startswith("/__fake__/"):
             if path == "/__fake__/stats" and method == "GET":
-                return _json_answer(200, self.stats())
+                return json_answer(200, self.stats())
             if path == "/__fake__/reset" and method == "POST":
                 self.reset()
-                return _json_answer(200, {"status": "OK"})
+                return json_answer(200, {"status": "OK"})
             if path == "/__fake__/script" and method == "POST":
                 return self._script_hook(body)
-            return _failure(404, "not found")
+            return failure(404, "not found")
         if path.startswith("/sd/"):
             denied = self._check_auth(api_key)
             if denied is not None:
@@ -629,18 +389,18 @@ class FakeUpstream(BackgroundServer):
             match = _SUBMIT_RE.match(path)
             if match:
                 if method != "POST":
-                    return _failure(405, "method not allowed")
+                    return failure(405, "method not allowed")
                 return self._submit(match.group(1), body)
             match = _STATUS_RE.match(path)
             if match:
                 if method != "GET":
-                    return _failure(405, "method not allowed")
+                    return failure(405, "method not allowed")
                 return self._status(match.group(1), match.group(2))
-            return _failure(404, "not found")
+            return failure(404, "not found")
         match = _IMAGE_RE.match(path)
         if match and method == "GET":
             return self._image(match.group(1), int(match.group(2)))
-        return _failure(404, "not found")
+        return failure(404, "not found")
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -671,7 +431,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = self._read_body() if method == "POST" else b""
         except ValueError:
-            answer = _failure(400, "malformed request body")
+            answer = failure(400, "malformed request body")
         else:
             fake = cast(FakeUpstream, cast(OwnedServer, self.server).owner)
             path = urlsplit(self.path).path
@@ -705,42 +465,5 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
 
-# --------------------------------------------------------------------------- CLI
-
-
 # Set here because the handler is defined after the server class.
 FakeUpstream.handler_class = _Handler
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m local.fake_upstream",
-        description="Fake imagepipeline.io SD 1.5 upstream (dev/test only).",
-    )
-    parser.add_argument(
-        "--port", type=int, default=int(os.environ.get("FAKE_UPSTREAM_PORT", str(DEFAULT_PORT)))
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    args = parser.parse_args(argv)
-
-    api_key = os.environ.get("FAKE_UPSTREAM_API_KEY", DEFAULT_API_KEY)
-    stop = threading.Event()
-
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-
-    fake = FakeUpstream(api_key=api_key, host=args.host, port=args.port).start()
-    try:
-        print(f"fake upstream listening on {fake.base_url}", flush=True)
-        while not stop.wait(0.5):
-            pass
-    finally:
-        fake.stop()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from local.aws_stack import ACCOUNT, DEFAULT_ROUTE, HttpRoute
+from local.aws.template import ACCOUNT, DEFAULT_ROUTE, HttpRoute
 from local.http_server import BackgroundServer, OwnedServer
 
 # API Gateway's own payload limit.
