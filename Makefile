@@ -50,7 +50,7 @@ lint: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	PYTHONPATH=layers/common $(BIN)/lint-imports
+	$(BIN)/lint-imports
 	$(BIN)/cfn-lint template.yaml
 	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download \
 	  --quiet --compact --config-file .checkov.yaml
