@@ -152,20 +152,18 @@ class FakeJobStore:
         warnings: list[str] | None = None,
     ) -> JobRecord:
         self.writes.append(("create", job_id))
-        record = JobRecord(
+        record = JobRecord.pending(
             job_id=job_id,
             owner=owner,
             kind=kind,
-            status=JobStatus.PENDING,
             request=request,
+            now=now,
+            deadline_at=deadline_at,
             run_token=run_token,
+            expires_at=self._expires_at(now),
             callbacks=callbacks,
             tokens=tokens,
-            warnings=warnings or None,
-            created_at=now,
-            updated_at=now,
-            deadline_at=deadline_at,
-            expires_at=self._expires_at(now),
+            warnings=warnings,
         )
         return self._insert(record, {"pending": "1"})
 
@@ -185,22 +183,18 @@ class FakeJobStore:
         warnings: list[str] | None = None,
     ) -> JobRecord:
         self.writes.append(("create_served", job_id))
-        record = JobRecord(
+        record = JobRecord.served(
             job_id=job_id,
             owner=owner,
             kind=kind,
-            status=JobStatus.SUCCESS,
             request=request,
+            now=now,
+            original=original,
+            images=images,
+            expires_at=self._expires_at(now),
             callbacks=callbacks,
             tokens=tokens,
-            warnings=warnings or None,
-            images=images,
-            cached_from=original.job_id,
-            created_at=now,
-            updated_at=now,
-            completed_at=now,
-            deadline_at=now,
-            expires_at=self._expires_at(now),
+            warnings=warnings,
         )
         return self._insert(record, {"cache_key": cache_key})
 

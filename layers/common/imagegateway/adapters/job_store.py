@@ -58,20 +58,18 @@ class JobStore:
         tokens: TokenCounts | None = None,
         warnings: list[str] | None = None,
     ) -> JobRecord:
-        record = JobRecord(
+        record = JobRecord.pending(
             job_id=job_id,
             owner=owner,
             kind=kind,
-            status=JobStatus.PENDING,
             request=request,
+            now=now,
+            deadline_at=deadline_at,
             run_token=run_token,
+            expires_at=self._expires_at(now),
             callbacks=callbacks,
             tokens=tokens,
-            warnings=warnings or None,
-            created_at=now,
-            updated_at=now,
-            deadline_at=deadline_at,
-            expires_at=self._expires_at(now),
+            warnings=warnings,
         )
         # Only unfinished jobs carry this, so the PendingByDeadline index stays small (sparse).
         return self._insert(record, {PENDING_ATTRIBUTE: PENDING_MARK})
@@ -93,22 +91,18 @@ class JobStore:
     ) -> JobRecord:
         """A job born SUCCESS, served from `original`'s images (copied under its own keys): no
         workflow, no upstream call. It is findable by the same cache key in turn."""
-        record = JobRecord(
+        record = JobRecord.served(
             job_id=job_id,
             owner=owner,
             kind=kind,
-            status=JobStatus.SUCCESS,
             request=request,
+            now=now,
+            original=original,
+            images=images,
+            expires_at=self._expires_at(now),
             callbacks=callbacks,
             tokens=tokens,
-            warnings=warnings or None,
-            images=images,
-            cached_from=original.job_id,
-            created_at=now,
-            updated_at=now,
-            completed_at=now,
-            deadline_at=now,
-            expires_at=self._expires_at(now),
+            warnings=warnings,
         )
         return self._insert(record, {"cache_key": cache_key})
 

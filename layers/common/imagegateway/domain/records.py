@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from typing import Any
 
 from pydantic import (
@@ -69,6 +70,74 @@ class JobRecord(GatewayModel):
     # Served from this earlier job's images (a fixed-seed request its caller already ran).
     cached_from: str | None = None
     expires_at: int
+
+    @classmethod
+    def pending(
+        cls,
+        *,
+        job_id: str,
+        owner: str,
+        kind: JobKind,
+        request: dict[str, Any],
+        now: datetime,
+        deadline_at: datetime,
+        run_token: str,
+        expires_at: int,
+        callbacks: Callbacks | None = None,
+        tokens: TokenCounts | None = None,
+        warnings: list[str] | None = None,
+    ) -> JobRecord:
+        """A new job's row: PENDING until its workflow ends it."""
+        return cls(
+            job_id=job_id,
+            owner=owner,
+            kind=kind,
+            status=JobStatus.PENDING,
+            request=request,
+            run_token=run_token,
+            callbacks=callbacks,
+            tokens=tokens,
+            warnings=warnings or None,
+            created_at=now,
+            updated_at=now,
+            deadline_at=deadline_at,
+            expires_at=expires_at,
+        )
+
+    @classmethod
+    def served(
+        cls,
+        *,
+        job_id: str,
+        owner: str,
+        kind: JobKind,
+        request: dict[str, Any],
+        now: datetime,
+        original: JobRecord,
+        images: list[StoredImage],
+        expires_at: int,
+        callbacks: Callbacks | None = None,
+        tokens: TokenCounts | None = None,
+        warnings: list[str] | None = None,
+    ) -> JobRecord:
+        """A job born SUCCESS, served from `original`'s images (copied under its own keys)."""
+        return cls(
+            job_id=job_id,
+            owner=owner,
+            kind=kind,
+            status=JobStatus.SUCCESS,
+            request=request,
+            callbacks=callbacks,
+            tokens=tokens,
+            warnings=warnings or None,
+            images=images,
+            cached_from=original.job_id,
+            created_at=now,
+            updated_at=now,
+            completed_at=now,
+            deadline_at=now,
+            expires_at=expires_at,
+        )
 
 
 def cache_key(owner: str, kind: JobKind, body: dict[str, Any]) -> str | None:
