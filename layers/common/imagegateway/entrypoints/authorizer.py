@@ -1,4 +1,4 @@
-"""Use case, the API-key authorizer: a request's `API-Key` header to an allow (with the key's
+"""Entry point, the API-key authorizer: a request's `API-Key` header to an allow (with the key's
 owner) or a deny. The key itself is never logged; its fingerprint is."""
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""Use case, the request queue's consumer: one envelope (an SQS message, or an `Image Generation
-Requested` event the bus delivered through the queue) becomes one job, sent upstream from here.
+"""Entry point, the request queue's consumer: one envelope (an SQS message, or an `Image
+Generation Requested` event the bus delivered through the queue) is read, accepted as a job
+(`use_cases.submit_job.accept_job`, once per idempotency key) and sent upstream from here
+(`use_cases.intake.send_and_start`).
 
 Sending from the consumer is what makes the queue the upstream's quota guard: the event-source
 mapping's maximum concurrency is the number of upstream POSTs in flight, and a burst waits in
@@ -29,29 +31,25 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from imagegateway.domain.base import JobStatus
 from imagegateway.domain.errors import (
     BudgetExceededError,
-    GatewayError,
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
     InvalidRequestError,
     RetryLater,
-    SubmitAlreadyClaimedError,
     UpstreamKeyMissingError,
 )
 from imagegateway.domain.events import DetailType, Envelope
-from imagegateway.domain.image_requests import REQUEST_MODELS, samples_of
+from imagegateway.domain.image_requests import REQUEST_MODELS
 from imagegateway.domain.prompt_tokens import measure_prompts
 from imagegateway.domain.records import Callbacks
-from imagegateway.domain.tickets import Failure, JobTicket
 from imagegateway.domain.views import ErrorDetail, error_details
 from imagegateway.entrypoints.idempotency import submit_job_once
 from imagegateway.entrypoints.wiring import collaborators
 from imagegateway.platform.observability import logger, metrics
 from imagegateway.use_cases.completion import refuse_request
+from imagegateway.use_cases.intake import send_and_start
 from imagegateway.use_cases.ports import Ports
-from imagegateway.use_cases.steps.send_job import send_job
 from imagegateway.use_cases.submit_job import accept_job
 
 if TYPE_CHECKING:
@@ -140,44 +138,6 @@ def _refuse(
     refuse_request(_callbacks_in(message_body), error, deps)
     logger.info("refused a queued request", extra={"error": error.message})
     metrics.add_metric(name="QueuedRequestsRefused", unit="Count", value=1)
-
-
-def send_and_start(job_id: str, deps: Ports, *, retry_seconds: int) -> None:
-    """Send the recorded job upstream (at most once) and start its workflow; safe to repeat."""
-    logger.append_keys(job_id=job_id)
-    record = deps.jobs.get(job_id)
-    if record.status is not JobStatus.PENDING or deps.workflow.status(job_id) is not None:
-        return  # a duplicate: its first delivery already handed the job to its workflow
-    if record.submit_started_at is not None and record.upstream_id is None:
-        # Another delivery is sending it right now (or died doing so: then the reconciler
-        # ends the job once its deadline passes). Never a second POST.
-        raise RetryLater(retry_seconds, "the same request is being sent upstream")
-    ticket = JobTicket(
-        job_id=job_id,
-        run_token=record.run_token or "",
-        status=JobStatus.PENDING,
-        expected_images=samples_of(record.request),
-        wait_seconds=1,
-        deadline_at=record.deadline_at,
-    )
-    try:
-        sent = send_job(ticket, deps)
-    except SubmitAlreadyClaimedError as exc:
-        # A duplicate delivery claimed it between our read and our claim: it is sending it (or
-        # died doing so, and the reconciler ends the job). Never end the job from here.
-        raise RetryLater(retry_seconds, "the same request is being sent upstream") from exc
-    except GatewayError as exc:
-        # The upstream's answer ends the job (an unknown outcome, a refused key...): the
-        # workflow records it and tells the caller, like any other failure.
-        failure = Failure(code=exc.code, message=exc.message)
-        sent = ticket.model_copy(update={"status": JobStatus.FAILURE, "failure": failure})
-    if sent.status is JobStatus.PENDING and sent.upstream_id is None and not sent.deadline_passed:
-        # The upstream did not take it (429, unreachable): the queue holds it meanwhile.
-        raise RetryLater(sent.wait_seconds, "the upstream did not take the job yet")
-    if not deps.workflow.start(sent):
-        # The upstream has the job: the message comes back and starts its workflow (the POST
-        # is not sent again), instead of the job waiting for the reconciler.
-        raise RetryLater(retry_seconds, "the job's workflow could not be started")
 
 
 def take_request(record: SQSRecord, context: LambdaContext | None) -> None:

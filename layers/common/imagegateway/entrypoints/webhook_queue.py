@@ -1,4 +1,4 @@
-"""Use case: the webhook queue's consumer. Each received message is one delivery attempt (its
+"""Entry point, the webhook queue's consumer. Each received message is one delivery attempt (its
 receive count is the attempt's number).
 
 A failed attempt hides its message for the schedule's next delay and is reported as a batch
