@@ -8,7 +8,6 @@ store's S3 transfer machinery, the authorizer none of them)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
@@ -24,41 +23,19 @@ if TYPE_CHECKING:
     from imagegateway.adapters.workflow import Workflow
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class Collaborators:
-    """The settings, the stores and clients, the clock. One given here is used as it is (unit
-    tests pass fakes); one left out is built from the settings the first time it is used."""
+    """The settings, the stores and clients, the clock: each store or client is built from the
+    settings the first time a use case touches it. (Unit tests hand use cases the shared fakes,
+    `tests/support/fakes.fake_ports`, instead of this.)"""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        jobs: JobStore | None = None,
-        upstream: UpstreamClient | None = None,
-        images: ImageStore | None = None,
-        workflow: Workflow | None = None,
-        notifier: Notifier | None = None,
-        usage: UsageStore | None = None,
-        clock: Callable[[], datetime] = utcnow,
-        # How a use case waits (check_job between status checks); unit tests pass a fake clock's.
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.clock = clock
-        self.sleep = sleep
-        given = {
-            "jobs": jobs,
-            "upstream": upstream,
-            "images": images,
-            "workflow": workflow,
-            "notifier": notifier,
-            "usage": usage,
-        }
-        # A cached_property reads the instance's __dict__ first: what is given there is kept.
-        self.__dict__.update({name: value for name, value in given.items() if value is not None})
+
+    def clock(self) -> datetime:
+        return datetime.now(UTC)
+
+    # How a use case waits (check_job between status checks, a long poll).
+    sleep = staticmethod(time.sleep)
 
     @cached_property
     def jobs(self) -> JobStore:
