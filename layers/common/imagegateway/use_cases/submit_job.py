@@ -36,8 +36,8 @@ def record_job(
     *,
     owner: str,
     deps: Ports,
-    callbacks: Callbacks | None = None,
     tokens: PromptTokens,
+    callbacks: Callbacks | None = None,
 ) -> JobTicket:
     """The job row, and the ticket its workflow starts with. `body` is the upstream request,
     built once from the validated model; `callbacks` what the caller asked to be told at the
