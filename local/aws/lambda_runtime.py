@@ -22,6 +22,7 @@ from typing import Any
 
 import boto3
 
+from local.aws.principals import SENDER_ATTRIBUTE, local_principal
 from local.aws.resources import LocalStack, QueueConsumer
 from local.aws.template import ACCOUNT, REGION
 
@@ -239,12 +240,25 @@ def poll_queue_once(
     return len(messages)
 
 
+def _sender_id(message: Mapping[str, Any]) -> str:
+    """Who SQS says sent the message. moto names one made-up user for every message; locally a
+    message is from the local account, or from the IAM user its `LocalSender` attribute names
+    (local/aws/principals.py), as `X-Local-Caller` chooses the caller of an HTTP request. A
+    name IAM would refuse is passed on as is, for the gateway to refuse."""
+    attribute = message.get("MessageAttributes", {}).get(SENDER_ATTRIBUTE, {})
+    name = attribute.get("StringValue")
+    try:
+        return local_principal(name).unique_id
+    except ValueError:
+        return str(name)
+
+
 def _sqs_record(message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:
     return {
         "messageId": message["MessageId"],
         "receiptHandle": message["ReceiptHandle"],
         "body": message["Body"],
-        "attributes": dict(message.get("Attributes", {})),
+        "attributes": {**message.get("Attributes", {}), "SenderId": _sender_id(message)},
         "messageAttributes": dict(message.get("MessageAttributes", {})),
         "md5OfBody": message.get("MD5OfBody", ""),
         "eventSource": "aws:sqs",

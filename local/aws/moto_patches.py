@@ -1,10 +1,12 @@
 """What moto needs patched for the stack's real handlers to run in-process: its Lambda invokes
-(`LambdaFunction._invoke_lambda`: each calls `run_handler`) and its Step Functions
-`states:startExecution` integration's parameter names. moto offers no public hook for either.
+(`LambdaFunction._invoke_lambda`: each calls `run_handler`), its Step Functions
+`states:startExecution` integration's parameter names, and the `account` its EventBridge leaves
+out of the events it delivers. moto offers no public hook for any of them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import traceback
 from collections.abc import Iterator, Mapping
@@ -74,8 +76,24 @@ def handlers_in_process(
     with (
         mock.patch.object(LambdaFunction, "_invoke_lambda", invoke),
         _sfn_integration_with_api_names(),
+        _events_name_their_account(),
     ):
         yield invocations
+
+
+def _events_name_their_account() -> AbstractContextManager[Any]:
+    """moto 5.2's EventBridge leaves `account` out of an event it hands a target without an
+    input transformer (its default template lacks it); EventBridge always sends it, and the
+    intake reads the request's owner from it."""
+    from moto.events.utils import EventTemplateParser
+
+    template = EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
+    if '"account"' in template:
+        return contextlib.nullcontext()
+    with_account = template.replace(
+        '"source": "<source>",', '"source": "<source>", "account": "<account>",'
+    )
+    return mock.patch.object(EventTemplateParser, "DEFAULT_EVENT_INPUT_TEMPLATE", with_account)
 
 
 def _sfn_integration_with_api_names() -> AbstractContextManager[Any]:

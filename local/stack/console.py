@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from local.aws.lambda_runtime import Invocation
-from local.stack.gateway_http import DEFAULT_CALLER
 from local.stack.settings import StackUrls
 
 
@@ -85,7 +84,7 @@ def usage_hint(urls: StackUrls) -> list[str]:
         f"  curl -s {urls.gateway}/sd/text2image/v1 -H 'Content-Type: application/json' "
         "--data-binary @events/text2image_request.json",
         f"  curl -s {urls.gateway}/sd/text2image/v1/status/<id>",
-        f"  (requests run as user/{DEFAULT_CALLER}; header 'X-Local-Caller: <name>' "
-        "runs one as user/<name>)",
+        "  (requests run as the local account; header 'X-Local-Caller: <name>' runs one as "
+        "user/<name>, and a queued message's 'LocalSender' attribute sends it as user/<name>)",
         "[stack] Ctrl-C stops everything",
     ]

@@ -6,16 +6,16 @@ would shape it. Routes come from the functions' `HttpApi` events (`http_api_rout
 from a list kept here.
 
 Authentication: the deployed API takes IAM-signed requests only, and the functions read the
-caller from `requestContext.authorizer.iam.userArn`. Locally nothing is signed: every request
-is from `arn:aws:iam::<account>:user/local-developer`, unless it carries the header
-`X-Local-Caller: <name>`, which makes it `arn:aws:iam::<account>:user/<name>` (honoured only
-by this local server, to try what another caller sees). The header is not passed on.
+caller from `requestContext.authorizer.iam.userId`. Locally nothing is signed: every request
+is from the local account itself (`arn:aws:iam::<account>:root`, the principal local queue and
+bus requests come from too), unless it carries the header `X-Local-Caller: <name>`, which makes
+it `arn:aws:iam::<account>:user/<name>` (honoured only by this local server, to try what another
+caller sees; local/aws/principals.py). The header is not passed on.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 import sys
@@ -28,16 +28,13 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from local.aws.principals import CALLER_HEADER, local_principal, unique_id_of
 from local.aws.template import ACCOUNT, DEFAULT_ROUTE, HttpRoute
 from local.http_server import BackgroundServer, OwnedServer
 
 # API Gateway's own payload limit.
 MAX_BODY_BYTES = 10 * 1024 * 1024
-CALLER_HEADER = "X-Local-Caller"
-DEFAULT_CALLER = "local-developer"
 API_ID = "local"
-# The characters IAM allows in a user name.
-_IAM_USER_NAME = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")
 
 # Runs the route's function with the event and returns its answer (raises if the function fails).
 Invoke = Callable[[HttpRoute, dict[str, Any]], Any]
@@ -116,15 +113,11 @@ class RouteTable:
 
 
 def caller_arn(name: str | None) -> str:
-    """The IAM user ARN a request runs as: local-developer, or the X-Local-Caller name."""
-    name = (name or "").strip() or DEFAULT_CALLER
-    if not _IAM_USER_NAME.fullmatch(name):
-        raise ValueError(f"{CALLER_HEADER} must be an IAM user name ([A-Za-z0-9+=,.@_-], 1-64)")
-    return f"arn:aws:iam::{ACCOUNT}:user/{name}"
-
-
-def _user_id(arn: str) -> str:
-    return "AIDA" + hashlib.sha256(arn.encode()).hexdigest()[:17].upper()
+    """The ARN a request runs as: the local account's root, or the X-Local-Caller IAM user."""
+    try:
+        return local_principal(name).arn
+    except ValueError as exc:
+        raise ValueError(f"{CALLER_HEADER}: {exc}") from exc
 
 
 def build_event(
@@ -157,7 +150,7 @@ def build_event(
             cookies.extend(part.strip() for part in value.split(";") if part.strip())
             continue
         merged[key] = f"{merged[key]},{value}" if key in merged else value
-    user_id = _user_id(user_arn)
+    user_id = unique_id_of(user_arn)
     # An API-Key request reaches the routes with the keyed API's Lambda authorizer context, as
     # API Gateway passes it; any other with IAM's (the local default caller, or X-Local-Caller).
     authorizer: dict[str, Any] = (

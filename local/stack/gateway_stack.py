@@ -20,8 +20,11 @@ from typing import Any
 
 import boto3
 
+from imagegateway.adapters.webhook_secrets import owner_secret
+from imagegateway.domain.owners import principal_owner
 from local.aws.lambda_runtime import Invocation, load_handler, poll_queue_once, run_handler
 from local.aws.moto_patches import handlers_in_process
+from local.aws.principals import ACCOUNT_ROOT
 from local.aws.resources import LocalStack, QueueConsumer, build_stack
 from local.aws.template import (
     REGION,
@@ -423,9 +426,13 @@ class LocalGatewayStack:
         }
         if self.local_api_key:
             outputs["LocalApiKey"] = self.local_api_key
-        signing_key = stack.generated_secrets.get(WEBHOOK_SIGNING_SECRET)
-        if signing_key is not None:
-            outputs["WebhookSigningSecret"] = f"whsec_{signing_key}"
+        master = stack.generated_secrets.get(WEBHOOK_SIGNING_SECRET)
+        if master is not None:
+            # The local account's own secret: requests put on the local queue or bus (and
+            # unsigned HTTP requests) are the local account's (local/aws/principals.py).
+            outputs["WebhookSigningSecret"] = owner_secret(
+                master, principal_owner(ACCOUNT_ROOT.unique_id)
+            )
         if self.settings.uses_fake:
             outputs["FakeUpstreamUrl"] = urls.upstream
         path = self.settings.outputs_file

@@ -14,8 +14,10 @@ import pytest
 import pytest_socket
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
+from imagegateway.domain.owners import principal_owner
 from imagegateway.entrypoints.http.resolver import caller_identity
 from local.aws.lambda_runtime import Invocation
+from local.aws.principals import local_principal
 from local.aws.template import DEFAULT_ROUTE, HttpRoute, http_api_routes
 from local.stack import StackError, StackSettings
 from local.stack.gateway_http import RouteTable, answer_from_result, build_event, caller_arn
@@ -149,11 +151,11 @@ def test_a_request_becomes_an_http_api_v2_event() -> None:
     assert event["isBase64Encoded"] is False
 
 
-def test_the_caller_is_the_local_developer_unless_the_header_names_another() -> None:
+def test_the_caller_is_the_local_account_unless_the_header_names_another() -> None:
     # Given the default caller and a named one
     # When their ARNs are made
-    # Then they are IAM users of the local account
-    assert caller_arn(None) == "arn:aws:iam::123456789012:user/local-developer"
+    # Then they are the local account itself and an IAM user of it
+    assert caller_arn(None) == "arn:aws:iam::123456789012:root"
     assert caller_arn("alice") == "arn:aws:iam::123456789012:user/alice"
     # And a name IAM would not allow is refused
     with pytest.raises(ValueError, match="X-Local-Caller"):
@@ -172,8 +174,10 @@ def test_the_functions_read_the_caller_from_the_event() -> None:
         user_arn=caller_arn("alice"),
     )
     # When the gateway's own code reads the caller
-    # Then it is alice
-    assert caller_identity(APIGatewayProxyEventV2(event)) == caller_arn("alice")
+    # Then it is alice, by the unique id SQS would name her messages with too
+    assert caller_identity(APIGatewayProxyEventV2(event)) == principal_owner(
+        local_principal("alice").unique_id
+    )
 
 
 def test_a_text_body_is_passed_as_text_and_a_binary_one_as_base64() -> None:

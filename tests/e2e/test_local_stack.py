@@ -376,7 +376,7 @@ def test_the_reconciler_runs_on_its_schedule_and_ends_a_stuck_job(gateway: Gatew
     table.put_item(
         Item={
             "job_id": job_id,
-            "owner": "arn:aws:iam::123456789012:user/local-developer",
+            "owner": "account:123456789012",
             "status": "PENDING",
             "request": "{}",
             "run_token": "stuck-run-token-0123456789",

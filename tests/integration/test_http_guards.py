@@ -100,6 +100,7 @@ def test_the_openapi_document_describes_every_route(
         "/v1/jobs",
         "/v1/jobs/{job_id}/cancel",
         "/v1/usage",
+        "/v1/webhooks/secret",
     }
     for kind in ("text2image", "image2image", "inpainting"):
         post = document["paths"][f"/sd/{kind}/v1"]["post"]

@@ -40,7 +40,7 @@ def test_a_valid_request_is_recorded_and_started_without_waiting_on_the_upstream
     assert row is not None
     assert row["status"] == "PENDING"
     assert "upstream_id" not in row
-    assert row["owner"] == "arn:aws:iam::123456789012:role/client"
+    assert row["owner"] == "iam:AROA3XFRBF535EXAMPLE1"
     assert json.loads(row["request"]) == json.loads(event["body"])
     assert len(row["run_token"]) >= 16
     # And the workflow was started under the job id

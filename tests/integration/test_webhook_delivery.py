@@ -23,6 +23,7 @@ from moto import mock_aws
 from standardwebhooks.webhooks import Webhook
 
 from imagegateway.adapters.aws_clients import sqs_client
+from imagegateway.adapters.webhook_secrets import owner_secret
 from imagegateway.adapters.webhooks import (
     MAX_ATTEMPTS,
     RETRY_SCHEDULE_SECONDS,
@@ -40,6 +41,7 @@ pytestmark = pytest.mark.network
 
 FUNCTION = Path(__file__).resolve().parents[2] / "functions" / "deliver_webhook"
 SECRET_NAME = "webhook-signing-secret"
+OWNER = "iam:AIDAEXAMPLEOWNER0001"
 JOB_ID = "3f2b8c1e-9d4a-4e7b-8a61-0c5d2e7f9a10"
 
 
@@ -207,7 +209,7 @@ def test_a_failed_attempt_comes_back_after_its_delay_and_the_next_one_is_deliver
     queue: Queue, receiver: Receiver
 ) -> None:
     # Given a job's webhook on the queue, to a receiver that answers 500 then 200
-    queued(webhook_message(receiver.url, completed_job(), now=datetime.now(UTC)))
+    queued(webhook_message(receiver.url, completed_job(), now=datetime.now(UTC), owner=OWNER))
     [first] = receive(queue)
     assert first["Attributes"]["ApproximateReceiveCount"] == "1"
 
@@ -239,7 +241,7 @@ def test_a_failed_attempt_comes_back_after_its_delay_and_the_next_one_is_deliver
     assert ids == {f"msg_{JOB_ID}"}
     assert receiver.received[0].body == receiver.received[1].body
     for request in receiver.received:
-        payload = Webhook(queue.secret).verify(request.body, request.headers)
+        payload = Webhook(owner_secret(queue.secret, OWNER)).verify(request.body, request.headers)
         assert payload["type"] == "image.succeeded"
         assert payload["data"]["job_id"] == JOB_ID
         assert request.headers["content-type"] == "application/json"
@@ -248,7 +250,7 @@ def test_a_failed_attempt_comes_back_after_its_delay_and_the_next_one_is_deliver
 def test_the_last_failed_attempt_is_not_delayed_again(queue: Queue, receiver: Receiver) -> None:
     # Given a receiver that keeps failing, and a message on its last attempt
     receiver.statuses = [503]
-    queued(webhook_message(receiver.url, completed_job(), now=datetime.now(UTC)))
+    queued(webhook_message(receiver.url, completed_job(), now=datetime.now(UTC), owner=OWNER))
     [message] = receive(queue)
     # When the function gets it
     answer = invoke(sqs_event(queue, message, ApproximateReceiveCount=str(MAX_ATTEMPTS)))
@@ -262,7 +264,7 @@ def test_deployed_a_loopback_webhook_is_refused_and_dropped(
     deployed_queue: Queue, receiver: Receiver
 ) -> None:
     # Given the deployed rules, and a webhook to a loopback http address
-    queued(webhook_message(receiver.url, completed_job(), now=datetime.now(UTC)))
+    queued(webhook_message(receiver.url, completed_job(), now=datetime.now(UTC), owner=OWNER))
     [message] = receive(deployed_queue)
     # When the function gets it
     answer = invoke(sqs_event(deployed_queue, message))

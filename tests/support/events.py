@@ -8,6 +8,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from local.aws.principals import unique_id_of
+
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
@@ -42,5 +44,7 @@ def status_event(job_id: str, kind: str = "text2image") -> dict[str, Any]:
 
 
 def with_caller(event: dict[str, Any], user_arn: str) -> dict[str, Any]:
-    event["requestContext"]["authorizer"]["iam"]["userArn"] = user_arn
+    iam = event["requestContext"]["authorizer"]["iam"]
+    iam["userArn"] = user_arn
+    iam["userId"] = iam["callerId"] = unique_id_of(user_arn)
     return event

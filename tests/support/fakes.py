@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from imagegateway.adapters.webhook_secrets import owner_secret
 from imagegateway.adapters.workflow import Workflow as WorkflowAdapter
 from imagegateway.domain.base import JobKind, JobStatus
 from imagegateway.domain.errors import (
@@ -249,6 +250,15 @@ class FakeJobStore:
         if item is None:
             raise ConditionFailed(f"no job {job_id}")
         return item
+
+    def add_callbacks(self, job_id: str, callbacks: Callbacks, *, now: datetime) -> bool:
+        self.writes.append(("add_callbacks", job_id))
+        item = self.items.get(job_id)
+        if item is None or item.get("status") != JobStatus.PENDING.value:
+            return False
+        told = [*item.get("also_tell", []), callbacks.model_dump(mode="json", exclude_none=True)]
+        item |= {"also_tell": told, "updated_at": _iso(now)}
+        return True
 
     def claim_submit(self, job_id: str, *, run_token: str, now: datetime) -> bool:
         self.writes.append(("claim_submit", job_id))
@@ -541,6 +551,8 @@ class FakeNotifier:
         self.published: list[Completion] = []
         self.answered: list[tuple[str, Completion]] = []
         self.webhooks: list[tuple[str, Completion]] = []
+        # (url, owner, variant) of each webhook queued: whose secret signs it, which copy it is.
+        self.webhook_owners: list[tuple[str, str, str]] = []
 
     def publish(self, completion: Completion) -> None:
         self.published.append(completion)
@@ -548,8 +560,11 @@ class FakeNotifier:
     def answer_task(self, task_token: str, completion: Completion) -> None:
         self.answered.append((task_token, completion))
 
-    def queue_webhook(self, url: str, completion: Completion, *, now: datetime) -> None:
+    def queue_webhook(
+        self, url: str, completion: Completion, *, now: datetime, owner: str, variant: str = ""
+    ) -> None:
         self.webhooks.append((url, completion))
+        self.webhook_owners.append((url, owner, variant))
 
 
 # --------------------------------------------------------------------------- the usage store
@@ -613,6 +628,15 @@ def _settings() -> Settings:
     return Settings(jobs_table_name="jobs", images_bucket_name="images")
 
 
+class FakeWebhookSecrets:
+    """The real derivation (adapters.webhook_secrets.owner_secret) from a fixed master secret."""
+
+    MASTER = "whsec_" + "A" * 32
+
+    def secret_for(self, owner: str) -> str:
+        return owner_secret(self.MASTER, owner)
+
+
 @dataclass
 class FakePorts:
     """A `Ports` of fakes (made by `fake_ports`). `upstream_key_error`: what
@@ -625,6 +649,7 @@ class FakePorts:
     workflow: FakeWorkflow
     notifier: FakeNotifier
     usage: FakeUsageStore
+    webhook_secrets: FakeWebhookSecrets
     clock: Callable[[], datetime]
     sleep: Callable[[float], None]
     upstream_key_error: GatewayError | None = None
@@ -659,6 +684,7 @@ def fake_ports(
         workflow=workflow or FakeWorkflow(),
         notifier=notifier or FakeNotifier(),
         usage=usage or FakeUsageStore(),
+        webhook_secrets=FakeWebhookSecrets(),
         clock=clock,
         sleep=sleep,
         upstream_key_error=upstream_key_error,

@@ -66,6 +66,7 @@ def test_every_route_requires_iam_auth(translated: dict[str, Any]) -> None:
         "GET /v1/jobs",
         "POST /v1/jobs/{job_id}/cancel",
         "GET /v1/usage",
+        "GET /v1/webhooks/secret",
         "GET /openapi.json",
         "GET /swagger",
     }

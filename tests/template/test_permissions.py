@@ -91,6 +91,8 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
             ":execution:<ImageJobStateMachine.Name>:*",
         ),
         ("events:PutEvents", "<EventBus.Arn>"),
+        # GET /v1/webhooks/secret: the caller's secret is derived from the master secret
+        ("secretsmanager:GetSecretValue", "<WebhookSigningSecret>"),
         (BASIC_EXECUTION, ""),
         (XRAY_WRITE, ""),
         *TELL_CALLERS,
@@ -108,6 +110,7 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("s3:GetObject", "<ImagesBucket.Arn>/*"),  # its completion's presigned URLs
         ("dynamodb:GetItem", "<JobsTable.Arn>"),
         ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
+        ("events:PutEvents", "<EventBus.Arn>"),  # a folded duplicate's own completion
         (BASIC_EXECUTION, ""),
         (XRAY_WRITE, ""),
         *TELL_CALLERS,
@@ -117,6 +120,7 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:UpdateItem", "<UsageTable.Arn>"),
         ("dynamodb:GetItem", "<JobsTable.Arn>"),
         ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
+        ("events:PutEvents", "<EventBus.Arn>"),  # a folded duplicate's own completion
         (BASIC_EXECUTION, ""),
         (XRAY_WRITE, ""),
         *TELL_CALLERS,
@@ -166,6 +170,8 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ),
         ("sqs:ChangeMessageVisibility", "<RequestQueue.Arn>"),
         ("sqs:GetQueueUrl", "<RequestQueue.Arn>"),
+        ("sqs:ChangeMessageVisibility", "<BusRequestQueue.Arn>"),
+        ("sqs:GetQueueUrl", "<BusRequestQueue.Arn>"),
         ("events:PutEvents", "<EventBus.Arn>"),
         ("secretsmanager:GetSecretValue", "<UpstreamApiKeySecret>"),
         SQS_POLLER,

@@ -18,6 +18,7 @@ from standardwebhooks.webhooks import Webhook
 from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
 from imagegateway.adapters.downloads import DownloadClient
+from imagegateway.adapters.webhook_secrets import signing_key, webhook_signing_secret
 from imagegateway.adapters.webhooks import (
     MAX_ATTEMPTS,
     RETRY_SCHEDULE_SECONDS,
@@ -30,9 +31,7 @@ from imagegateway.adapters.webhooks import (
     next_delay_seconds,
     sign,
     signed_headers,
-    signing_key,
     webhook_message,
-    webhook_signing_secret,
 )
 from imagegateway.domain.base import JobStatus
 from imagegateway.domain.errors import ConfigurationError
@@ -49,6 +48,7 @@ SECRET = f"whsec_{BARE_SECRET}"
 JOB_ID = "3f2b8c1e-9d4a-4e7b-8a61-0c5d2e7f9a10"
 COMPLETED_AT = datetime(2026, 11, 25, 16, 0, 14, tzinfo=UTC)
 URL = "https://hooks.example.com/imagepipeline"
+OWNER = "iam:AIDAEXAMPLEOWNER0001"
 PUBLIC = "93.184.216.34"
 
 
@@ -78,8 +78,8 @@ def test_a_message_is_the_contract_body_with_an_id_stable_per_job() -> None:
     # Given one completed job
     done = completion(reference="order-42")
     # When its message is built twice, at different times (a retried task)
-    first = webhook_message(URL, done, now=datetime.now(UTC))
-    second = webhook_message(URL, done, now=datetime.now(UTC) + timedelta(minutes=3))
+    first = webhook_message(URL, done, now=datetime.now(UTC), owner=OWNER)
+    second = webhook_message(URL, done, now=datetime.now(UTC) + timedelta(minutes=3), owner=OWNER)
     # Then both carry the same id and the very same body text
     assert first.webhook_id == second.webhook_id == f"msg_{JOB_ID}"
     assert first.body == second.body
@@ -100,7 +100,7 @@ def test_a_failed_job_is_told_as_image_failed() -> None:
         JobStatus.FAILURE, error="the upstream failed", error_code="UPSTREAM_FAILURE"
     )
     # When its message is built
-    body = json.loads(webhook_message(URL, failed, now=datetime.now(UTC)).body)
+    body = json.loads(webhook_message(URL, failed, now=datetime.now(UTC), owner=OWNER).body)
     # Then its type says so, and the error is in the data
     assert body["type"] == "image.failed"
     assert body["data"]["error_code"] == "UPSTREAM_FAILURE"
@@ -111,8 +111,8 @@ def test_a_completion_without_job_or_timings_gets_a_random_id_and_now() -> None:
     refused = Completion.of(CompletionDetail(status=JobStatus.FAILURE, error="invalid"))
     now = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
     # When two messages are built for it
-    first = webhook_message(URL, refused, now=now)
-    second = webhook_message(URL, refused, now=now)
+    first = webhook_message(URL, refused, now=now, owner=OWNER)
+    second = webhook_message(URL, refused, now=now, owner=OWNER)
     # Then each has its own random msg_ id, tells no job, and is stamped with `now`
     assert first.webhook_id.startswith("msg_")
     assert len(first.webhook_id) == len("msg_") + 32
@@ -137,9 +137,9 @@ def test_the_sample_event_carries_a_message() -> None:
 @pytest.mark.parametrize("secret", [SECRET, BARE_SECRET], ids=["whsec", "bare"])
 def test_the_signature_verifies_with_the_standard_webhooks_library(secret: str) -> None:
     # Given a message and a signing secret, with or without its whsec_ prefix
-    message = webhook_message(URL, completion(), now=datetime.now(UTC))
+    message = webhook_message(URL, completion(), now=datetime.now(UTC), owner=OWNER)
     # When the headers of an attempt are signed now
-    headers = signed_headers(message, secret=secret, timestamp=int(time.time()))
+    headers = signed_headers(message, secrets=[secret], timestamp=int(time.time()))
     # Then the reference library verifies them over the body, with either form of the secret
     for receiver_secret in (SECRET, BARE_SECRET):
         payload = Webhook(receiver_secret).verify(message.body, headers)
@@ -285,7 +285,10 @@ class Pool:
 def sender_with(pool: Pool, monkeypatch: pytest.MonkeyPatch, now: float) -> WebhookSender:
     monkeypatch.setattr(DownloadClient, "pool_for", lambda self, target: pool)
     return WebhookSender(
-        DEPLOYED, secret=lambda: SECRET, resolve=resolving_to(PUBLIC), clock=lambda: now
+        DEPLOYED,
+        secrets=lambda owner: [SECRET],
+        resolve=resolving_to(PUBLIC),
+        clock=lambda: now,
     )
 
 
@@ -295,7 +298,7 @@ def test_an_attempt_posts_the_body_signed_now_to_the_checked_address(
     # Given a receiver that answers 204
     pool = Pool(204)
     now = time.time()
-    message = webhook_message(URL, completion(), now=datetime.now(UTC))
+    message = webhook_message(URL, completion(), now=datetime.now(UTC), owner=OWNER)
     # When one attempt is made
     status = sender_with(pool, monkeypatch, now).deliver(message)
     # Then it was one POST of the exact body, for the name, never following a redirect
@@ -329,7 +332,7 @@ def test_anything_but_a_2xx_answer_fails_the_attempt(
 ) -> None:
     # Given a receiver that answers non-2xx, redirects, times out or cannot be reached
     sender = sender_with(Pool(outcome), monkeypatch, time.time())
-    message = webhook_message(URL, completion(), now=datetime.now(UTC))
+    message = webhook_message(URL, completion(), now=datetime.now(UTC), owner=OWNER)
     # When an attempt is made, Then it failed (and will be tried again)
     with pytest.raises(WebhookDeliveryError):
         sender.deliver(message)
@@ -339,7 +342,9 @@ def test_a_refused_url_is_never_signed_or_sent(monkeypatch: pytest.MonkeyPatch) 
     # Given a message to the metadata service
     pool = Pool(200)
     sender = sender_with(pool, monkeypatch, time.time())
-    message = WebhookMessage(webhook_id="msg_x", url="https://169.254.169.254/latest", body="{}")
+    message = WebhookMessage(
+        webhook_id="msg_x", url="https://169.254.169.254/latest", body="{}", owner=OWNER
+    )
     # When an attempt is made, Then it is refused and nothing was sent
     with pytest.raises(WebhookRejectedError):
         sender.deliver(message)
@@ -350,7 +355,7 @@ def test_a_refused_url_is_never_signed_or_sent(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_queueing_without_a_queue_url_is_a_configuration_error() -> None:
-    message = webhook_message(URL, completion(), now=datetime.now(UTC))
+    message = webhook_message(URL, completion(), now=datetime.now(UTC), owner=OWNER)
     with pytest.raises(ConfigurationError, match="WEBHOOK_QUEUE_URL"):
         WebhookQueue(DEPLOYED).enqueue(message)
 
@@ -376,7 +381,9 @@ def test_a_malformed_or_refused_message_is_dropped_not_retried() -> None:
     # Given a record that is not a message, and one whose URL is refused
     malformed = sqs_record('{"url": 1}')
     refused = sqs_record(
-        WebhookMessage(webhook_id="msg_x", url="http://10.0.0.1/", body="{}").model_dump_json()
+        WebhookMessage(
+            webhook_id="msg_x", url="http://10.0.0.1/", body="{}", owner=OWNER
+        ).model_dump_json()
     )
     sender: Any = FailingSender(WebhookRejectedError("refusing the webhook URL: http"))
     # When each is handled, Then neither raises (so neither comes back)

@@ -101,7 +101,7 @@ def test_a_refused_request_is_published_told_to_its_task_and_webhook_and_valid()
     )
     error = InvalidRequestError("invalid request", details=[("request.width", "too wide")])
     # When it is refused
-    completion = refuse_request(callbacks, error, deps(notifier))
+    completion = refuse_request(callbacks, error, deps(notifier), owner="iam:AIDAEXAMPLEOWNER0001")
     # Then one Failed event, valid, naming the field, and the task and the webhook are told
     assert notifier.published == [completion]
     detail = detail_of(completion)

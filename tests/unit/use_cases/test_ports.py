@@ -16,6 +16,7 @@ from imagegateway.adapters.job_store import JobStore
 from imagegateway.adapters.notifier import Notifier
 from imagegateway.adapters.upstream_client import UpstreamClient
 from imagegateway.adapters.usage_store import UsageStore
+from imagegateway.adapters.webhook_secrets import WebhookSecrets
 from imagegateway.adapters.workflow import Workflow
 from imagegateway.entrypoints.wiring import Collaborators
 from imagegateway.platform.settings import Settings
@@ -26,6 +27,7 @@ from tests.support.fakes import (
     FakeNotifier,
     FakeUpstream,
     FakeUsageStore,
+    FakeWebhookSecrets,
     FakeWorkflow,
     fake_ports,
 )
@@ -38,6 +40,7 @@ PORTS: list[tuple[type[Any], type[Any], type[Any]]] = [
     (ports.Workflow, Workflow, FakeWorkflow),
     (ports.Notifier, Notifier, FakeNotifier),
     (ports.UsageStore, UsageStore, FakeUsageStore),
+    (ports.WebhookSecrets, WebhookSecrets, FakeWebhookSecrets),
 ]
 PORTS_MEMBERS = [
     "settings",
@@ -47,6 +50,7 @@ PORTS_MEMBERS = [
     "workflow",
     "notifier",
     "usage",
+    "webhook_secrets",
     "clock",
     "sleep",
     "require_upstream_key",
@@ -103,7 +107,8 @@ def test_the_wiring_and_the_fakes_both_offer_everything_a_use_case_is_handed() -
     for deps in (wired, faked):
         missing = [name for name in PORTS_MEMBERS if not _has_static(deps, name)]
         assert missing == [], type(deps).__name__
-    assert not {"jobs", "upstream", "images", "workflow", "notifier", "usage"} & set(vars(wired))
+    adapters = {"jobs", "upstream", "images", "workflow", "notifier", "usage", "webhook_secrets"}
+    assert not adapters & set(vars(wired))
     # and Ports names nothing more than those
     declared = {name for name in vars(ports.Ports) if not name.startswith("_")}
     assert declared == set(PORTS_MEMBERS)

@@ -173,6 +173,26 @@ class JobStore:
             raise
         return True
 
+    def add_callbacks(self, job_id: str, callbacks: Callbacks, *, now: datetime) -> bool:
+        """Have `callbacks` told too when the job ends; False if it has ended already (then
+        nobody will: the caller tells them itself). Conditional on PENDING, so a callback is
+        either on the row the ending reads back or refused, never lost in between."""
+        return self._update_if(
+            Key={"job_id": job_id},
+            UpdateExpression=(
+                "SET also_tell = list_append(if_not_exists(also_tell, :none), :new), "
+                "updated_at = :now"
+            ),
+            ConditionExpression="attribute_exists(job_id) AND #status = :pending",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":none": [],
+                ":new": [callbacks.model_dump(mode="json", exclude_none=True)],
+                ":pending": JobStatus.PENDING.value,
+                ":now": _iso(now),
+            },
+        )
+
     def claim_submit(self, job_id: str, *, run_token: str, now: datetime) -> bool:
         """Record, once, that the upstream POST is about to be sent. False if an earlier attempt
         already claimed it (it may have sent the POST) or the job is no longer PENDING."""

@@ -76,6 +76,9 @@ class Notifier:
             return
         metrics.add_metric(name="TaskTokensAnswered", unit="Count", value=1)
 
-    def queue_webhook(self, url: str, completion: Completion, *, now: datetime) -> None:
-        WebhookQueue(self._settings).enqueue(webhook_message(url, completion, now=now))
+    def queue_webhook(
+        self, url: str, completion: Completion, *, now: datetime, owner: str, variant: str = ""
+    ) -> None:
+        message = webhook_message(url, completion, now=now, owner=owner, variant=variant)
+        WebhookQueue(self._settings).enqueue(message)
         metrics.add_metric(name="WebhooksQueued", unit="Count", value=1)

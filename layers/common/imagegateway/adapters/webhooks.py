@@ -16,14 +16,13 @@ Webhooks signature, the retry schedule, the queue messages wait on, and the send
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -39,6 +38,7 @@ from imagegateway.adapters.downloads import (
     check_download_url,
     resolve_host,
 )
+from imagegateway.adapters.webhook_secrets import WebhookSecrets, signing_key
 from imagegateway.domain.errors import (
     ConfigurationError,
     GatewayError,
@@ -51,8 +51,6 @@ from imagegateway.platform.settings import Settings, get_settings
 from imagegateway.platform.time_budget import MIN_CALL_SECONDS, remaining_seconds
 
 MESSAGE_ID_PREFIX = "msg_"
-SECRET_PREFIX = "whsec_"  # noqa: S105 (the prefix of a secret, not one)
-SECRET_MAX_AGE_SECONDS = 300
 USER_AGENT = "imagepipeline-gateway-webhooks/1"
 # Delays after each failed attempt (the first attempt is immediate): 5 s, 5 min, 30 min, 2 h,
 # 5 h, 10 h, 10 h. The queue's redrive policy must allow MAX_ATTEMPTS receives.
@@ -94,20 +92,27 @@ class WebhookMessage(BaseModel):
     webhook_id: str = Field(min_length=1, max_length=256)
     url: str = Field(min_length=1)
     body: str
+    # Whose webhook it is: it is signed with that owner's secrets, and no other's.
+    owner: str = Field(min_length=1)
 
     @property
     def job_id(self) -> str | None:
         """The job the message tells of, from its id; None for a made-up id."""
-        suffix = self.webhook_id.removeprefix(MESSAGE_ID_PREFIX)
+        # msg_<job id>, or msg_<job id>.<variant> for another request folded into the job.
+        suffix = self.webhook_id.removeprefix(MESSAGE_ID_PREFIX).split(".", 1)[0]
         return None if _RANDOM_ID.fullmatch(suffix) else suffix
 
 
 # --- the message ----------------------------------------------------------------------------
 
 
-def webhook_message(url: str, completion: Completion, *, now: datetime) -> WebhookMessage:
-    """The message for a completion. Its `timestamp` is when the job completed (its timings'
-    `completed_at`, else `now`), so building it twice gives the same body."""
+def webhook_message(
+    url: str, completion: Completion, *, now: datetime, owner: str, variant: str = ""
+) -> WebhookMessage:
+    """The message for a completion, to be signed with `owner`'s secrets. Its `timestamp` is when
+    the job completed (its timings' `completed_at`, else `now`), so building it twice gives the
+    same body. `variant` names another request folded into the job (a keyed duplicate with
+    callbacks of its own): its webhook has an id of its own, `msg_<job id>.<variant>`."""
     detail = completion.detail
     event_type = _EVENT_TYPES.get(completion.detail_type)
     if event_type is None:
@@ -117,10 +122,12 @@ def webhook_message(url: str, completion: Completion, *, now: datetime) -> Webho
         "timestamp": _iso_utc(_completed_at(detail, now)),
         "data": detail.model_dump(mode="json", exclude_none=True),
     }
+    webhook_id = f"{MESSAGE_ID_PREFIX}{detail.job_id or uuid.uuid4().hex}"
     return WebhookMessage(
-        webhook_id=f"{MESSAGE_ID_PREFIX}{detail.job_id or uuid.uuid4().hex}",
+        webhook_id=f"{webhook_id}.{variant}" if variant else webhook_id,
         url=url,
         body=json.dumps(payload, separators=(",", ":")),
+        owner=owner,
     )
 
 
@@ -138,40 +145,19 @@ def _iso_utc(moment: datetime) -> str:
 # --- the signature --------------------------------------------------------------------------
 
 
-def signing_key(secret: str) -> bytes:
-    """The HMAC key of a Standard Webhooks secret: `whsec_<base64>` or the bare base64 (padding
-    optional, as the reference libraries read it)."""
-    encoded = secret.strip().removeprefix(SECRET_PREFIX)
-    try:
-        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ConfigurationError("the webhook signing secret is not base64 (whsec_...)") from exc
-    if not key:
-        raise ConfigurationError("the webhook signing secret is empty")
-    return key
-
-
 def sign(secret: str, webhook_id: str, timestamp: int, body: str) -> str:
-    """`v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, the `webhook-signature` header."""
+    """`v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, one signature of `webhook-signature`."""
     signed = f"{webhook_id}.{timestamp}.{body}".encode()
     digest = hmac.new(signing_key(secret), signed, hashlib.sha256).digest()
     return f"v1,{base64.b64encode(digest).decode()}"
 
 
-def webhook_signing_secret(settings: Settings) -> str:
-    """The signing secret from Secrets Manager (cached by Powertools). Never logged."""
-    if not settings.webhook_signing_secret_name:
-        raise ConfigurationError("WEBHOOK_SIGNING_SECRET_NAME is not set")
-    # Powertools' parameters utility imports boto3 and all its providers: loaded at first read.
-    from aws_lambda_powertools.utilities import parameters
-
-    try:
-        raw = parameters.get_secret(
-            settings.webhook_signing_secret_name, max_age=SECRET_MAX_AGE_SECONDS
-        )
-    except parameters.GetParameterError as exc:
-        raise ConfigurationError("the webhook signing secret cannot be read") from exc
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
+def signatures(secrets: Sequence[str], webhook_id: str, timestamp: int, body: str) -> str:
+    """The `webhook-signature` header: one signature per secret, space-separated (Standard
+    Webhooks), so a receiver holding either secret of a rotation verifies it."""
+    if not secrets:
+        raise ConfigurationError("no webhook signing secret")
+    return " ".join(sign(secret, webhook_id, timestamp, body) for secret in secrets)
 
 
 # --- the schedule ---------------------------------------------------------------------------
@@ -222,11 +208,13 @@ def check_webhook_url(
         raise WebhookDeliveryError("the webhook host could not be resolved") from exc
 
 
-def signed_headers(message: WebhookMessage, *, secret: str, timestamp: int) -> dict[str, str]:
+def signed_headers(
+    message: WebhookMessage, *, secrets: Sequence[str], timestamp: int
+) -> dict[str, str]:
     return {
         "webhook-id": message.webhook_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, message.webhook_id, timestamp, message.body),
+        "webhook-signature": signatures(secrets, message.webhook_id, timestamp, message.body),
         "content-type": "application/json",
         "user-agent": USER_AGENT,
     }
@@ -234,19 +222,20 @@ def signed_headers(message: WebhookMessage, *, secret: str, timestamp: int) -> d
 
 class WebhookSender:
     """POSTs messages, one attempt each, to the address their URL's check saw (downloads.py's
-    pinned pools). `secret`, `resolve` and `clock` are seams for tests."""
+    pinned pools), each signed with its owner's secrets (webhook_secrets.py). `secrets` (owner
+    to its signing secrets), `resolve` and `clock` are seams for tests."""
 
     def __init__(
         self,
         settings: Settings,
         *,
-        secret: Callable[[], str] | None = None,
+        secrets: Callable[[str], Sequence[str]] | None = None,
         resolve: Resolver = resolve_host,
         clock: Callable[[], float] = time.time,
         ca_certs: str | None = None,
     ) -> None:
         self._settings = settings
-        self._secret = secret or (lambda: webhook_signing_secret(settings))
+        self._secrets = secrets or WebhookSecrets(settings).signing_secrets_for
         self._resolve = resolve
         self._clock = clock
         self._connections = DownloadClient(settings, ca_certs=ca_certs)
@@ -255,7 +244,9 @@ class WebhookSender:
         """One attempt; the 2xx status on success. Raises WebhookRejectedError (never
         deliverable) or WebhookDeliveryError (this attempt failed)."""
         target = check_webhook_url(message.url, self._settings, self._resolve)
-        headers = signed_headers(message, secret=self._secret(), timestamp=int(self._clock()))
+        headers = signed_headers(
+            message, secrets=self._secrets(message.owner), timestamp=int(self._clock())
+        )
         try:
             response = self._connections.pool_for(target).urlopen(
                 "POST",

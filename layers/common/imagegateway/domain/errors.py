@@ -55,6 +55,9 @@ class FailureCode(StrEnum):
     # A queued or evented request that can never run (not JSON, not an envelope, an invalid
     # request, a reused idempotency key): told as an `Image Generation Failed` event, no job.
     INVALID_REQUEST = "INVALID_REQUEST"
+    # A queued or evented request whose idempotency key its owner already used for another
+    # request: refused on its own callbacks (Failed event, task failure, webhook), no job.
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
     INVALID_CURSOR = "INVALID_CURSOR"
     # A prompt over the tokens SD 1.5 reads, refused because the caller asked for strictness.
     PROMPT_TOO_LONG = "PROMPT_TOO_LONG"
@@ -78,6 +81,7 @@ NOT_JOB_CODES: frozenset[FailureCode] = frozenset(
         FailureCode.INVALID_IDEMPOTENCY_KEY,
         FailureCode.BUDGET_EXCEEDED,
         FailureCode.INVALID_REQUEST,
+        FailureCode.IDEMPOTENCY_KEY_REUSED,
         FailureCode.INVALID_CURSOR,
         FailureCode.PROMPT_TOO_LONG,
         FailureCode.JOB_FINISHED,
@@ -263,6 +267,12 @@ class InvalidRequestError(GatewayError):
     def __init__(self, message: str, *, details: list[tuple[str, str]] | None = None) -> None:
         super().__init__(message)
         self.details = details or []
+
+
+class IdempotencyKeyReusedError(InvalidRequestError):
+    """A queued or evented request whose owner used its idempotency key for another request."""
+
+    code = FailureCode.IDEMPOTENCY_KEY_REUSED
 
 
 class IdempotencyValidationError(Exception):

@@ -64,6 +64,9 @@ class JobRecord(GatewayModel):
     error_code: str | None = None
     error_message: str | None = None
     callbacks: Callbacks | None = None
+    # The callbacks of later requests folded into this job (the same owner, idempotency key and
+    # body, each with callbacks of its own): told when the job ends, like `callbacks`.
+    also_tell: list[Callbacks] = Field(default_factory=list)
     # Counted when the job was recorded (absent on rows written before counting existed).
     tokens: TokenCounts | None = None
     warnings: list[str] | None = None

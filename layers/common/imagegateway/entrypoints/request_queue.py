@@ -11,8 +11,11 @@ upstream id on the row and never POSTs again).
 - A message that can never run (not JSON, not an envelope, an invalid request, a reused
   idempotency key) is not retried: it ends at once as an `Image Generation Failed` event with
   `INVALID_REQUEST` and details naming the fields, and its task token and webhook are told.
-  One over the daily budget of its caller (all queued and evented requests are the caller
-  `pipeline`) ends the same way, with `BUDGET_EXCEEDED`, and nothing is sent.
+  One over the daily budget of its owner ends the same way, with `BUDGET_EXCEEDED`, and nothing
+  is sent.
+- Who owns a request (`owner_of`): a message sent to the request queue, the principal SQS names
+  as its sender (`SenderId`); one the bus delivered (through its own queue, that nothing but the
+  bus's rule may send to), the account the event names. Never a field of the envelope.
 - A transient failure (no upstream key yet, the upstream refusing or unreachable, the same key
   in flight) brings the message back later (`RetryLater`); after the queue's last receive it
   waits in the dead-letter queue, and its job row (if one was written) is ended by the
@@ -34,6 +37,7 @@ from pydantic import ValidationError
 from imagegateway.domain.errors import (
     BudgetExceededError,
     IdempotencyAlreadyInProgressError,
+    IdempotencyKeyReusedError,
     IdempotencyValidationError,
     InvalidRequestError,
     RetryLater,
@@ -41,13 +45,14 @@ from imagegateway.domain.errors import (
 )
 from imagegateway.domain.events import DetailType, Envelope
 from imagegateway.domain.image_requests import REQUEST_MODELS
+from imagegateway.domain.owners import account_owner, principal_owner
 from imagegateway.domain.prompt_tokens import measure_prompts
 from imagegateway.domain.records import Callbacks
-from imagegateway.domain.views import ErrorDetail, error_details
+from imagegateway.domain.views import ErrorDetail, JobView, error_details
 from imagegateway.entrypoints.idempotency import submit_job_once
 from imagegateway.entrypoints.wiring import collaborators
 from imagegateway.platform.observability import logger, metrics
-from imagegateway.use_cases.completion import refuse_request
+from imagegateway.use_cases.completion import fold_into_job, refuse_request
 from imagegateway.use_cases.intake import send_and_start
 from imagegateway.use_cases.ports import Ports
 from imagegateway.use_cases.submit_job import accept_job
@@ -57,9 +62,6 @@ if TYPE_CHECKING:
     # with the first batch.
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-# Jobs from queues and events belong to no HTTP caller: their callers hear back through the
-# completion event, their task token or their webhook.
-PIPELINE_OWNER = "pipeline"
 # When a message comes back after a transient failure: a short wait, doubled per receive.
 FIRST_RETRY_SECONDS = 5
 MAX_RETRY_SECONDS = 300
@@ -126,6 +128,21 @@ def _callbacks_in(message_body: str) -> Callbacks:
     return Callbacks.model_validate(told)
 
 
+def owner_of(record: SQSRecord, bus_request_queue_arn: str) -> str:
+    """The principal AWS names for the message (domain.owners); InvalidRequestError if none."""
+    try:
+        if bus_request_queue_arn and record.event_source_arn == bus_request_queue_arn:
+            event = json.loads(record.body)
+            account = event.get("account") if isinstance(event, dict) else None
+            return account_owner(account if isinstance(account, str) else "")
+        return principal_owner(record.attributes.sender_id or "")
+    except (KeyError, ValueError, RecursionError) as exc:
+        raise InvalidRequestError(
+            "the message's sender is not an AWS principal",
+            details=[("sender", "AWS names no principal for this message")],
+        ) from exc
+
+
 def _retry_seconds(record: SQSRecord) -> int:
     receives = int(record.attributes.approximate_receive_count or 1)
     wait: int = FIRST_RETRY_SECONDS * 2 ** min(receives - 1, 16)
@@ -133,48 +150,68 @@ def _retry_seconds(record: SQSRecord) -> int:
 
 
 def _refuse(
-    message_body: str, error: InvalidRequestError | BudgetExceededError, deps: Ports
+    message_body: str,
+    error: InvalidRequestError | BudgetExceededError,
+    deps: Ports,
+    *,
+    owner: str | None,
 ) -> None:
-    refuse_request(_callbacks_in(message_body), error, deps)
+    refuse_request(_callbacks_in(message_body), error, deps, owner=owner)
     logger.info("refused a queued request", extra={"error": error.message})
     metrics.add_metric(name="QueuedRequestsRefused", unit="Count", value=1)
 
 
 def take_request(record: SQSRecord, context: LambdaContext | None) -> None:
     deps = collaborators()
+    owner: str | None = None
     try:
+        owner = owner_of(record, deps.settings.bus_request_queue_arn)
         request = read_request(record.body, record.message_id)
         envelope = request.envelope
+        callbacks = Callbacks.model_validate(
+            envelope.model_dump(include=set(Callbacks.model_fields))
+        )
         accept = partial(
             accept_job,
             envelope.kind,
             request.body,
-            owner=PIPELINE_OWNER,
+            owner=owner,
             deps=deps,
             tokens=measure_prompts(request.body),
-            callbacks=Callbacks.model_validate(
-                envelope.model_dump(include=set(Callbacks.model_fields))
-            ),
+            callbacks=callbacks,
             use_cache=envelope.cache,
         )
+        accepted: list[str] = []
+
+        def accept_first() -> JobView:
+            view = accept().view
+            accepted.append(view.id)
+            return view
+
         view = submit_job_once(
             envelope.kind,
             request.body,
-            owner=PIPELINE_OWNER,
+            owner=owner,
             key=request.key,
             lambda_context=context,
-            accept=lambda: accept().view,
+            accept=accept_first,
         )
     except (InvalidRequestError, BudgetExceededError) as exc:
-        _refuse(record.body, exc, deps)
+        _refuse(record.body, exc, deps, owner=owner)
         return
     except IdempotencyValidationError:
-        message = "this idempotency_key was already used with a different request"
-        error = InvalidRequestError(message, details=[("idempotency_key", message)])
-        _refuse(record.body, error, deps)
+        message = "this idempotency_key was already used by this sender with a different request"
+        error = IdempotencyKeyReusedError(message, details=[("idempotency_key", message)])
+        _refuse(record.body, error, deps, owner=owner)
         return
     except IdempotencyAlreadyInProgressError as exc:
         raise RetryLater(_retry_seconds(record), "the same key is in flight") from exc
     except UpstreamKeyMissingError as exc:
         raise RetryLater(MAX_RETRY_SECONDS, "the gateway has no upstream API key yet") from exc
+    if not accepted:
+        # The same owner, key and body as an earlier request: the same job, whose end this
+        # request's own callbacks hear of too (at once if it has ended).
+        fold_into_job(view.id, callbacks, deps=deps)
+    # Also for a duplicate: the first delivery may have stopped before sending (it never sends
+    # twice: the job's submit is claimed once).
     send_and_start(view.id, deps, retry_seconds=_retry_seconds(record))

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from imagegateway.adapters.notifier import Notifier
     from imagegateway.adapters.upstream_client import UpstreamClient
     from imagegateway.adapters.usage_store import UsageStore
+    from imagegateway.adapters.webhook_secrets import WebhookSecrets
     from imagegateway.adapters.workflow import Workflow
 
 
@@ -73,6 +74,12 @@ class Collaborators:
         from imagegateway.adapters.usage_store import UsageStore
 
         return UsageStore(self.settings)
+
+    @cached_property
+    def webhook_secrets(self) -> WebhookSecrets:
+        from imagegateway.adapters.webhook_secrets import WebhookSecrets
+
+        return WebhookSecrets(self.settings)
 
     def require_upstream_key(self) -> None:
         # Its own module: the submit functions check the key without the upstream client.

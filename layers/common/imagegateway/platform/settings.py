@@ -60,6 +60,9 @@ class Settings(BaseModel):
     # Event-driven callers: the bus completion events go to (and requests come from), the queue
     # webhook deliveries wait on, and the secret webhooks are signed with (Standard Webhooks).
     event_bus_name: str = ""
+    # The queue only the bus's request rule may send to: its messages belong to the account the
+    # event names, every other queue's to their SQS sender.
+    bus_request_queue_arn: str = ""
     webhook_queue_url: str = ""
     webhook_signing_secret_name: str = ""
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)

@@ -67,6 +67,8 @@ class JobStore(Protocol):
 
     def get(self, job_id: str) -> JobRecord: ...
 
+    def add_callbacks(self, job_id: str, callbacks: Callbacks, *, now: datetime) -> bool: ...
+
     def claim_submit(self, job_id: str, *, run_token: str, now: datetime) -> bool: ...
 
     def release_submit(self, job_id: str) -> None: ...
@@ -149,7 +151,9 @@ class Notifier(Protocol):
 
     def answer_task(self, task_token: str, completion: Completion) -> None: ...
 
-    def queue_webhook(self, url: str, completion: Completion, *, now: datetime) -> None: ...
+    def queue_webhook(
+        self, url: str, completion: Completion, *, now: datetime, owner: str, variant: str = ""
+    ) -> None: ...
 
 
 @runtime_checkable
@@ -165,6 +169,13 @@ class UsageStore(Protocol):
     ) -> None: ...
 
     def today(self, owner: str, *, now: datetime) -> Usage: ...
+
+
+@runtime_checkable
+class WebhookSecrets(Protocol):
+    """Each owner's own webhook signing secret (`whsec_...`)."""
+
+    def secret_for(self, owner: str) -> str: ...
 
 
 class Ports(Protocol):
@@ -191,6 +202,9 @@ class Ports(Protocol):
 
     @property
     def usage(self) -> UsageStore: ...
+
+    @property
+    def webhook_secrets(self) -> WebhookSecrets: ...
 
     @property
     def clock(self) -> Callable[[], datetime]: ...

@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel, Field
 
 from imagegateway.domain.base import JobKind, JobStatus
 from imagegateway.domain.usage import Usage
@@ -29,11 +30,13 @@ from imagegateway.entrypoints.wiring import collaborators
 from imagegateway.use_cases.cancel_job import cancel_job
 from imagegateway.use_cases.list_jobs import MAX_PAGE, list_jobs
 from imagegateway.use_cases.view_job import view_job
+from imagegateway.use_cases.webhook_secret import webhook_secret_of
 
 STATUS_PATH = "/sd/<kind>/v1/status/<job_id>"
 LIST_PATH = "/v1/jobs"
 CANCEL_PATH = "/v1/jobs/<job_id>/cancel"
 USAGE_PATH = "/v1/usage"
+WEBHOOK_SECRET_PATH = "/v1/webhooks/secret"  # noqa: S105 (a route, not a secret)
 
 job_routes = Router()  # type: ignore[no-untyped-call]
 
@@ -100,6 +103,32 @@ def get_usage() -> Response[Any]:
         status_code=HTTPStatus.OK.value,
         content_type="application/json",
         body=usage.model_dump(mode="json"),
+    )
+
+
+class WebhookSecret(BaseModel):
+    secret: str = Field(description="The caller's own Standard Webhooks secret (whsec_...).")
+
+
+@job_routes.get(
+    WEBHOOK_SECRET_PATH,
+    summary="The caller's own webhook secret: every webhook of its jobs is signed with it",
+    responses={
+        200: {
+            "description": "The secret, for the caller's webhook receivers to verify with",
+            "content": {"application/json": {"model": WebhookSecret}},
+        }
+    },
+)
+def get_webhook_secret() -> Response[Any]:
+    owner = caller_identity(current_event(job_routes))
+    secret = webhook_secret_of(owner, collaborators())
+    # A secret: never kept by a cache or a proxy on the way.
+    return Response(
+        status_code=HTTPStatus.OK.value,
+        content_type="application/json",
+        body=WebhookSecret(secret=secret).model_dump(),
+        headers={"Cache-Control": "no-store"},
     )
 
 

@@ -28,25 +28,23 @@ from imagegateway.domain.errors import (
     MalformedBodyError,
     UnsupportedMediaTypeError,
 )
+from imagegateway.domain.owners import UnknownPrincipalError, principal_owner
 from imagegateway.domain.views import ErrorResponse, JobView
 from imagegateway.entrypoints.http.error_answers import register_error_handlers
 
 ANONYMOUS = "anonymous"
 
 
-# arn:aws:sts::<account>:assumed-role/<role name>/<session name>
-_ASSUMED_ROLE = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.+$")
-
-
 def caller_identity(event: APIGatewayProxyEventV2) -> str:
-    """Who owns the jobs a request makes and sees: an identity the caller cannot choose.
+    """Who owns the jobs a request makes and sees: an identity the caller cannot choose
+    (domain.owners).
 
-    - IAM: an assumed role is identified by its role, never by its session name (whoever may
-      assume the role picks that name, so "alice" could be anyone; and a client whose session
-      name changes per task keeps its jobs and idempotency keys); an IAM user by its ARN.
+    - IAM: the principal's unique id (`userId`), the name SQS gives the same principal as a
+      queue message's sender, so one principal is one owner on every entry; an assumed role is
+      its role, never its session name (whoever may assume the role picks that name).
     - JWT: the issuer and the subject together (a subject is unique only per issuer).
     - An API key: its owner, `apikey:<name>`, as the gateway's Lambda authorizer found it.
-    - No authorizer (local stack, auth off): anonymous.
+    - No authorizer (auth off): anonymous.
     """
     authorizer = event.request_context.authorizer
     if authorizer is not None:
@@ -55,13 +53,12 @@ def caller_identity(event: APIGatewayProxyEventV2) -> str:
         if isinstance(keyed.get("owner"), str) and keyed["owner"]:
             return str(keyed["owner"])
         iam = authorizer.iam
-        if iam is not None and (iam.user_arn or iam.caller_id):
-            arn = str(iam.user_arn or "")
-            role = _ASSUMED_ROLE.match(arn)
-            if role is not None:
-                partition, account, name = role.groups()
-                return f"arn:{partition}:iam::{account}:role/{name}"
-            return arn or f"iam:{iam.account_id}:{str(iam.caller_id).split(':')[0]}"
+        if iam is not None and (iam.user_id or iam.caller_id):
+            try:
+                return principal_owner(str(iam.user_id or iam.caller_id))
+            except UnknownPrincipalError:
+                # Not a shape IAM gives; still never pooled with other callers.
+                return str(iam.user_arn or iam.caller_id)
         claims = authorizer.jwt_claim or {}
         if claims.get("sub"):
             issuer = claims.get("iss")

@@ -18,7 +18,7 @@ from imagegateway.domain.errors import (
 from imagegateway.domain.events import Completion
 from imagegateway.domain.tickets import CaughtError, Failure, JobTicket
 from imagegateway.platform.observability import logger, metrics
-from imagegateway.use_cases.completion import completion_of, give_back_if_never_sent, tell_caller
+from imagegateway.use_cases.completion import completion_of, give_back_if_never_sent, tell_everyone
 from imagegateway.use_cases.ports import Ports
 
 # Errors whose message the gateway wrote for callers; any other error's text (botocore, a
@@ -66,7 +66,7 @@ def fail_job(ticket: JobTicket, deps: Ports) -> Completion:
     if recorded:
         give_back_if_never_sent(record, deps)
     completion = completion_of(record, deps)
-    tell_caller(record.callbacks, completion, deps)
+    tell_everyone(record, completion, deps)
     return completion
 
 

@@ -10,7 +10,7 @@ from imagegateway.domain.image_set import select_image_urls
 from imagegateway.domain.records import cache_key
 from imagegateway.domain.tickets import JobTicket
 from imagegateway.platform.observability import logger, metrics
-from imagegateway.use_cases.completion import completion_of, tell_caller
+from imagegateway.use_cases.completion import completion_of, tell_everyone
 from imagegateway.use_cases.ports import Ports
 
 
@@ -33,5 +33,5 @@ def store_job(ticket: JobTicket, deps: Ports) -> Completion:
     metrics.add_metric(name="ImagesStored", unit="Count", value=len(images))
     record = deps.jobs.get(ticket.job_id)
     completion = completion_of(record, deps)
-    tell_caller(record.callbacks, completion, deps)
+    tell_everyone(record, completion, deps)
     return completion
