@@ -212,6 +212,11 @@ def _apply_redrive_policies(
 def _create_event_buses(
     template: Mapping[str, Any], suffix: str
 ) -> tuple[dict[str, str], dict[str, str]]:
+    """The template's buses. Their resource policies (AWS::Events::EventBusPolicy: only the
+    gateway's roles may put its Source) are deliberately not applied: moto does not enforce
+    EventBridge resource policies, and locally every function shares one role, so the policy
+    would name roles that do not exist here. tests/template/test_event_bus_policy.py holds the
+    deployed policy instead."""
     events = boto3.client("events", region_name=REGION)
     names: dict[str, str] = {}
     arns: dict[str, str] = {}
