@@ -135,7 +135,7 @@ def _parameters(template: Mapping[str, Any], overrides: Mapping[str, str]) -> di
     return values
 
 
-def _create_table(dynamodb: Any, table_name: str, props: Mapping[str, Any]) -> None:
+def create_table(dynamodb: Any, table_name: str, props: Mapping[str, Any]) -> None:
     """The table as the template declares it: keys, attributes, indexes, TTL."""
     extra: dict[str, Any] = {}
     if props.get("GlobalSecondaryIndexes"):
@@ -316,7 +316,7 @@ def build_stack(
 
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     for name, table in tables.items():
-        _create_table(dynamodb, table_names[name], table["Properties"])
+        create_table(dynamodb, table_names[name], table["Properties"])
 
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket=bucket_name)
