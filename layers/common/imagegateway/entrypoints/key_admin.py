@@ -15,7 +15,8 @@ For a deployed stack pass its ApiKeysTableName output (`pip install ./layers/com
 command on PATH); the AWS credentials and region come from the environment, as for the AWS CLI.
 Without --table it reads the local stack's outputs, out/stack-outputs.json of the current
 directory (or STACK_OUTPUTS_FILE), written by `make run`: its ApiKeysTableName and moto endpoint.
-`make api-key NAME=...` runs it.
+`make api-key NAME=...`, `make api-keys NAME=...` and `make revoke-key FINGERPRINT=...` (or
+NAME=...) run it.
 
 An operator's tool, never a Lambda's: no function imports this module (tests/unit/
 test_cold_imports.py holds that), though it ships in the layer with the rest of the package.
