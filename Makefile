@@ -26,7 +26,8 @@ define venv
 	@echo "$(1): $$($(1)/bin/python --version) ($(PYTHON))"
 endef
 
-.PHONY: install test lint unit integration workflow e2e template run demo bench api-key clean FORCE
+.PHONY: install test lint unit integration workflow e2e template run demo bench api-key api-keys \
+	revoke-key clean FORCE
 
 install: $(STAMP)
 
@@ -83,6 +84,19 @@ bench: $(STAMP)
 api-key: $(STAMP)
 	@test -n "$(NAME)" || { echo "usage: make api-key NAME=<owner> [TABLE=<ApiKeysTableName>]"; exit 2; }
 	@$(BIN)/imagegateway-keys issue "$(NAME)" $(if $(TABLE),--table "$(TABLE)")
+
+# An owner's keys, by the fingerprint printed at issue (never the key): `make api-keys NAME=team-a`.
+api-keys: $(STAMP)
+	@test -n "$(NAME)" || { echo "usage: make api-keys NAME=<owner> [TABLE=<ApiKeysTableName>]"; exit 2; }
+	@$(BIN)/imagegateway-keys list "$(NAME)" $(if $(TABLE),--table "$(TABLE)")
+
+# Revoke without the key: one key by its fingerprint (`make revoke-key FINGERPRINT=1a2b3c4d`, with
+# NAME=<owner> too if two owners' keys share it), or every key of an owner (`make revoke-key
+# NAME=team-a`). A key in hand: `imagegateway-keys revoke <key>`.
+revoke-key: $(STAMP)
+	@test -n "$(FINGERPRINT)$(NAME)" || { echo "usage: make revoke-key FINGERPRINT=<fp> [NAME=<owner>] | NAME=<owner> [TABLE=<ApiKeysTableName>]"; exit 2; }
+	@$(BIN)/imagegateway-keys revoke $(if $(FINGERPRINT),--fingerprint "$(FINGERPRINT)") \
+		$(if $(NAME),--owner "$(NAME)") $(if $(TABLE),--table "$(TABLE)")
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam out

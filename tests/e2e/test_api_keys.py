@@ -1,7 +1,7 @@
 """API keys over the local stack: the upstream's own snippet, with only the base URL and the key
-changed, gets a job; a wrong key gets 401; keys issued and revoked with the package's
-`imagegateway-keys` command (what `make api-key` runs); requests without a key keep the local
-default caller."""
+changed, gets a job; a wrong key gets 401; keys issued, listed and revoked (by key, fingerprint or
+owner) with the package's `imagegateway-keys` command (what `make api-key`, `make api-keys` and
+`make revoke-key` run); requests without a key keep the local default caller."""
 
 from __future__ import annotations
 
@@ -90,3 +90,38 @@ def test_keys_are_issued_and_revoked_by_the_command(gateway: Gateway) -> None:
     revoked = api_keys("revoke", key)
     assert revoked.returncode == 0, revoked.stderr
     assert upstream_snippet(gateway.url, key).status_code == 401
+
+
+def key_works(gateway: Gateway, key: str) -> int:
+    """The status of the caller's job list with this key: 200 for a live key."""
+    return requests.get(f"{gateway.url}/v1/jobs", headers={"API-Key": key}, timeout=30).status_code
+
+
+def test_an_operator_lists_and_revokes_keys_it_never_kept(gateway: Gateway) -> None:
+    # Given two keys issued for a team, their fingerprints as printed at issue
+    issued = [api_keys("issue", "team-ops") for _ in range(2)]
+    assert all(run.returncode == 0 for run in issued), [run.stderr for run in issued]
+    first, second = (run.stdout.strip() for run in issued)
+    printed = [run.stderr.split("(fingerprint ", 1)[1].split(")", 1)[0] for run in issued]
+    assert (key_works(gateway, first), key_works(gateway, second)) == (200, 200)
+    # When the operator lists the team's keys
+    listed = api_keys("list", "team-ops")
+    # Then it sees both fingerprints, both live, and never a key
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(line.split()[0] for line in listed.stdout.splitlines()) == sorted(printed)
+    assert first not in listed.stdout + listed.stderr
+    assert second not in listed.stdout + listed.stderr
+    # When it revokes the first by its fingerprint alone
+    by_fingerprint = api_keys("revoke", "--fingerprint", printed[0])
+    assert by_fingerprint.returncode == 0, by_fingerprint.stderr
+    # Then the first is refused and the second still works
+    assert key_works(gateway, first) in (401, 403)
+    assert key_works(gateway, second) == 200
+    # When it revokes the team by owner / Then no key of the team works
+    by_owner = api_keys("revoke", "--owner", "team-ops")
+    assert by_owner.returncode == 0, by_owner.stderr
+    assert key_works(gateway, first) in (401, 403)
+    assert key_works(gateway, second) in (401, 403)
+    # And the listing says both are revoked
+    statuses = [line.split()[2] for line in api_keys("list", "team-ops").stdout.splitlines()]
+    assert statuses == ["revoked", "revoked"]
