@@ -369,7 +369,7 @@ def test_a_dribbling_receiver_fails_only_its_own_record_of_a_batch(
     # Given attempts of 2 s, and a batch of five webhooks of five jobs: four to a receiver that
     # answers 200 at once, one (in the middle) to a receiver that dribbles its answer
     monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", str(ATTEMPT_SECONDS))
-    clear_all()
+    get_settings.cache_clear()
     receiver.statuses = [200]
     good_ids = [str(uuid.uuid4()) for _ in range(4)]
     slow_id = str(uuid.uuid4())
