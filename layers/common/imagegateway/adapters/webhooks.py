@@ -11,6 +11,9 @@ Webhooks signature, the retry schedule, the queue messages wait on, and the send
   (downloads.py), except the download allow-list (any host the caller names): deployed, https
   on the default port only, every resolved address public, the connection made to the checked
   address with TLS and Host for the name. Redirects are never followed: a 3xx is a failure.
+- An attempt ends by its deadline (`webhook_timeout_seconds` after it starts), whatever the
+  receiver does (attempt_deadline.py): its status decides, its body is never read. None starts
+  without time for a whole one.
 """
 
 from __future__ import annotations
