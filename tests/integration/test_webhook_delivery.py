@@ -10,6 +10,8 @@ import base64
 import json
 import secrets
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,15 +29,18 @@ from imagegateway.adapters.webhook_secrets import owner_secret
 from imagegateway.adapters.webhooks import (
     MAX_ATTEMPTS,
     RETRY_SCHEDULE_SECONDS,
+    WebhookDeliveryError,
     WebhookMessage,
     WebhookQueue,
+    WebhookSender,
     webhook_message,
 )
 from imagegateway.domain.base import JobStatus
 from imagegateway.domain.events import Completion, CompletionDetail
-from imagegateway.platform.settings import get_settings
+from imagegateway.platform.settings import Settings, get_settings
 from local.aws.lambda_runtime import LambdaContext, load_handler
 from tests.support.caches import clear_all
+from tests.support.webhook_receivers import Mode, SlowReceiver
 
 pytestmark = pytest.mark.network
 
@@ -162,10 +167,10 @@ def invoke(event: dict[str, Any]) -> Any:
     return load_handler(FUNCTION)(event, LambdaContext(function_name="deliver_webhook"))
 
 
-def completed_job() -> Completion:
+def completed_job(job_id: str = JOB_ID) -> Completion:
     return Completion.of(
         CompletionDetail(
-            job_id=JOB_ID, status=JobStatus.SUCCESS, reference="order-42", images=[], timings=None
+            job_id=job_id, status=JobStatus.SUCCESS, reference="order-42", images=[], timings=None
         )
     )
 
@@ -283,3 +288,120 @@ def test_a_malformed_message_is_dropped(queue: Queue, receiver: Receiver) -> Non
     # When the function gets it, Then it is not retried, and nothing was sent
     assert invoke(sqs_event(queue, message)) == {"batchItemFailures": []}
     assert receiver.received == []
+
+
+# --- receivers that hold the connection ------------------------------------------------------
+
+# Short in tests; the assertions allow five times as much, so a busy machine does not fail them.
+ATTEMPT_SECONDS = 3.0
+WELL_WITHIN = 15.0
+
+
+@pytest.fixture
+def slow_receiver(request: pytest.FixtureRequest) -> Iterator[SlowReceiver]:
+    mode: Mode = getattr(request, "param", "dribble")
+    receiver = SlowReceiver(mode=mode)
+    yield receiver
+    receiver.close()
+
+
+def left_within(receiver: SlowReceiver, seconds: float) -> list[float]:
+    """How long the sender held each connection, waiting up to `seconds` for it to leave."""
+    ends = time.monotonic() + seconds
+    while any(visit.left_at is None for visit in receiver.visits) and time.monotonic() < ends:
+        time.sleep(0.05)
+    return [visit.held_seconds or float("inf") for visit in receiver.visits]
+
+
+@pytest.mark.parametrize("slow_receiver", ["dribble", "silent"], indirect=True)
+def test_an_attempt_at_a_receiver_that_never_finishes_its_answer_ends_at_its_deadline(
+    slow_receiver: SlowReceiver,
+) -> None:
+    # Given a sender whose attempts last 2 s, and a receiver that dribbles its status line and
+    # headers a byte at a time (each byte well within any read timeout), or never answers
+    settings = Settings(
+        jobs_table_name="jobs",
+        images_bucket_name="images",
+        allow_insecure_downloads=True,
+        webhook_timeout_seconds=ATTEMPT_SECONDS,
+    )
+    sender = WebhookSender(settings, secrets=lambda owner: ["whsec_" + "A" * 32])
+    message = webhook_message(
+        slow_receiver.url, completed_job(), now=datetime.now(UTC), owner=OWNER
+    )
+    # When one attempt is made
+    started = time.monotonic()
+    with pytest.raises(WebhookDeliveryError):
+        sender.deliver(message)
+    elapsed = time.monotonic() - started
+    sender.close()
+    # Then it failed at about its deadline, not when the receiver gave up (30 s)
+    assert ATTEMPT_SECONDS - 0.5 <= elapsed < WELL_WITHIN
+    # And the receiver saw the connection go then, the request having been sent whole
+    [held] = left_within(slow_receiver, WELL_WITHIN)
+    assert held < WELL_WITHIN
+    assert slow_receiver.visits[0].request_head.startswith(b"POST /hooks/slow ")
+
+
+@pytest.mark.parametrize("slow_receiver", ["endless-body"], indirect=True)
+def test_an_answer_with_an_endless_body_is_judged_by_its_status_and_not_read(
+    slow_receiver: SlowReceiver,
+) -> None:
+    # Given a receiver that answers 200 at once, then sends a body that never ends
+    settings = Settings(
+        jobs_table_name="jobs",
+        images_bucket_name="images",
+        allow_insecure_downloads=True,
+        webhook_timeout_seconds=ATTEMPT_SECONDS,
+    )
+    sender = WebhookSender(settings, secrets=lambda owner: ["whsec_" + "A" * 32])
+    message = webhook_message(
+        slow_receiver.url, completed_job(), now=datetime.now(UTC), owner=OWNER
+    )
+    # When one attempt is made
+    started = time.monotonic()
+    status = sender.deliver(message)
+    sender.close()
+    # Then it is delivered on the status alone, without waiting for (or reading) the body
+    assert status == 200
+    assert time.monotonic() - started < WELL_WITHIN
+    [held] = left_within(slow_receiver, WELL_WITHIN)
+    assert held < WELL_WITHIN
+
+
+def test_a_dribbling_receiver_fails_only_its_own_record_of_a_batch(
+    queue: Queue, receiver: Receiver, slow_receiver: SlowReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given attempts of 2 s, and a batch of five webhooks of five jobs: four to a receiver that
+    # answers 200 at once, one (in the middle) to a receiver that dribbles its answer
+    monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", str(ATTEMPT_SECONDS))
+    get_settings.cache_clear()
+    receiver.statuses = [200]
+    good_ids = [str(uuid.uuid4()) for _ in range(4)]
+    slow_id = str(uuid.uuid4())
+    now = datetime.now(UTC)
+    for job_id in [*good_ids[:2], slow_id, *good_ids[2:]]:
+        url = slow_receiver.url if job_id == slow_id else receiver.url
+        queued(webhook_message(url, completed_job(job_id), now=now, owner=OWNER))
+    messages = receive(queue)
+    assert len(messages) == 5
+    event = {"Records": [sqs_event(queue, m)["Records"][0] for m in messages]}
+    [slow_message] = [m for m in messages if slow_id in m["Body"]]
+
+    # When the function gets the batch
+    started = time.monotonic()
+    answer = invoke(event)
+    elapsed = time.monotonic() - started
+
+    # Then only the dribbler's record failed, and it comes back after the schedule's first delay
+    assert answer == {"batchItemFailures": [{"itemIdentifier": slow_message["MessageId"]}]}
+    assert [change["VisibilityTimeout"] for change in queue.visibility_changes] == [
+        RETRY_SCHEDULE_SECONDS[0]
+    ]
+    # And every other job's webhook was delivered exactly once
+    ids = sorted(request.headers["webhook-id"] for request in receiver.received)
+    assert ids == sorted(f"msg_{job_id}" for job_id in good_ids)
+    # And the whole batch took about one attempt's time, far within the function's budget
+    assert elapsed < WELL_WITHIN
+    [held] = left_within(slow_receiver, WELL_WITHIN)
+    assert held < WELL_WITHIN

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,13 +19,16 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
-from imagegateway.adapters.downloads import DownloadClient
+from imagegateway.adapters import webhooks
+from imagegateway.adapters.attempt_deadline import AttemptDeadline
+from imagegateway.adapters.downloads import DownloadTarget
 from imagegateway.adapters.webhook_secrets import signing_key, webhook_signing_secret
 from imagegateway.adapters.webhooks import (
     MAX_ATTEMPTS,
     RETRY_SCHEDULE_SECONDS,
     WebhookDeliveryError,
     WebhookMessage,
+    WebhookNotAttempted,
     WebhookQueue,
     WebhookRejectedError,
     WebhookSender,
@@ -34,10 +39,11 @@ from imagegateway.adapters.webhooks import (
     webhook_message,
 )
 from imagegateway.domain.base import JobStatus
-from imagegateway.domain.errors import ConfigurationError
+from imagegateway.domain.errors import ConfigurationError, RetryLater
 from imagegateway.domain.events import Completion, CompletionDetail
-from imagegateway.entrypoints.webhook_queue import deliver_record
+from imagegateway.entrypoints.webhook_queue import attempt_all, deliver_record
 from imagegateway.platform.settings import Settings
+from imagegateway.platform.time_budget import SAFETY_MARGIN_SECONDS, invocation_budget
 from tests.support.events import load_event
 
 DEPLOYED = Settings(jobs_table_name="jobs", images_bucket_name="images")
@@ -274,6 +280,8 @@ class Pool:
     def __init__(self, outcome: int | Exception) -> None:
         self.outcome = outcome
         self.calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+        self.pinned: tuple[str, AttemptDeadline | None] = ("", None)
+        self.closed = False
 
     def urlopen(self, *args: Any, **kwargs: Any) -> Answer:
         self.calls.append((args, kwargs))
@@ -281,9 +289,16 @@ class Pool:
             raise self.outcome
         return Answer(self.outcome)
 
+    def close(self) -> None:
+        self.closed = True
+
 
 def sender_with(pool: Pool, monkeypatch: pytest.MonkeyPatch, now: float) -> WebhookSender:
-    monkeypatch.setattr(DownloadClient, "pool_for", lambda self, target: pool)
+    def watched_pool(target: DownloadTarget, deadline: AttemptDeadline, **kwargs: Any) -> Pool:
+        pool.pinned = (target.addresses[0], deadline)
+        return pool
+
+    monkeypatch.setattr(webhooks, "watched_pool", watched_pool)
     return WebhookSender(
         DEPLOYED,
         secrets=lambda owner: [SECRET],
@@ -312,7 +327,17 @@ def test_an_attempt_posts_the_body_signed_now_to_the_checked_address(
     assert headers["Host"] == "hooks.example.com"
     assert headers["webhook-timestamp"] == str(int(now))
     assert headers["user-agent"]
-    assert kwargs["timeout"].total == DEPLOYED.webhook_timeout_seconds
+    # And it had its own pool, pinned to the checked address, watched by the attempt's deadline
+    # and closed after the attempt
+    address, deadline = pool.pinned
+    assert address == PUBLIC
+    assert deadline is not None
+    assert deadline.seconds == DEPLOYED.webhook_timeout_seconds
+    assert pool.closed
+    # And its connect and read timeouts are within the attempt's time (its deadline ends it)
+    timeout = kwargs["timeout"]
+    assert timeout.connect_timeout <= DEPLOYED.webhook_timeout_seconds / 2
+    assert timeout.read_timeout <= DEPLOYED.webhook_timeout_seconds
     # And it verifies as signed at this attempt's time
     Webhook(SECRET).verify(kwargs["body"], headers)
 
@@ -398,3 +423,98 @@ def test_the_last_failed_attempt_is_left_to_the_dead_letter_queue() -> None:
     # When it is handled, Then it fails without asking SQS for another delay (sockets are off)
     with pytest.raises(WebhookDeliveryError):
         deliver_record(record, sender)
+
+
+def test_no_attempt_is_started_without_time_for_a_whole_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given an invocation with 5 s left (after its safety margin), and attempts of 10 s
+    pool = Pool(204)
+    sender = sender_with(pool, monkeypatch, time.time())
+    context = FakeContext(remaining_ms=int((SAFETY_MARGIN_SECONDS + 5) * 1000))
+    message = webhook_message(URL, completion(), now=datetime.now(UTC), owner=OWNER)
+    # When an attempt is asked for, Then none is made: cut short, it would fail a good receiver
+    with invocation_budget(context), pytest.raises(WebhookNotAttempted):
+        sender.deliver(message)
+    assert pool.calls == []
+
+
+def test_a_message_not_attempted_comes_back_at_once() -> None:
+    # Given a record the sender had no time for
+    record = sqs_record(load_event("deliver_webhook")["Records"][0]["body"])
+    sender: Any = FailingSender(WebhookNotAttempted("no time"))
+    # When it is handled, Then it is back on the queue now, not after a delay of the schedule
+    with pytest.raises(RetryLater) as raised:
+        deliver_record(record, sender)
+    assert raised.value.seconds == 0
+
+
+class FakeContext:
+    def __init__(self, remaining_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+# --- the deadline and the batch -------------------------------------------------------------
+
+
+def test_the_deadline_ends_a_read_blocked_on_its_socket() -> None:
+    # Given a connection whose peer never sends, watched by a deadline of 0.2 s
+    ours, theirs = socket.socketpair()
+    with ours, theirs, AttemptDeadline(0.2) as deadline:
+        deadline.watch(ours)
+        started = time.monotonic()
+        # When a read waits on it, Then the read ends at the deadline, with no data
+        assert ours.recv(16) == b""
+        assert time.monotonic() - started < 5
+        # And the attempt knows it did not end in time
+        assert not deadline.met()
+
+
+def test_an_attempt_that_ends_in_time_meets_its_deadline() -> None:
+    # Given a deadline far off, When the attempt ends now, Then it met it
+    with AttemptDeadline(30) as deadline:
+        assert deadline.met()
+
+
+class HangingSender:
+    """Delivers at once, except to the URLs it hangs on (until released): an attempt that does
+    not end (a name resolution that never returns, say)."""
+
+    attempt_seconds = 0.2
+
+    def __init__(self, hang_on: str) -> None:
+        self.hang_on = hang_on
+        self.release = threading.Event()
+        self.delivered: list[str] = []
+
+    def deliver(self, message: WebhookMessage) -> int:
+        if message.url == self.hang_on:
+            self.release.wait(30)
+        self.delivered.append(message.webhook_id)
+        return 204
+
+
+def test_a_batch_does_not_wait_for_an_attempt_past_its_deadline() -> None:
+    # Given a batch of three webhooks, one of which never ends its attempt
+    raw = load_event("deliver_webhook")["Records"][0]
+    records = []
+    for index, url in enumerate([URL, "https://stuck.example.com/", URL]):
+        body = WebhookMessage(
+            webhook_id=f"msg_{index}", url=url, body="{}", owner=OWNER
+        ).model_dump_json()
+        records.append({**raw, "messageId": f"m{index}", "body": body})
+    sender: Any = HangingSender("https://stuck.example.com/")
+    # When all are attempted
+    started = time.monotonic()
+    outcomes = attempt_all(records, sender)
+    sender.release.set()
+    # Then the batch waited about one attempt's time, not for the stuck one
+    assert time.monotonic() - started < 5
+    # And the others were delivered, the stuck one is a failed attempt
+    assert outcomes["m0"] is None
+    assert outcomes["m2"] is None
+    assert isinstance(outcomes["m1"], WebhookDeliveryError)
+    assert not isinstance(outcomes["m1"], WebhookNotAttempted)

@@ -26,13 +26,14 @@ import threading
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import certifi
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import LocationParseError
 from urllib3.response import BaseHTTPResponse
-from urllib3.util import Timeout, parse_url
+from urllib3.util import Retry, Timeout, parse_url
 
 from imagegateway.adapters.http_retry import BudgetedRetry
 from imagegateway.domain.errors import ImageDownloadError, ImageRejectedError
@@ -226,6 +227,34 @@ def download_retry(settings: Settings) -> BudgetedRetry:
     )
 
 
+def pinned_pool(
+    target: DownloadTarget,
+    address: str,
+    *,
+    ca_certs: str,
+    maxsize: int,
+    retries: Retry | bool,
+    **connection_args: Any,
+) -> HTTPConnectionPool:
+    """A pool that connects to `address` (one the target's check saw) and speaks TLS for the
+    target's name. `connection_args` go to each connection (a subclass's own arguments)."""
+    if target.scheme == "https":
+        return HTTPSConnectionPool(
+            host=address,
+            port=target.port,
+            maxsize=maxsize,
+            retries=retries,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=ca_certs,
+            server_hostname=target.host,  # SNI
+            assert_hostname=target.host,  # the certificate must name the host
+            **connection_args,
+        )
+    return HTTPConnectionPool(
+        host=address, port=target.port, maxsize=maxsize, retries=retries, **connection_args
+    )
+
+
 class DownloadClient:
     """GETs checked targets, connecting to the checked address only.
 
@@ -251,19 +280,13 @@ class DownloadClient:
         return pool
 
     def _new_pool(self, target: DownloadTarget, address: str) -> HTTPConnectionPool:
-        size = self._settings.image_download_workers
-        if target.scheme == "https":
-            return HTTPSConnectionPool(
-                host=address,
-                port=target.port,
-                maxsize=size,
-                retries=self.retry,
-                cert_reqs="CERT_REQUIRED",
-                ca_certs=self._ca_certs,
-                server_hostname=target.host,  # SNI
-                assert_hostname=target.host,  # the certificate must name the host
-            )
-        return HTTPConnectionPool(host=address, port=target.port, maxsize=size, retries=self.retry)
+        return pinned_pool(
+            target,
+            address,
+            ca_certs=self._ca_certs,
+            maxsize=self._settings.image_download_workers,
+            retries=self.retry,
+        )
 
     def _timeout(self) -> Timeout:
         """The connect and read timeouts, the read one cut to what the invocation has left."""

@@ -11,6 +11,9 @@ Webhooks signature, the retry schedule, the queue messages wait on, and the send
   (downloads.py), except the download allow-list (any host the caller names): deployed, https
   on the default port only, every resolved address public, the connection made to the checked
   address with TLS and Host for the name. Redirects are never followed: a 3xx is a failure.
+- An attempt ends by its deadline (`webhook_timeout_seconds` after it starts), whatever the
+  receiver does (attempt_deadline.py): its status decides, its body is never read. None starts
+  without time for a whole one.
 """
 
 from __future__ import annotations
@@ -25,14 +28,16 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
+from http.client import HTTPException
 
+import certifi
 from pydantic import BaseModel, ConfigDict, Field
 from urllib3.exceptions import HTTPError
 from urllib3.util import Timeout
 
+from imagegateway.adapters.attempt_deadline import AttemptDeadline, watched_pool
 from imagegateway.adapters.aws_clients import sqs_client
 from imagegateway.adapters.downloads import (
-    DownloadClient,
     DownloadTarget,
     Resolver,
     check_download_url,
@@ -48,7 +53,7 @@ from imagegateway.domain.errors import (
 from imagegateway.domain.events import Completion, CompletionDetail, DetailType
 from imagegateway.platform.observability import logger
 from imagegateway.platform.settings import Settings, get_settings
-from imagegateway.platform.time_budget import MIN_CALL_SECONDS, remaining_seconds
+from imagegateway.platform.time_budget import remaining_seconds
 
 MESSAGE_ID_PREFIX = "msg_"
 USER_AGENT = "imagepipeline-gateway-webhooks/1"
@@ -220,10 +225,24 @@ def signed_headers(
     }
 
 
+class WebhookNotAttempted(WebhookDeliveryError):
+    """The invocation had no time left for a whole attempt, so none was started: the message
+    should come back at once."""
+
+
+# The share of what is left of an attempt that the TCP connect may take, and then again the TLS
+# handshake (CPython bounds a whole handshake by the socket's timeout, the connect timeout here):
+# at a half each, the two together end by the deadline, from which on the watchdog holds it.
+CONNECT_SHARE = 0.5
+
+
 class WebhookSender:
     """POSTs messages, one attempt each, to the address their URL's check saw (downloads.py's
-    pinned pools), each signed with its owner's secrets (webhook_secrets.py). `secrets` (owner
-    to its signing secrets), `resolve` and `clock` are seams for tests."""
+    pinned pools). Each attempt ends by its deadline, `webhook_timeout_seconds` after it starts,
+    whatever the receiver does; the answer's status decides, its body is never read.
+    Each is signed with its owner's secrets (webhook_secrets.py). `secrets` (an owner's
+    signing secrets), `resolve` and `clock` are seams for tests. Attempts may run in parallel
+    threads."""
 
     def __init__(
         self,
@@ -238,38 +257,24 @@ class WebhookSender:
         self._secrets = secrets or WebhookSecrets(settings).signing_secrets_for
         self._resolve = resolve
         self._clock = clock
-        self._connections = DownloadClient(settings, ca_certs=ca_certs)
+        self._ca_certs = ca_certs or certifi.where()
+
+    @property
+    def attempt_seconds(self) -> float:
+        """How long one attempt may take, from its start to its deadline."""
+        return self._settings.webhook_timeout_seconds
 
     def deliver(self, message: WebhookMessage) -> int:
         """One attempt; the 2xx status on success. Raises WebhookRejectedError (never
-        deliverable) or WebhookDeliveryError (this attempt failed)."""
+        deliverable), WebhookNotAttempted (no time for an attempt) or WebhookDeliveryError
+        (this attempt failed)."""
+        deadline = AttemptDeadline(self._attempt_seconds())
         target = check_webhook_url(message.url, self._settings, self._resolve)
         headers = signed_headers(
             message, secrets=self._secrets(message.owner), timestamp=int(self._clock())
         )
-        try:
-            response = self._connections.pool_for(target).urlopen(
-                "POST",
-                target.request_target,
-                body=message.body.encode(),
-                headers={"Host": target.host_header, **headers},
-                timeout=self._timeout(),
-                retries=False,  # the queue retries, on the schedule
-                redirect=False,
-                assert_same_host=False,
-                preload_content=False,
-            )
-        except HTTPError as exc:
-            logger.warning(
-                "webhook attempt failed", extra={"host": target.host, "error": repr(exc)}
-            )
-            raise WebhookDeliveryError(
-                f"the webhook was not answered: {type(exc).__name__}"
-            ) from exc
-        status = response.status
-        # The answer's body is not read (a receiver could send a huge or endless one).
-        response.close()
-        response.release_conn()
+        with deadline:
+            status = self._post(target, message, headers, deadline)
         if not 200 <= status < 300:
             logger.warning(
                 "webhook answered non-2xx", extra={"host": target.host, "status": status}
@@ -277,12 +282,59 @@ class WebhookSender:
             raise WebhookDeliveryError(f"the webhook answered {status}")
         return status
 
-    def _timeout(self) -> Timeout:
-        """The whole attempt's time, cut to what the invocation has left."""
-        seconds = min(self._settings.webhook_timeout_seconds, remaining_seconds())
-        if seconds < MIN_CALL_SECONDS:
-            raise WebhookDeliveryError("no time was left in this invocation to deliver the webhook")
-        return Timeout(total=seconds)
+    def _post(
+        self,
+        target: DownloadTarget,
+        message: WebhookMessage,
+        headers: dict[str, str],
+        deadline: AttemptDeadline,
+    ) -> int:
+        """The answer's status, read by the deadline. A pool of its own per attempt: its
+        connections carry the deadline, and none outlives the attempt."""
+        pool = watched_pool(target, deadline, ca_certs=self._ca_certs)
+        try:
+            connect = deadline.remaining() * CONNECT_SHARE
+            response = pool.urlopen(
+                "POST",
+                target.request_target,
+                body=message.body.encode(),
+                headers={"Host": target.host_header, **headers},
+                timeout=Timeout(connect=connect, read=deadline.remaining()),
+                retries=False,  # the queue retries, on the schedule
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+            )
+            if not deadline.met():
+                raise TimeoutError("the answer's head ended only with the attempt's deadline")
+        except (HTTPError, HTTPException, OSError) as exc:
+            raise self._unanswered(target, deadline, exc) from exc
+        finally:
+            pool.close()
+        # Not a byte of the body is read (a receiver could send a huge or endless one).
+        response.close()
+        response.release_conn()
+        return response.status
+
+    @staticmethod
+    def _unanswered(
+        target: DownloadTarget, deadline: AttemptDeadline, exc: Exception
+    ) -> WebhookDeliveryError:
+        logger.warning(
+            "webhook attempt failed",
+            extra={"host": target.host, "error": repr(exc), "deadline_passed": deadline.expired},
+        )
+        if deadline.expired:
+            return WebhookDeliveryError(f"the webhook did not answer within {deadline.seconds:g} s")
+        return WebhookDeliveryError(f"the webhook was not answered: {type(exc).__name__}")
+
+    def _attempt_seconds(self) -> float:
+        """A whole attempt's time, or none: an attempt cut short by the invocation's end would
+        fail a receiver that did nothing wrong."""
+        seconds = self.attempt_seconds
+        if remaining_seconds() < seconds:
+            raise WebhookNotAttempted("no time was left in this invocation for a whole attempt")
+        return seconds
 
     def close(self) -> None:
-        self._connections.close()
+        """Nothing is kept between attempts (each has its own pool); kept for callers."""
