@@ -317,7 +317,7 @@ def left_within(receiver: SlowReceiver, seconds: float) -> list[float]:
 def test_an_attempt_at_a_receiver_that_never_finishes_its_answer_ends_at_its_deadline(
     slow_receiver: SlowReceiver,
 ) -> None:
-    # Given a sender whose attempts last 2 s, and a receiver that dribbles its status line and
+    # Given a sender whose attempts last 3 s, and a receiver that dribbles its status line and
     # headers a byte at a time (each byte well within any read timeout), or never answers
     settings = Settings(
         jobs_table_name="jobs",
@@ -372,7 +372,7 @@ def test_an_answer_with_an_endless_body_is_judged_by_its_status_and_not_read(
 def test_a_dribbling_receiver_fails_only_its_own_record_of_a_batch(
     queue: Queue, receiver: Receiver, slow_receiver: SlowReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given attempts of 2 s, and a batch of five webhooks of five jobs: four to a receiver that
+    # Given attempts of 3 s, and a batch of five webhooks of five jobs: four to a receiver that
     # answers 200 at once, one (in the middle) to a receiver that dribbles its answer
     monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", str(ATTEMPT_SECONDS))
     get_settings.cache_clear()
