@@ -309,6 +309,16 @@ def test_usage_prints_the_day_and_the_budget(fake: FakeGateway) -> None:
 
 
 @pytest.mark.network
+def test_webhook_secret_prints_the_callers_own_secret(fake: FakeGateway) -> None:
+    # Given a gateway that knows the caller's secret
+    fake.on("GET", "/v1/webhooks/secret", Reply(200, {"secret": "whsec_" + "B" * 43}))
+    # When it asks / Then stdout is the secret alone, for a receiver's configuration
+    code, out, err = run(["webhook-secret", "--url", fake.url])
+    assert code == 0, err
+    assert out == "whsec_" + "B" * 43 + "\n"
+
+
+@pytest.mark.network
 def test_a_spent_budget_says_when_it_starts_again(fake: FakeGateway, tmp_path: Path) -> None:
     # Given a gateway that refuses the job: the caller's daily budget is spent
     refusal = {

@@ -241,6 +241,14 @@ def parser() -> argparse.ArgumentParser:
         "budget and when it starts again.",
     )
     usage.add_argument("--json", action="store_true", help="the gateway's JSON as it is")
+
+    commands.add_parser(
+        "webhook-secret",
+        parents=[common],
+        help="print your own webhook secret (whsec_...)",
+        description="Print the Standard Webhooks secret every webhook of your jobs is signed "
+        "with, for your receivers to verify with.",
+    )
     return root
 
 
@@ -370,6 +378,11 @@ def _cancel(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) 
     return OK
 
 
+def _webhook_secret(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    print(client.webhook_secret(), file=out)
+    return OK
+
+
 def _usage(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     usage = client.usage()
     if args.json:
@@ -390,6 +403,7 @@ COMMANDS = {
     "jobs": _jobs,
     "cancel": _cancel,
     "usage": _usage,
+    "webhook-secret": _webhook_secret,
 }
 
 

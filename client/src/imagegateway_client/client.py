@@ -330,6 +330,15 @@ class Client:
             raise ImageGatewayError("GET /v1/usage answered without the day's usage")
         return answer
 
+    def webhook_secret(self) -> str:
+        """The caller's own webhook secret (`GET /v1/webhooks/secret`), `whsec_...`: every
+        webhook of its jobs is signed with it (verify with the standardwebhooks package)."""
+        answer = self._json(self._call("GET", "/v1/webhooks/secret", operation="webhook-secret"))
+        secret = answer.get("secret") if isinstance(answer, dict) else None
+        if not isinstance(secret, str) or not secret.startswith("whsec_"):
+            raise ImageGatewayError("GET /v1/webhooks/secret answered without a whsec_ secret")
+        return secret
+
     def cancel(self, job_id: str) -> Job:
         """Cancel a job (`POST /v1/jobs/{id}/cancel`): it ends FAILURE, error_code CANCELLED.
         Cancelling again is harmless; a job that had already ended raises JobFinishedError (the
