@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from imagegateway.domain.base import JobKind
 from imagegateway.domain.errors import (
     InvalidRequestError,
 )
-from imagegateway.entrypoints.request_queue import read_request
+from imagegateway.entrypoints.request_queue import owner_of, read_request
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TOKEN = "run-token-0123456789abcdef"
@@ -65,3 +67,55 @@ def test_a_message_that_can_never_run_names_its_fields(body: str, fields: list[s
         read_request(body, "m-1")
     assert [field for field, _ in refused.value.details] == fields
     assert refused.value.code == "INVALID_REQUEST"
+
+
+# ---------------------------------------------------------------- who owns a message
+
+BUS_QUEUE = "arn:aws:sqs:us-east-1:123456789012:gw-BusRequestQueue"
+REQUEST_QUEUE = "arn:aws:sqs:us-east-1:123456789012:gw-RequestQueue"
+
+
+def sqs_record(body: Any, *, queue: str, sender: str | None) -> SQSRecord:
+    attributes = {"ApproximateReceiveCount": "1"}
+    if sender is not None:
+        attributes["SenderId"] = sender
+    return SQSRecord(
+        {
+            "messageId": "m-1",
+            "body": body if isinstance(body, str) else json.dumps(body),
+            "attributes": attributes,
+            "eventSourceARN": queue,
+        }
+    )
+
+
+def test_a_queued_message_belongs_to_its_sender_whatever_its_envelope_says() -> None:
+    # Given a message from role AROA... (session "task-7") that looks like another account's event
+    forged = {"detail-type": "Image Generation Requested", "account": "999999999999", "detail": {}}
+    record = sqs_record(forged, queue=REQUEST_QUEUE, sender="AROA3XFRBF535EXAMPLE1:task-7")
+    # Then it is the sending role's, by its unique id
+    assert owner_of(record, BUS_QUEUE) == "iam:AROA3XFRBF535EXAMPLE1"
+
+
+def test_a_bus_delivered_request_belongs_to_the_account_of_the_event() -> None:
+    event = {"detail-type": "Image Generation Requested", "account": "210987654321", "detail": {}}
+    record = sqs_record(event, queue=BUS_QUEUE, sender="AIDAEVENTBRIDGESERVICE")
+    assert owner_of(record, BUS_QUEUE) == "account:210987654321"
+
+
+@pytest.mark.parametrize(
+    ("body", "queue", "sender"),
+    [
+        ("{}", REQUEST_QUEUE, None),
+        ("{}", REQUEST_QUEUE, "not-a-principal"),
+        ("not json", BUS_QUEUE, None),
+        (json.dumps({"account": 12}), BUS_QUEUE, None),
+        ("[" * 5000, BUS_QUEUE, None),
+    ],
+)
+def test_a_message_aws_names_no_principal_for_is_refused_naming_the_sender(
+    body: str, queue: str, sender: str | None
+) -> None:
+    with pytest.raises(InvalidRequestError) as refused:
+        owner_of(sqs_record(body, queue=queue, sender=sender), BUS_QUEUE)
+    assert [field for field, _ in refused.value.details] == ["sender"]
