@@ -252,3 +252,30 @@ def test_the_same_key_with_another_body_is_refused_on_its_own_callbacks(gateway:
     detail = gateway.completion(by_reference(other))["detail"]
     assert (detail["status"], detail["error_code"]) == ("FAILURE", "IDEMPOTENCY_KEY_REUSED")
     assert "job_id" not in detail
+
+
+def test_an_http_retry_with_the_same_key_and_its_own_webhook_hears_of_the_one_job(
+    gateway: Gateway, receiver: tuple[str, list[tuple[dict[str, str], bytes]]]
+) -> None:
+    # Given an HTTP request with an Idempotency-Key and a webhook, sent again with the same key
+    # and body but another webhook (a client that lost the first answer and retried)
+    url, received = receiver
+    key, model = unique("key"), unique("model-once")
+    answers = [
+        gateway.session.post(
+            gateway.url + "/sd/text2image/v1",
+            params={"webhook_url": f"{url}/{n}"},
+            json={"model_id": model, "prompt": "p"},
+            headers={"Idempotency-Key": key},
+            timeout=30,
+        )
+        for n in (1, 2)
+    ]
+    # When the job has ended
+    job_ids = {answer.json()["id"] for answer in answers}
+    assert len(job_ids) == 1, [answer.text for answer in answers]
+    hooks = deliveries(received, 2)
+    # Then both webhooks told of the one job, each with an id of its own, and one POST went up
+    assert {json.loads(body)["data"]["job_id"] for _, body in hooks} == job_ids
+    assert len({headers["webhook-id"] for headers, _ in hooks}) == 2
+    assert gateway.upstream_stats()["submits_by_model"][model] == 1

@@ -28,6 +28,7 @@ from imagegateway.domain.image_requests import (
 )
 from imagegateway.domain.prompt_tokens import measure_prompts, refuse_truncated_prompts
 from imagegateway.domain.records import Callbacks
+from imagegateway.domain.views import JobView
 from imagegateway.entrypoints.http.error_answers import json_answer
 from imagegateway.entrypoints.http.resolver import (
     MAX_BODY_BYTES,
@@ -41,6 +42,7 @@ from imagegateway.entrypoints.http.resolver import (
 )
 from imagegateway.entrypoints.idempotency import submit_job_once, validated_key
 from imagegateway.entrypoints.wiring import collaborators
+from imagegateway.use_cases.completion import fold_into_job
 from imagegateway.use_cases.submit_job import submit_job
 from imagegateway.use_cases.view_job import view_job
 
@@ -108,10 +110,19 @@ def _submit(kind: JobKind, request: ImageRequest, webhook_url: str | None) -> Re
     if key is None:
         view = accept()
     else:
+        accepted: list[JobView] = []
+
+        def accept_first() -> JobView:
+            accepted.append(accept())
+            return accepted[0]
+
         context = submit_routes.lambda_context
         view = submit_job_once(
-            kind, body, owner=owner, key=key, lambda_context=context, accept=accept
+            kind, body, owner=owner, key=key, lambda_context=context, accept=accept_first
         )
+        if not accepted and callbacks is not None:
+            # The same key and body again, with a webhook of its own: told when the job ends.
+            fold_into_job(view.id, callbacks, deps=collaborators())
     wait = requested_wait(event)
     if view.status is not JobStatus.PENDING or wait:
         # A finished job (served from the cache) with freshly presigned URLs; or the wait.
