@@ -72,7 +72,7 @@ def test_the_request_over_a_callers_budget_is_a_429_and_never_sent(budgeted: Gat
 
 
 def test_a_queued_request_over_the_budget_ends_as_a_failed_event(budgeted: Gateway) -> None:
-    # Given queued requests (all the caller "pipeline"): three images, then one more
+    # Given queued requests from one sender (the local account): three images, then one more
     model = f"budget-queue-{uuid.uuid4().hex[:8]}"
     sqs, queue = budgeted.aws("sqs"), budgeted.outputs()["RequestQueueUrl"]
     first = {"kind": "text2image", "request": {"model_id": model, "prompt": "a", "samples": 3}}
