@@ -104,7 +104,8 @@ HTTP_ERRORS: dict[type[Exception], HttpError] = {
         with_code=False,
     ),
     BodyTooLargeError: HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, with_code=False),
-    MalformedBodyError: HttpError(HTTPStatus.BAD_REQUEST, with_code=False),
+    # With where the JSON is wrong (MalformedJsonError's details), when that is known.
+    MalformedBodyError: HttpError(HTTPStatus.BAD_REQUEST, with_code=False, with_details=True),
     InvalidIdempotencyKeyError: HttpError(
         HTTPStatus.UNPROCESSABLE_ENTITY,
         lambda exc: f"invalid request: {exc}",
