@@ -142,7 +142,7 @@ def read_json(text: str | bytes, *, what: str = "the body") -> Any:
         ) from None
     except ValueError as exc:  # JSONDecodeError, and bytes that are not UTF-8
         raise UnreadableInputError(
-            f"{what} is not valid JSON", details=[("body", _one_line(exc))]
+            f"{what} is not valid JSON ({_one_line(exc)})", details=[("body", "not valid JSON")]
         ) from None
     problem = _first_problem(value)
     if problem is not None:
