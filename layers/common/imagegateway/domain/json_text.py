@@ -142,16 +142,20 @@ def read_json(text: str | bytes, *, what: str = "the body") -> Any:
         ) from None
     except ValueError as exc:  # JSONDecodeError, and bytes that are not UTF-8
         raise UnreadableInputError(
-            f"{what} is not valid JSON ({_one_line(exc)})", details=[("body", "not valid JSON")]
+            f"{what} is not valid JSON ({one_line(exc)})", details=[("body", "not valid JSON")]
         ) from None
     problem = _first_problem(value)
     if problem is not None:
         field, message = problem
+        # One line whatever the field's name (a key may hold any character).
+        shown = one_line(field, 80)
         raise UnreadableInputError(
-            f"{what} is not valid JSON: {field}: {message}", details=[problem]
+            f"{what} is not valid JSON: {shown}: {message}", details=[problem]
         )
     return value
 
 
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())[:200]
+def one_line(text: object, limit: int = 200) -> str:
+    """`text` on one line (every run of whitespace one space), at most `limit` characters: an
+    error's summary names fields, and a key may hold any character."""
+    return " ".join(str(text).split())[:limit]

@@ -42,7 +42,7 @@ from imagegateway.domain.errors import (
 )
 from imagegateway.domain.events import DetailType, Envelope
 from imagegateway.domain.image_requests import REQUEST_MODELS
-from imagegateway.domain.json_text import read_json
+from imagegateway.domain.json_text import one_line, read_json
 from imagegateway.domain.prompt_tokens import measure_prompts
 from imagegateway.domain.records import Callbacks
 from imagegateway.domain.views import ErrorDetail, error_details
@@ -105,7 +105,7 @@ def read_request(message_body: str, message_id: str) -> ReadRequest:
 def _invalid(summary: str, details: list[ErrorDetail]) -> InvalidRequestError:
     listed = "; ".join(f"{d.field}: {d.message}" for d in details[:3])
     return InvalidRequestError(
-        f"{summary}: {listed}", details=[(d.field, d.message) for d in details]
+        one_line(f"{summary}: {listed}", 1000), details=[(d.field, d.message) for d in details]
     )
 
 

@@ -45,6 +45,7 @@ from imagegateway.domain.errors import (
     UpstreamTimeoutError,
     WorkflowNotStartedError,
 )
+from imagegateway.domain.json_text import one_line
 from imagegateway.domain.views import ErrorDetail, ErrorResponse, error_details
 from imagegateway.platform.observability import logger
 
@@ -226,7 +227,8 @@ def validation_answer(exc: RequestValidationError) -> Response[Any]:
     summary = "; ".join(f"{d.field}: {d.message}" for d in details[:3])
     return json_answer(
         HTTPStatus.UNPROCESSABLE_ENTITY,
-        ErrorResponse(error=f"invalid request: {summary}", details=details),
+        # One line, as the contract says, whatever characters an unknown field's name holds.
+        ErrorResponse(error=one_line(f"invalid request: {summary}", 1000), details=details),
     )
 
 
