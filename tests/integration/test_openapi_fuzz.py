@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import (
     ignored_auth,
     positive_data_acceptance,
@@ -168,25 +169,36 @@ def gateway_over(stack: LocalStack, upstream: FakeUpstream) -> Iterator[None]:
     current.clear()
 
 
-@schema.parametrize()
-@settings(
-    max_examples=CASES_PER_OPERATION,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-)
-def test_generated_requests_get_no_5xx_and_documented_answers(case: Any) -> None:
-    # Three checks do not apply. API Gateway itself answers an undeclared method with 404, not
-    # 405 (and the local HTTP API does the same). Some rules span fields (one LoRA weight
-    # per model, a prompt that is not all blanks), which JSON Schema cannot say, so a
-    # schema-valid body may rightly get a 422; invalid bodies must still be rejected. And
-    # authentication is API Gateway's (IAM, or the API-key authorizer), in front of the
-    # functions: this in-process mapping runs every request as the local default caller.
-    operation = f"{case.operation.method.upper()} {case.operation.path}"
-    operations_run[operation] += 1
-    current["operation"] = operation
-    case.call_and_validate(
-        excluded_checks=[unsupported_method, positive_data_acceptance, ignored_auth]
+# Every documented operation, by label. Parametrized by pytest itself rather than with
+# schema.parametrize(): under pytest-xdist, schemathesis's own items share one node id and
+# only one operation ran (the suite's `pytest -n 2` sent ~170 requests to one route).
+OPERATIONS = {result.ok().label: result.ok() for result in schema.get_all_operations()}
+# Three checks do not apply. API Gateway itself answers an undeclared method with 404, not
+# 405 (and the local HTTP API does the same). Some rules span fields (one LoRA weight per
+# model, a prompt that is not all blanks), which JSON Schema cannot say, so a schema-valid body
+# may rightly get a 422; invalid bodies must still be rejected. And authentication is API
+# Gateway's (IAM, or the API-key authorizer), in front of the functions: this in-process
+# mapping runs every request as the local default caller.
+EXCLUDED_CHECKS = [unsupported_method, positive_data_acceptance, ignored_auth]
+
+
+@pytest.mark.parametrize("label", sorted(OPERATIONS))
+def test_generated_requests_get_no_5xx_and_documented_answers(label: str) -> None:
+    operation = OPERATIONS[label]
+    cases = st.one_of(operation.as_strategy(mode) for mode in GenerationMode)
+
+    @settings(
+        max_examples=CASES_PER_OPERATION,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
     )
+    @given(case=cases)
+    def call(case: Any) -> None:
+        operations_run[label] += 1
+        current["operation"] = label
+        case.call_and_validate(excluded_checks=EXCLUDED_CHECKS)
+
+    call()
 
 
 def test_every_route_was_fuzzed_enough_and_none_answered_5xx(
