@@ -23,16 +23,19 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
 from imagegateway.domain.errors import UnreadableInputError
 
-# No request the gateway takes nests deeper than 3 (the envelope's request's list of strings);
-# 32 leaves room for a caller's own `reference` structures while bounding every later walk.
+# No request the gateway takes nests deeper than 4 (a bus event's envelope's request's list of
+# strings); 32 leaves room to spare while bounding every later walk of the value.
 MAX_DEPTH = 32
 # An integer with more digits than this is past the double range whatever its digits (a double
 # holds up to ~1.8e308); checked on the text, before int() spends time on it.
 MAX_INTEGER_DIGITS = 309
+# Any integer a field could hold converts to a float: past this, pydantic or format() fails.
+_LARGEST_DOUBLE = int(sys.float_info.max)
 
 
 class _Unreadable:
@@ -74,9 +77,6 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
                 break
             seen.add(key)
     return found
-
-
-_LARGEST_DOUBLE = int(1.7976931348623157e308)
 
 
 def _shown(text: str) -> str:
