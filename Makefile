@@ -26,8 +26,8 @@ define venv
 	@echo "$(1): $$($(1)/bin/python --version) ($(PYTHON))"
 endef
 
-.PHONY: install test lint unit integration workflow e2e template run demo bench api-key api-keys \
-	revoke-key clean FORCE
+.PHONY: install test lint unit integration workflow e2e template fuzz run demo bench api-key \
+	api-keys revoke-key clean FORCE
 
 install: $(STAMP)
 
@@ -68,6 +68,13 @@ test: lint
 
 unit integration workflow e2e template: $(STAMP)
 	$(BIN)/pytest tests/$@
+
+# The long schemathesis run (make test's is short): every route, positive and negative cases plus
+# hostile values (huge numbers, lone surrogates, deep nesting, edited cursors), at least 5,000
+# requests; it prints the requests sent and the 5xx seen (which must be none).
+fuzz: $(STAMP)
+	FUZZ_CASES_PER_OPERATION=800 FUZZ_MIN_CASES=5000 $(BIN)/pytest \
+		tests/integration/test_openapi_fuzz.py
 
 run: $(STAMP)
 	$(BIN)/python -m local.stack

@@ -84,6 +84,9 @@ SHARED_CODE_CLASSES: set[str] = {
     "JobEndedElsewhereError",
     "GatewayError",
     "StoredImagesGoneError",
+    # Both are a 400 MALFORMED_BODY; the subclass only carries where the input is unreadable.
+    "MalformedBodyError",
+    "UnreadableInputError",
 }
 # Codes a job can end with that the README's table does not list yet. They belong in the table
 # (README.md, "Failure codes on a job"); once there, take them out of this set: the test below

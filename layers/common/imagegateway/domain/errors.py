@@ -234,6 +234,18 @@ class MalformedBodyError(GatewayError):
     code = FailureCode.MALFORMED_BODY
 
 
+class UnreadableInputError(MalformedBodyError):
+    """Input the gateway does not read: JSON that `domain.json_text` refuses (not JSON, nested
+    too deep, a number no field can hold, text that is not Unicode, a key said twice), or a
+    header or parameter that is not Unicode text; `details` say where."""
+
+    code = FailureCode.MALFORMED_BODY  # its parent's answer (a 400), with where
+
+    def __init__(self, message: str, *, details: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.details = details
+
+
 class BodyTooLargeError(GatewayError):
     code = FailureCode.BODY_TOO_LARGE
 

@@ -170,10 +170,14 @@ class ImageRequest(GatewayModel):
     @classmethod
     def _numbers_as_strings(cls, value: Any) -> Any:
         # The upstream wants strings; a JSON number is accepted and forwarded in string form.
+        # An int as str(), not format(.., "g"): that makes a float of it first, an
+        # OverflowError (a 500) for an int past the double range.
         if isinstance(value, list):
             return [
-                format(item, "g")
-                if isinstance(item, int | float) and not isinstance(item, bool)
+                str(item)
+                if isinstance(item, int) and not isinstance(item, bool)
+                else format(item, "g")
+                if isinstance(item, float)
                 else item
                 for item in value
             ]
@@ -196,7 +200,7 @@ class ImageRequest(GatewayModel):
                 number = float(weight)
             except ValueError:
                 number = math.nan
-            if not math.isfinite(number):
+            if math.isnan(number):  # "inf" or a 400-digit int is out of range, below
                 raise PydanticCustomError(
                     "lora_weight_not_a_number",
                     "item {index} is not a number: '{weight}'",

@@ -41,10 +41,12 @@ from imagegateway.domain.errors import (
     IdempotencyValidationError,
     InvalidRequestError,
     RetryLater,
+    UnreadableInputError,
     UpstreamKeyMissingError,
 )
 from imagegateway.domain.events import DetailType, Envelope
 from imagegateway.domain.image_requests import REQUEST_MODELS
+from imagegateway.domain.json_text import one_line, read_json
 from imagegateway.domain.owners import account_owner, principal_owner
 from imagegateway.domain.prompt_tokens import measure_prompts
 from imagegateway.domain.records import Callbacks
@@ -77,13 +79,14 @@ class ReadRequest:
 
 
 def read_request(message_body: str, message_id: str) -> ReadRequest:
-    """Raises InvalidRequestError (permanent) naming what is wrong."""
+    """Raises InvalidRequestError (permanent) naming what is wrong, and nothing else, whatever
+    the message: an unreadable one (not JSON, nested too deep, a number no field can hold, a
+    lone surrogate, a key said twice) would otherwise fail on every receive until the
+    dead-letter queue, with no Failed event."""
     try:
-        data = json.loads(message_body)
-    except ValueError as exc:
-        raise InvalidRequestError(
-            "the message is not JSON", details=[("body", "not valid JSON")]
-        ) from exc
+        data = read_json(message_body, what="the message")
+    except UnreadableInputError as exc:
+        raise InvalidRequestError(exc.message, details=exc.details) from exc
     fallback_key = f"message:{message_id}"
     if isinstance(data, dict) and data.get("detail-type") == DetailType.REQUESTED:
         # Delivered by the bus: the envelope is the event's detail, and the event's id
@@ -104,21 +107,20 @@ def read_request(message_body: str, message_id: str) -> ReadRequest:
 def _invalid(summary: str, details: list[ErrorDetail]) -> InvalidRequestError:
     listed = "; ".join(f"{d.field}: {d.message}" for d in details[:3])
     return InvalidRequestError(
-        f"{summary}: {listed}", details=[(d.field, d.message) for d in details]
+        one_line(f"{summary}: {listed}", 1000), details=[(d.field, d.message) for d in details]
     )
 
 
 def _callbacks_in(message_body: str) -> Callbacks:
-    """Whatever callbacks a refused message names validly, to tell its caller."""
+    """Whatever callbacks a refused message names validly, to tell its caller; none when the
+    message cannot be read at all (its Failed event then has no reference)."""
     try:
-        data = json.loads(message_body)
-        if isinstance(data, dict) and data.get("detail-type") == DetailType.REQUESTED:
-            data = data.get("detail")
-        fields = {
-            k: data[k] for k in Callbacks.model_fields if isinstance(data, dict) and k in data
-        }
-    except (ValueError, TypeError):
+        data = read_json(message_body, what="the message")
+    except UnreadableInputError:
         return Callbacks()
+    if isinstance(data, dict) and data.get("detail-type") == DetailType.REQUESTED:
+        data = data.get("detail")
+    fields = {k: data[k] for k in Callbacks.model_fields if isinstance(data, dict) and k in data}
     told: dict[str, Any] = {}
     for name, value in fields.items():
         try:
@@ -165,7 +167,12 @@ def take_request(record: SQSRecord, context: LambdaContext | None) -> None:
     deps = collaborators()
     owner: str | None = None
     try:
-        owner = owner_of(record, deps.settings.bus_request_queue_arn)
+        try:
+            owner = owner_of(record, deps.settings.bus_request_queue_arn)
+        except InvalidRequestError:
+            # A message that cannot be read says so first (a bus event's account is in it).
+            read_request(record.body, record.message_id)
+            raise
         request = read_request(record.body, record.message_id)
         envelope = request.envelope
         callbacks = Callbacks.model_validate(

@@ -45,6 +45,7 @@ from imagegateway.domain.errors import (
     UpstreamTimeoutError,
     WorkflowNotStartedError,
 )
+from imagegateway.domain.json_text import one_line
 from imagegateway.domain.views import ErrorDetail, ErrorResponse, error_details
 from imagegateway.platform.observability import logger
 
@@ -104,7 +105,8 @@ HTTP_ERRORS: dict[type[Exception], HttpError] = {
         with_code=False,
     ),
     BodyTooLargeError: HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, with_code=False),
-    MalformedBodyError: HttpError(HTTPStatus.BAD_REQUEST, with_code=False),
+    # With where the JSON is wrong (MalformedJsonError's details), when that is known.
+    MalformedBodyError: HttpError(HTTPStatus.BAD_REQUEST, with_code=False, with_details=True),
     InvalidIdempotencyKeyError: HttpError(
         HTTPStatus.UNPROCESSABLE_ENTITY,
         lambda exc: f"invalid request: {exc}",
@@ -225,7 +227,8 @@ def validation_answer(exc: RequestValidationError) -> Response[Any]:
     summary = "; ".join(f"{d.field}: {d.message}" for d in details[:3])
     return json_answer(
         HTTPStatus.UNPROCESSABLE_ENTITY,
-        ErrorResponse(error=f"invalid request: {summary}", details=details),
+        # One line, as the contract says, whatever characters an unknown field's name holds.
+        ErrorResponse(error=one_line(f"invalid request: {summary}", 1000), details=details),
     )
 
 

@@ -26,8 +26,10 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from imagegateway.domain.errors import (
     BodyTooLargeError,
     MalformedBodyError,
+    UnreadableInputError,
     UnsupportedMediaTypeError,
 )
+from imagegateway.domain.json_text import read_json
 from imagegateway.domain.owners import UnknownPrincipalError, principal_owner
 from imagegateway.domain.views import ErrorResponse, JobView
 from imagegateway.entrypoints.http.error_answers import register_error_handlers
@@ -104,12 +106,48 @@ def with_wait_applied(answer: Response[Any], wait: int) -> Response[Any]:
     return answer
 
 
+def _not_unicode(text: str) -> bool:
+    # A lone surrogate: Lambda's runtime reads the event's `\ud800` escapes as such, and no
+    # UTF-8 encoder (boto3, logs, the upstream) takes one later.
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def refuse_text_that_is_not_unicode(event: APIGatewayProxyEventV2) -> None:
+    """Every header, query parameter, path parameter and cookie is Unicode text, or a 400
+    naming it (the body's own strings are read_json's)."""
+    named: list[tuple[str, Any]] = [
+        *((name, value) for name, value in (event.headers or {}).items()),
+        *((name, value) for name, value in (event.query_string_parameters or {}).items()),
+        *((name, value) for name, value in (event.path_parameters or {}).items()),
+        ("path", event.raw_path or ""),
+        ("query", event.raw_query_string or ""),
+        *(("cookie", cookie) for cookie in event.cookies or []),
+    ]
+    for name, value in named:
+        if _not_unicode(str(name)) or _not_unicode(str(value)):
+            shown = str(name) if not _not_unicode(str(name)) else "a parameter"
+            raise UnreadableInputError(
+                f"{shown} is not Unicode text (a lone UTF-16 surrogate)",
+                details=[(shown, "is not Unicode text (a lone UTF-16 surrogate)")],
+            )
+
+
 class GuardedRequestValidation(OpenAPIRequestValidationMiddleware):
     """Powertools' request validation, preceded by the checks that must answer before any
-    parsing: size (413), media type (415), and UTF-8 text (400)."""
+    parsing: size (413), media type (415), and Unicode text (400) in the body and in every
+    header and parameter. The body itself is then read by `read_json` (the resolver's
+    deserializer): a 400 for JSON the gateway does not read."""
 
     def handler(self, app: EventHandlerInstance, next_middleware: NextMiddleware) -> Response[Any]:
         event = app.current_event
+        assert isinstance(event, APIGatewayProxyEventV2)  # the HTTP API's resolver only
+        refuse_text_that_is_not_unicode(event)
         raw = event.body
         if raw is not None:
             content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
@@ -155,7 +193,8 @@ def openapi_document() -> dict[str, Any]:
 def make_resolver(*routers: Router, serve_openapi: bool = False) -> APIGatewayHttpResolver:
     # Powertools' own validation would run before any user middleware; instead its validation
     # middleware, preceded by the guards, is installed through the public middleware API.
-    app = APIGatewayHttpResolver(enable_validation=False)
+    # Bodies are read by the gateway's own JSON reader, not json.loads (domain.json_text).
+    app = APIGatewayHttpResolver(enable_validation=False, json_body_deserializer=read_json)
     app.use(middlewares=[GuardedRequestValidation()])  # type: ignore[no-untyped-call]
     register_error_handlers(app)
     for router in routers:
