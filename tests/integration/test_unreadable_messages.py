@@ -89,7 +89,7 @@ def sqs_event(*bodies: str) -> dict[str, Any]:
                 "attributes": {
                     "ApproximateReceiveCount": "1",
                     "SentTimestamp": "1795622400000",
-                    "SenderId": "AIDAEXAMPLE",
+                    "SenderId": "AIDAEXAMPLESENDER0001",
                     "ApproximateFirstReceiveTimestamp": "1795622400000",
                 },
                 "messageAttributes": {},
