@@ -10,13 +10,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
 
-from imagegateway.domain.events import EVENT_SOURCE, DetailType
+from imagegateway.domain.events import DetailType
 from local.aws.resources import LocalStack
 from local.fake_upstream import FakeUpstream
-from tests.support.stack import invoke, table_rows
+from tests.support.stack import invoke, table_rows, watch_completions
 
 REGION = "us-east-1"
 REQUEST = '{"model_id": "sd1.5", "prompt": "a fox"'
@@ -52,30 +51,7 @@ UNREADABLE = {
 @pytest.fixture
 def completions(stack: LocalStack) -> Callable[[], list[dict[str, Any]]]:
     """Every completion event put on the gateway's bus so far (a queue subscribed to them)."""
-    sqs, events = (
-        boto3.client("sqs", region_name=REGION),
-        boto3.client("events", region_name=REGION),
-    )
-    url = sqs.create_queue(QueueName="watched-completions")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    pattern = {"source": [EVENT_SOURCE], "detail-type": [t.value for t in DetailType]}
-    bus = stack.event_bus_name
-    events.put_rule(Name="watch", EventBusName=bus, EventPattern=json.dumps(pattern))
-    events.put_targets(Rule="watch", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
-    seen: list[dict[str, Any]] = []
-
-    def read() -> list[dict[str, Any]]:
-        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
-            "Messages", []
-        ):
-            for message in messages:
-                seen.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        return seen
-
-    return read
+    return watch_completions(stack, "watched-completions")
 
 
 def sqs_event(*bodies: str) -> dict[str, Any]:

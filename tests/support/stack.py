@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -12,8 +12,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from imagegateway.domain.events import EVENT_SOURCE, DetailType
 from local.aws.lambda_runtime import load_handler
 from local.aws.resources import LocalStack, build_stack
+from local.aws.template import REGION
 from local.fake_upstream import FakeUpstream
 from tests.support.caches import clear_all
 
@@ -140,3 +142,33 @@ def table_rows(stack: LocalStack) -> list[dict[str, Any]]:
     table = boto3.resource("dynamodb", region_name="us-east-1").Table(stack.table_name)
     items: list[dict[str, Any]] = table.scan()["Items"]
     return items
+
+
+def watch_completions(stack: LocalStack, queue_name: str) -> Callable[[], list[dict[str, Any]]]:
+    """Subscribe a queue of this name to the gateway's completion events; the reader returns
+    every event put on the bus so far."""
+
+    sqs, events = (
+        boto3.client("sqs", region_name=REGION),
+        boto3.client("events", region_name=REGION),
+    )
+    url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    pattern = {"source": [EVENT_SOURCE], "detail-type": [t.value for t in DetailType]}
+    bus = stack.event_bus_name
+    events.put_rule(Name="watch", EventBusName=bus, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="watch", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    seen: list[dict[str, Any]] = []
+
+    def read() -> list[dict[str, Any]]:
+        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            for message in messages:
+                seen.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return seen
+
+    return read

@@ -6,20 +6,25 @@ watch what callers see: the job row and the completion events on the bus."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
 
-from imagegateway.domain.events import EVENT_SOURCE, DetailType
+from imagegateway.domain.events import DetailType
 from local.aws.moto_patches import handlers_in_process
 from local.aws.resources import LocalStack
 from local.fake_upstream import FakeUpstream
 from tests.support.events import status_event
-from tests.support.stack import bucket_keys, invoke, job_row, moto_stack, submit_job
+from tests.support.stack import (
+    bucket_keys,
+    invoke,
+    job_row,
+    moto_stack,
+    submit_job,
+    watch_completions,
+)
 
 REGION = "us-east-1"
 
@@ -47,30 +52,7 @@ def invocations(express: LocalStack) -> Iterator[list[dict[str, Any]]]:
 @pytest.fixture
 def completions(express: LocalStack) -> Callable[[], list[dict[str, Any]]]:
     """Every completion event put on the gateway's bus so far (a queue subscribed to them)."""
-    sqs, events = (
-        boto3.client("sqs", region_name=REGION),
-        boto3.client("events", region_name=REGION),
-    )
-    url = sqs.create_queue(QueueName="express-completions")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    pattern = {"source": [EVENT_SOURCE], "detail-type": [t.value for t in DetailType]}
-    bus = express.event_bus_name
-    events.put_rule(Name="watch", EventBusName=bus, EventPattern=json.dumps(pattern))
-    events.put_targets(Rule="watch", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
-    seen: list[dict[str, Any]] = []
-
-    def read() -> list[dict[str, Any]]:
-        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
-            "Messages", []
-        ):
-            for message in messages:
-                seen.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        return seen
-
-    return read
+    return watch_completions(express, "express-completions")
 
 
 def wait_until_ended(stack: LocalStack, job_id: str, timeout: float = 40) -> dict[str, Any]:
