@@ -308,8 +308,8 @@ class FakeJobStore:
     ) -> bool:
         self.writes.append(("mark_succeeded", job_id))
         item = self.items.get(job_id)
-        if item is None or item.get("error_code") == CANCELLED:
-            return False
+        if item is None or item.get("status") != JobStatus.PENDING.value:
+            return False  # one ending per job: the first wins
         item |= {
             "status": JobStatus.SUCCESS.value,
             "images": [image.model_dump(mode="json") for image in images],
@@ -332,7 +332,7 @@ class FakeJobStore:
     def mark_failed(self, job_id: str, *, code: str, message: str, now: datetime) -> bool:
         self.writes.append(("mark_failed", job_id))
         return self._end_failed(
-            job_id, code=code, message=message, now=now, unless=JobStatus.SUCCESS
+            job_id, code=code, message=message, now=now, only_if=JobStatus.PENDING
         )
 
     def mark_cancelled(self, job_id: str, *, message: str, now: datetime) -> bool:
@@ -348,14 +348,12 @@ class FakeJobStore:
         code: str,
         message: str,
         now: datetime,
-        unless: JobStatus | None = None,
         only_if: JobStatus | None = None,
         unclaimed: bool = False,
     ) -> bool:
         item = self.items.get(job_id)
         if (
             item is None
-            or (unless is not None and item.get("status") == unless.value)
             or (only_if is not None and item.get("status") != only_if.value)
             or (unclaimed and "submit_started_at" in item)
         ):
