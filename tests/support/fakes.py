@@ -273,12 +273,13 @@ class FakeJobStore:
         item |= {"submit_started_at": _iso(now), "updated_at": _iso(now)}
         return True
 
-    def release_submit(self, job_id: str) -> None:
+    def release_submit(self, job_id: str) -> bool:
         self.writes.append(("release_submit", job_id))
-        item = self._item(job_id)
-        if "upstream_id" in item:
-            raise ConditionFailed("the upstream has the job")
+        item = self.items.get(job_id)
+        if item is None or "upstream_id" in item or item.get("status") != JobStatus.PENDING.value:
+            return False  # the upstream has it, or it ended meanwhile: the claim stays
         item.pop("submit_started_at", None)
+        return True
 
     def count_reconcile_failure(self, job_id: str, *, now: datetime) -> int:
         self.writes.append(("count_reconcile_failure", job_id))

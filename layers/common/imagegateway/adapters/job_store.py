@@ -211,12 +211,20 @@ class JobStore:
             },
         )
 
-    def release_submit(self, job_id: str) -> None:
-        """Undo `claim_submit` when the POST provably never reached the upstream."""
-        self._table.update_item(
+    def release_submit(self, job_id: str) -> bool:
+        """Undo `claim_submit` when the POST provably never reached the upstream; False if the
+        job ended meanwhile. Then the claim stays: whoever ended the job decided, on the claim,
+        not to give its images back, and nobody else does (never twice; a count a little high
+        at worst)."""
+        return self._update_if(
             Key={"job_id": job_id},
             UpdateExpression="REMOVE submit_started_at",
-            ConditionExpression="attribute_exists(job_id) AND attribute_not_exists(upstream_id)",
+            ConditionExpression=(
+                "attribute_exists(job_id) AND attribute_not_exists(upstream_id) "
+                "AND #status = :pending"
+            ),
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":pending": JobStatus.PENDING.value},
         )
 
     def count_reconcile_failure(self, job_id: str, *, now: datetime) -> int:
