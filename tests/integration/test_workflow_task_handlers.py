@@ -13,6 +13,7 @@ import boto3
 import pytest
 import requests
 
+from imagegateway.domain.errors import JobEndedElsewhereError
 from imagegateway.domain.tickets import JobTicket
 from local.aws.resources import LocalStack
 from local.fake_upstream import FakeUpstream
@@ -134,16 +135,12 @@ def test_store_images_copies_every_image_and_marks_the_job_success(
     ticket = ticket_for(stack, job_id, "store_images")
     ticket["download_urls"] = upstream_urls(upstream, upstream_id)
     ticket["expected_images"] = 2
-    # When the store task runs, twice (as a retry would)
+    # When the store task runs, twice (as a retry or an Express duplicate would)
     first = invoke(stack, "store_images", ticket)
-    second = invoke(stack, "store_images", ticket)
-
-    # Then exactly two objects exist, under the same keys both times
-    def stored(completion: dict[str, Any]) -> list[tuple[str, str, str]]:
-        images = completion["detail"]["images"]
-        return [(i["bucket"], i["key"], i["sha256"]) for i in images]
-
-    assert stored(first) == stored(second)
+    # Then the second copies over the same keys but ends quietly: one ending, told once
+    with pytest.raises(JobEndedElsewhereError):
+        invoke(stack, "store_images", ticket)
+    # And exactly two objects exist
     assert first["detail_type"] == "Image Generation Succeeded"
     assert bucket_keys(stack) == [f"jobs/{job_id}/0.png", f"jobs/{job_id}/1.png"]
     s3 = boto3.client("s3", region_name="us-east-1")
@@ -245,8 +242,9 @@ def test_record_failure_never_overwrites_a_success(
         ExpressionAttributeNames={"#s": "status"},
         ExpressionAttributeValues={":s": "SUCCESS"},
     )
-    # When a late failure is recorded
-    invoke(stack, "record_failure", ticket_for(stack, job_id, "record_failure"))
+    # When a late failure is recorded / Then it is refused: the execution ends quietly
+    with pytest.raises(JobEndedElsewhereError):
+        invoke(stack, "record_failure", ticket_for(stack, job_id, "record_failure"))
     # Then the job stays SUCCESS
     assert job_row(stack, job_id)["status"] == "SUCCESS"  # type: ignore[index]
 

@@ -273,12 +273,13 @@ class FakeJobStore:
         item |= {"submit_started_at": _iso(now), "updated_at": _iso(now)}
         return True
 
-    def release_submit(self, job_id: str) -> None:
+    def release_submit(self, job_id: str) -> bool:
         self.writes.append(("release_submit", job_id))
-        item = self._item(job_id)
-        if "upstream_id" in item:
-            raise ConditionFailed("the upstream has the job")
+        item = self.items.get(job_id)
+        if item is None or "upstream_id" in item or item.get("status") != JobStatus.PENDING.value:
+            return False  # the upstream has it, or it ended meanwhile: the claim stays
         item.pop("submit_started_at", None)
+        return True
 
     def count_reconcile_failure(self, job_id: str, *, now: datetime) -> int:
         self.writes.append(("count_reconcile_failure", job_id))
@@ -308,8 +309,8 @@ class FakeJobStore:
     ) -> bool:
         self.writes.append(("mark_succeeded", job_id))
         item = self.items.get(job_id)
-        if item is None or item.get("error_code") == CANCELLED:
-            return False
+        if item is None or item.get("status") != JobStatus.PENDING.value:
+            return False  # one ending per job: the first wins
         item |= {
             "status": JobStatus.SUCCESS.value,
             "images": [image.model_dump(mode="json") for image in images],
@@ -332,7 +333,7 @@ class FakeJobStore:
     def mark_failed(self, job_id: str, *, code: str, message: str, now: datetime) -> bool:
         self.writes.append(("mark_failed", job_id))
         return self._end_failed(
-            job_id, code=code, message=message, now=now, unless=JobStatus.SUCCESS
+            job_id, code=code, message=message, now=now, only_if=JobStatus.PENDING
         )
 
     def mark_cancelled(self, job_id: str, *, message: str, now: datetime) -> bool:
@@ -348,14 +349,12 @@ class FakeJobStore:
         code: str,
         message: str,
         now: datetime,
-        unless: JobStatus | None = None,
         only_if: JobStatus | None = None,
         unclaimed: bool = False,
     ) -> bool:
         item = self.items.get(job_id)
         if (
             item is None
-            or (unless is not None and item.get("status") == unless.value)
             or (only_if is not None and item.get("status") != only_if.value)
             or (unclaimed and "submit_started_at" in item)
         ):

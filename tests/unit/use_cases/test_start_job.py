@@ -111,7 +111,11 @@ def test_an_execution_that_finds_its_job_not_started_ends_quietly() -> None:
     failing = TICKET.model_copy(
         update={"status": JobStatus.FAILURE, "failure": CaughtError(error="X", cause="")}
     )
-    # When its failure path runs / Then nothing more is recorded or told
+    ended = dict(jobs.items["j-1"])
+    notifier = FakeNotifier()
+    # When its failure path runs / Then its conditional ending is refused: nothing more is
+    # recorded or told
     with pytest.raises(JobEndedElsewhereError):
-        fail_job(failing, deps(jobs, FakeWorkflow(), FakeNotifier()))
-    assert jobs.writes == []
+        fail_job(failing, deps(jobs, FakeWorkflow(), notifier))
+    assert jobs.items["j-1"] == ended
+    assert (notifier.published, notifier.answered, notifier.webhooks) == ([], [], [])

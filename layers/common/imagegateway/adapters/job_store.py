@@ -211,12 +211,20 @@ class JobStore:
             },
         )
 
-    def release_submit(self, job_id: str) -> None:
-        """Undo `claim_submit` when the POST provably never reached the upstream."""
-        self._table.update_item(
+    def release_submit(self, job_id: str) -> bool:
+        """Undo `claim_submit` when the POST provably never reached the upstream; False if the
+        job ended meanwhile. Then the claim stays: whoever ended the job decided, on the claim,
+        not to give its images back, and nobody else does (never twice; a count a little high
+        at worst)."""
+        return self._update_if(
             Key={"job_id": job_id},
             UpdateExpression="REMOVE submit_started_at",
-            ConditionExpression="attribute_exists(job_id) AND attribute_not_exists(upstream_id)",
+            ConditionExpression=(
+                "attribute_exists(job_id) AND attribute_not_exists(upstream_id) "
+                "AND #status = :pending"
+            ),
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":pending": JobStatus.PENDING.value},
         )
 
     def count_reconcile_failure(self, job_id: str, *, now: datetime) -> int:
@@ -257,10 +265,11 @@ class JobStore:
         now: datetime,
         cache_key: str | None = None,
     ) -> bool:
-        """Record the SUCCESS; False if the job was cancelled (its caller stopped following it
-        and was told so). A success is recorded even over another FAILURE (a deadline, say):
-        the images exist. A `cache_key` makes it findable by later identical fixed-seed
-        requests of its caller."""
+        """Record the SUCCESS; False if the job had ended already (cancelled, timed out, or a
+        duplicate run stored it first). One ending per job: the first wins, and only its writer
+        tells anyone, so a caller never hears two endings (a late success after a TIMED_OUT
+        stays TIMED_OUT: the caller was told, its copies stay unused). A `cache_key` makes it
+        findable by later identical fixed-seed requests of its caller."""
         values: dict[str, Any] = {}
         cached = ""
         if cache_key is not None:
@@ -273,32 +282,32 @@ class JobStore:
                 f"completed_at = :now, updated_at = :now{cached} REMOVE error_code, "
                 f"error_message, {PENDING_ATTRIBUTE}"
             ),
-            ConditionExpression=(
-                "attribute_exists(job_id) AND "
-                "(attribute_not_exists(error_code) OR error_code <> :cancelled)"
-            ),
+            ConditionExpression="attribute_exists(job_id) AND #status = :pending",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={
                 ":success": JobStatus.SUCCESS.value,
                 ":images": [image.model_dump(mode="json") for image in images],
                 ":upstream": _iso(upstream_completed_at),
                 ":now": _iso(now),
-                ":cancelled": CANCELLED,
+                ":pending": JobStatus.PENDING.value,
                 **values,
             },
         )
 
     def mark_not_started(self, job_id: str, *, code: str, message: str, now: datetime) -> bool:
-        """End a job whose workflow could not be started, unless an execution did start after
-        all and claimed its submit; False if it had."""
+        """End a still-PENDING job that was never sent upstream (its workflow could not be
+        started, or the reconciler found it unsent), unless a run claimed its submit meanwhile
+        (it may be POSTing: the job is left to it); False if it had ended or was claimed."""
         return self._end_failed(
             job_id, code=code, message=message, now=now, only_if=JobStatus.PENDING, unclaimed=True
         )
 
     def mark_failed(self, job_id: str, *, code: str, message: str, now: datetime) -> bool:
-        """Record a FAILURE unless the job already succeeded; True if this call recorded it."""
+        """Record a FAILURE if the job has not ended; True if this call recorded it. A job
+        ends once: a late failure (a reconciler or RecordFailure deciding on a row read before a
+        cancel) is refused, so its caller hears one ending and its images go back once."""
         return self._end_failed(
-            job_id, code=code, message=message, now=now, unless=JobStatus.SUCCESS
+            job_id, code=code, message=message, now=now, only_if=JobStatus.PENDING
         )
 
     def _end_failed(
@@ -308,7 +317,6 @@ class JobStore:
         code: str,
         message: str,
         now: datetime,
-        unless: JobStatus | None = None,
         only_if: JobStatus | None = None,
         unclaimed: bool = False,
     ) -> bool:
@@ -321,9 +329,6 @@ class JobStore:
             ":now": _iso(now),
         }
         condition = "attribute_exists(job_id)"
-        if unless is not None:
-            condition += " AND #status <> :unless"
-            values[":unless"] = unless.value
         if only_if is not None:
             condition += " AND #status = :only_if"
             values[":only_if"] = only_if.value

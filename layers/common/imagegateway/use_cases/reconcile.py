@@ -84,23 +84,45 @@ def _count_failure(job_id: str, deps: Ports, now: datetime) -> Outcome:
     try:
         failures = deps.jobs.count_reconcile_failure(job_id, now=now)
         if failures >= deps.settings.reconcile_max_attempts:
-            deps.jobs.mark_failed(
+            if deps.jobs.mark_failed(
                 job_id,
                 code=RECONCILE_FAILED,
                 message="the gateway could not determine this job's outcome; "
                 "contact the gateway's operator with the job id",
                 now=now,
-            )
+            ):
+                _tell_given_up(job_id, deps)
             return "failed"
     except Exception:
         logger.exception("could not count a reconciler failure on the job")
     return "errors"
 
 
+def _tell_given_up(job_id: str, deps: Ports) -> None:
+    """This write ended the job: its caller hears of it like any other ending, if its row can be
+    read at all (a malformed one cannot: it stays ended, untold, and logged)."""
+    try:
+        finish_outside_workflow(deps.jobs.get(job_id), deps)
+    except Exception:
+        logger.exception("could not tell the end of a job the reconciler gave up on")
+
+
 def _fail(record: JobRecord, deps: Ports, now: datetime, code: str, message: str) -> Outcome:
+    """End the job, unless it ended since `record` was read (a cancel, the workflow): the write
+    is conditional, and only the write that ends the job tells anyone."""
     if deps.jobs.mark_failed(record.job_id, code=code, message=message, now=now):
         finish_outside_workflow(deps.jobs.get(record.job_id), deps)
     return "failed"
+
+
+def _fail_unsent(record: JobRecord, deps: Ports, now: datetime, message: str) -> Outcome:
+    """NOT_SUBMITTED ("nothing was charged") only while nobody holds the submit claim: a run
+    that claimed it since `record` was read may be POSTing; the next run decides again."""
+    ended = deps.jobs.mark_not_started(record.job_id, code=NOT_SUBMITTED, message=message, now=now)
+    if ended:
+        finish_outside_workflow(deps.jobs.get(record.job_id), deps)
+        return "failed"
+    return "retry_later"
 
 
 def _reconcile(record: JobRecord, deps: Ports, now: datetime) -> Outcome:
@@ -113,7 +135,7 @@ def _reconcile(record: JobRecord, deps: Ports, now: datetime) -> Outcome:
             message = (
                 "the gateway could not send the job upstream; nothing was charged, submit it again"
             )
-            return _fail(record, deps, now, NOT_SUBMITTED, message)
+            return _fail_unsent(record, deps, now, message)
         message = (
             "the gateway stopped while sending the job upstream; the upstream may have "
             "accepted (and charged) it"

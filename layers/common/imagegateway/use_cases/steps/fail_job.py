@@ -1,18 +1,20 @@
 """Use case, the workflow's one failure path: mark the job FAILURE with a code and a message
 written for its caller, tell the caller (task token, webhook), and hand the completion to
-PublishCompletion."""
+PublishCompletion.
+
+A job ends once: if it already ended (cancelled, not started, stored, or failed by a duplicate
+run of this step), the write is refused and the task raises JobEndedElsewhereError, so the
+execution ends quietly and publishes nothing: whoever ended the job told its caller."""
 
 from __future__ import annotations
 
 import json
 
-from imagegateway.domain.base import JobStatus
 from imagegateway.domain.errors import (
     ERROR_CODES,
     INTERNAL_ERROR,
     PUBLIC_MESSAGES,
     STATES_ERROR_CODES,
-    FailureCode,
     JobEndedElsewhereError,
 )
 from imagegateway.domain.events import Completion
@@ -24,8 +26,6 @@ from imagegateway.use_cases.ports import Ports
 # Errors whose message the gateway wrote for callers; any other error's text (botocore, a
 # crash) stays in the logs and the caller reads PUBLIC_MESSAGES for its code.
 CALLER_SAFE_ERRORS = frozenset(ERROR_CODES) - {"GatewayError", "ConfigurationError"}
-# Codes only written outside the workflow, by whatever then told the job's caller.
-ENDED_OUTSIDE_THE_WORKFLOW = frozenset({FailureCode.CANCELLED, FailureCode.WORKFLOW_NOT_STARTED})
 
 
 def failure_from(ticket: JobTicket) -> Failure:
@@ -47,24 +47,21 @@ def failure_from(ticket: JobTicket) -> Failure:
 
 
 def fail_job(ticket: JobTicket, deps: Ports) -> Completion:
-    before = deps.jobs.for_ticket(ticket)
-    if before.status is JobStatus.FAILURE and before.error_code in ENDED_OUTSIDE_THE_WORKFLOW:
-        # Cancelled, or ended by a submit that could not start this execution (which started
-        # after all): whoever ended it told its caller; nothing more to record or say.
-        raise JobEndedElsewhereError(f"the job ended {before.error_code}", job_id=ticket.job_id)
+    deps.jobs.for_ticket(ticket)  # the ticket is the gateway's own
     failure = failure_from(ticket)
-    recorded = deps.jobs.mark_failed(
+    if not deps.jobs.mark_failed(
         ticket.job_id, code=failure.code, message=failure.message, now=deps.clock()
-    )
-    logger.info(
-        "job failed",
-        extra={"error_code": failure.code, "error": failure.message, "recorded": recorded},
-    )
+    ):
+        # Ended before this write (a cancel, a success, a duplicate run of this step...): the
+        # write that ended it told its caller; a second ending would contradict it.
+        ended = deps.jobs.get(ticket.job_id)
+        raise JobEndedElsewhereError(
+            f"the job already ended {ended.status.value}", job_id=ticket.job_id
+        )
+    logger.info("job failed", extra={"error_code": failure.code, "error": failure.message})
     metrics.add_metric(name="JobsFailed", unit="Count", value=1)
-    # The row as it ended (FAILURE, or SUCCESS if the job had succeeded after all).
     record = deps.jobs.get(ticket.job_id)
-    if recorded:
-        give_back_if_never_sent(record, deps)
+    give_back_if_never_sent(record, deps)  # this write ended the job: once per job
     completion = completion_of(record, deps)
     tell_everyone(record, completion, deps)
     return completion

@@ -1,9 +1,13 @@
 """Use case, the workflow's first task: POST the job's stored request upstream, at most once.
 
 The request comes from the job row, never from the execution input. A claim on the row is taken
-before the POST: a re-run (Step Functions retrying a crashed task) that finds it never POSTs
-again, and ends the job UPSTREAM_OUTCOME_UNKNOWN unless the first run recorded the upstream's
-id. The claim is released only when the POST provably never reached the upstream (connection
+before the POST: a run that finds another's claim never POSTs. It follows that run's outcome
+instead of failing the job: an Express machine runs a step at least once, so the claim may be a
+duplicate of this very step still POSTing. It looks at the row again every few seconds: the
+upstream's id recorded, it follows the job like the first run; the job ended, it ends quietly;
+the claim older than any run can live (SUBMIT_IN_FLIGHT_SECONDS) with no id, the run that held
+it died mid-POST and the job ends UPSTREAM_OUTCOME_UNKNOWN (once: the ending is conditional).
+The claim is released only when the POST provably never reached the upstream (connection
 refused, 429), and the job then waits in the state machine and tries again.
 """
 
@@ -13,11 +17,11 @@ from datetime import datetime, timedelta
 
 from imagegateway.domain.base import JobStatus
 from imagegateway.domain.errors import (
-    INTERNAL_ERROR,
     NOT_SUBMITTED,
     NOT_SUBMITTED_BY_DEADLINE_MESSAGE,
     UPSTREAM_REJECTED,
     ConfigurationError,
+    JobEndedElsewhereError,
     SubmitAlreadyClaimedError,
     UpstreamAuthError,
     UpstreamError,
@@ -42,6 +46,11 @@ SUBMIT_RETRY_FIRST_WAIT_SECONDS = 5
 SUBMIT_RETRY_MAX_WAIT_SECONDS = 120
 # A Wait state may end a moment before the time a task computed: that is not "too early".
 SUBMIT_NOT_BEFORE_SLACK_SECONDS = 0.5
+# No run holds a submit claim longer than this: the SubmitUpstream state's TimeoutSeconds (150;
+# the function's own timeout is 120). An older claim with no upstream id is a dead run's.
+SUBMIT_IN_FLIGHT_SECONDS = 150
+# How often a run that found another's claim looks at the row again.
+CLAIM_LOOK_SECONDS = 3
 
 
 def _failed(ticket: JobTicket, code: str, message: str) -> JobTicket:
@@ -62,9 +71,14 @@ def send_job(ticket: JobTicket, deps: Ports) -> JobTicket:
         update = {"upstream_id": record.upstream_id, "status": JobStatus.PENDING, "wait_seconds": 1}
         return ticket.model_copy(update=update)
     if record.status is not JobStatus.PENDING:
-        return _failed(
-            ticket, record.error_code or INTERNAL_ERROR, record.error_message or "the job ended"
+        # Ended elsewhere (cancelled, not started, a duplicate run's ending): told by whoever
+        # ended it; this execution ends quietly.
+        raise JobEndedElsewhereError(
+            f"the job already ended {record.status.value}", job_id=record.job_id
         )
+    if record.submit_started_at is not None:
+        # Before the deadline's NOT_SUBMITTED: a claimed POST may be accepted and charged.
+        return _follow_claim(ticket, record, deps, now)
     if deadline_passed(now=now, deadline_at=ticket.deadline_at):
         return _failed(ticket, NOT_SUBMITTED, NOT_SUBMITTED_BY_DEADLINE_MESSAGE)
     if handed_over and ticket.submit_not_before is not None:
@@ -74,10 +88,8 @@ def send_job(ticket: JobTicket, deps: Ports) -> JobTicket:
         if remaining > SUBMIT_NOT_BEFORE_SLACK_SECONDS:
             return _later(ticket, remaining, deps.settings, now=now)
     if not deps.jobs.claim_submit(ticket.job_id, run_token=ticket.run_token, now=now):
-        raise SubmitAlreadyClaimedError(
-            "an earlier attempt to send this job upstream was interrupted after it may have "
-            "reached the upstream; it may have accepted (and charged) the job"
-        )
+        # Another run claimed it since the row was read (a duplicate of this step).
+        return _follow_claim(ticket, deps.jobs.get(ticket.job_id), deps, now)
     try:
         answer = deps.upstream.submit(record.kind, record.request)
     except UpstreamUnavailableError as exc:  # nothing was sent, or the upstream refused it
@@ -114,6 +126,42 @@ def send_job(ticket: JobTicket, deps: Ports) -> JobTicket:
             "upstream_completed_at": now,
         }
     return ticket.model_copy(update=accepted)
+
+
+def _follow_claim(ticket: JobTicket, record: JobRecord, deps: Ports, now: datetime) -> JobTicket:
+    """Another run holds (or held) the submit claim: follow its outcome, never POST."""
+    if record.upstream_id:  # it was accepted: follow the job like the run that sent it
+        update = {"upstream_id": record.upstream_id, "status": JobStatus.PENDING, "wait_seconds": 1}
+        return ticket.model_copy(update=update)
+    if record.status is not JobStatus.PENDING:
+        raise JobEndedElsewhereError(
+            f"the job already ended {record.status.value}", job_id=record.job_id
+        )
+    claimed_at = record.submit_started_at
+    if claimed_at is not None and (now - claimed_at).total_seconds() >= SUBMIT_IN_FLIGHT_SECONDS:
+        raise SubmitAlreadyClaimedError(
+            "an earlier attempt to send this job upstream was interrupted after it may have "
+            "reached the upstream; it may have accepted (and charged) the job"
+        )
+    # Still in flight (or released meanwhile: then this run may claim it next time). The
+    # deadline does not end it here: the other run's POST may be accepted.
+    logger.info("another run is sending the job upstream; following it")
+    waiting = ticket.model_copy(
+        update={
+            "status": JobStatus.PENDING,
+            "wait_seconds": CLAIM_LOOK_SECONDS,
+            "submit_not_before": now + timedelta(seconds=CLAIM_LOOK_SECONDS),
+            "deadline_passed": False,
+        }
+    )
+    if hand_over_due(
+        started_at=ticket.execution_started_at,
+        now=now,
+        wait_seconds=CLAIM_LOOK_SECONDS,
+        hand_over_seconds=deps.settings.express_hand_over_seconds,
+    ):
+        return waiting.handed_over()
+    return waiting
 
 
 def _write_ledger(record: JobRecord, ticket: JobTicket, deps: Ports) -> None:

@@ -1,6 +1,8 @@
 """Use case, the workflow's success path: copy every image into S3, mark the job SUCCESS, answer
 the caller's waiting task or queue its webhook, and hand the completion to PublishCompletion.
-Safe to retry: keys are deterministic per job and image, so a retried copy overwrites."""
+Safe to retry: keys are deterministic per job and image, so a retried copy overwrites. The
+SUCCESS is written only over a PENDING job (one ending per job): a job that ended meanwhile
+(cancelled, timed out, stored by a duplicate run) is not told again."""
 
 from __future__ import annotations
 
@@ -27,8 +29,9 @@ def store_job(ticket: JobTicket, deps: Ports) -> Completion:
         # A fixed-seed job: the same request of the same caller is served from these images.
         cache_key=cache_key(record.owner, record.kind, record.request),
     ):
-        # Cancelled while the upstream finished: its caller was told; the copies stay unused.
-        raise JobEndedElsewhereError("the job was cancelled", job_id=ticket.job_id)
+        # It ended while the upstream finished (cancelled, timed out) or a duplicate run stored
+        # it first: its caller was told by that ending; the copies stay unused.
+        raise JobEndedElsewhereError("the job had already ended", job_id=ticket.job_id)
     logger.info("stored the job's images", extra={"images": len(images)})
     metrics.add_metric(name="ImagesStored", unit="Count", value=len(images))
     record = deps.jobs.get(ticket.job_id)
