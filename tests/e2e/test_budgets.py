@@ -80,6 +80,8 @@ def assert_refused_over_http(gateway: Gateway, *, samples: int, budget: int) -> 
     # Then it is a 429 BUDGET_EXCEEDED, never sent, and the day's usage still shows nothing spent
     assert refused.status_code == 429, refused.text
     assert refused.json()["error_code"] == "BUDGET_EXCEEDED"
+    # (worth retrying after the reset, as the code decides: its message says it never fits)
+    assert refused.json()["retryable"] is True
     time.sleep(1)
     assert submits_of(gateway, model) == 0
     assert usage_of(gateway, caller) == (0, budget, budget)
@@ -96,6 +98,7 @@ def assert_refused_from_the_queue(gateway: Gateway, *, samples: int, budget: int
     event = gateway.completion(lambda event: event["detail"].get("reference") == reference)
     assert event["detail-type"] == "Image Generation Failed"
     assert event["detail"]["error_code"] == "BUDGET_EXCEEDED"
+    assert event["detail"]["retryable"] is True
     assert submits_of(gateway, model) == 0
     assert usage_of(gateway, sender) == (0, budget, budget)
 

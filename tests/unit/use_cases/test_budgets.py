@@ -56,7 +56,7 @@ def test_a_days_first_job_that_does_not_fit_is_refused(budget: int, samples: int
     # Given a caller that has spent nothing today, and a budget smaller than its job
     usage, jobs = FakeUsageStore(budget=budget), FakeJobStore()
     # When its first job of the day is recorded / Then it is refused, no row, nothing counted
-    with pytest.raises(BudgetExceededError):
+    with pytest.raises(BudgetExceededError) as refused:
         record_job(
             JobKind.TEXT2IMAGE,
             {"prompt": "p", "samples": samples},
@@ -65,6 +65,8 @@ def test_a_days_first_job_that_does_not_fit_is_refused(budget: int, samples: int
             deps=deps(usage, jobs),
         )
     assert (jobs.items, usage.today("o", now=NOW).images) == ({}, 0)
+    # and the caller reads that waiting for the reset will not help this job
+    assert "never fits" in refused.value.message
 
 
 def row(**extra: Any) -> JobRecord:

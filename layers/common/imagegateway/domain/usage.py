@@ -26,10 +26,20 @@ def fits(images: int, *, used: int, budget: int | None) -> bool:
 
 
 def budget_exceeded(images: int, *, used: int, budget: int, now: datetime) -> BudgetExceededError:
-    """The refusal of a job that does not fit, with when the budget resets."""
+    """The refusal of a job that does not fit, with when the budget resets. A job bigger than
+    the whole budget never fits, reset or not: the message says so (the code is the same)."""
+    if images > budget:
+        message = (
+            f"the job asks for {images} images, more than the whole daily budget of {budget}: "
+            "it never fits; ask for fewer"
+        )
+    else:
+        message = (
+            f"the daily budget of {budget} images is spent ({used} used today, "
+            f"{images} asked); it resets at {resets_at(now).isoformat()}"
+        )
     return BudgetExceededError(
-        f"the daily budget of {budget} images is spent ({used} used today, "
-        f"{images} asked); it resets at {resets_at(now).isoformat()}",
+        message,
         budget=budget,
         used=used,
         resets_at=resets_at(now),
