@@ -1,6 +1,6 @@
-"""Per-caller daily budgets over a stack of their own (CALLER_DAILY_IMAGE_BUDGET=3): the request
-that does not fit is refused before anything is sent, over HTTP (429) and from the queue (a
-Failed event); GET /v1/usage shows the day's count."""
+"""Per-caller daily budgets over stacks of their own (CALLER_DAILY_IMAGE_BUDGET=3, and 0): the
+request that does not fit is refused before anything is sent, over HTTP (429) and from the queue
+(a Failed event), a day's first one too; GET /v1/usage shows the day's count."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -21,13 +22,12 @@ from tests.e2e.conftest import STACK_ENVIRONMENT, Gateway
 BUDGET = 3
 
 
-@pytest.fixture(scope="module")
-def budgeted() -> Iterator[Gateway]:
+def budget_stack(budget: int) -> Iterator[Gateway]:
     outputs = str(Path(tempfile.mkdtemp(prefix="e2e-budget-")) / "stack-outputs.json")
     environment = {
         **STACK_ENVIRONMENT,
         "STACK_OUTPUTS_FILE": outputs,
-        "CALLER_DAILY_IMAGE_BUDGET": str(BUDGET),
+        "CALLER_DAILY_IMAGE_BUDGET": str(budget),
     }
     process = StackProcess(environment=environment)
     urls = process.start(timeout=90)
@@ -38,8 +38,85 @@ def budgeted() -> Iterator[Gateway]:
     assert process.stop() == 0, process.output(last=40)
 
 
+@pytest.fixture(scope="module")
+def budgeted() -> Iterator[Gateway]:
+    yield from budget_stack(BUDGET)
+
+
+@pytest.fixture(scope="module")
+def blocked() -> Iterator[Gateway]:
+    """A budget of 0: every caller is meant to be blocked."""
+    yield from budget_stack(0)
+
+
 def submits_of(gateway: Gateway, model_id: str) -> int:
     return int(gateway.upstream_stats()["submits_by_model"].get(model_id, 0))
+
+
+def usage_of(gateway: Gateway, caller: str) -> tuple[int, int, int]:
+    usage = gateway.session.get(
+        gateway.url + "/v1/usage", headers={"X-Local-Caller": caller}, timeout=10
+    ).json()
+    return usage["images"], usage["budget"], usage["remaining"]
+
+
+def queue_as(gateway: Gateway, sender: str, envelope: dict[str, Any]) -> None:
+    """Put an envelope on the request queue as the local IAM user `sender` (a caller of its own,
+    whatever the other tests' queued requests spent)."""
+    gateway.aws("sqs").send_message(
+        QueueUrl=gateway.outputs()["RequestQueueUrl"],
+        MessageBody=json.dumps(envelope),
+        MessageAttributes={"LocalSender": {"DataType": "String", "StringValue": sender}},
+    )
+
+
+def assert_refused_over_http(gateway: Gateway, *, samples: int, budget: int) -> None:
+    # Given a caller that has spent nothing today
+    caller, model = f"first-{uuid.uuid4().hex[:8]}", f"budget-first-{uuid.uuid4().hex[:8]}"
+    # When its day's first job asks for more images than the whole budget
+    refused = gateway.submit(
+        {"model_id": model, "prompt": "fox", "samples": samples}, caller=caller
+    )
+    # Then it is a 429 BUDGET_EXCEEDED, never sent, and the day's usage still shows nothing spent
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error_code"] == "BUDGET_EXCEEDED"
+    # (worth retrying after the reset, as the code decides: its message says it never fits)
+    assert refused.json()["retryable"] is True
+    time.sleep(1)
+    assert submits_of(gateway, model) == 0
+    assert usage_of(gateway, caller) == (0, budget, budget)
+
+
+def assert_refused_from_the_queue(gateway: Gateway, *, samples: int, budget: int) -> None:
+    # Given a queue sender that has spent nothing today
+    sender, model = f"q-{uuid.uuid4().hex[:8]}", f"budget-qfirst-{uuid.uuid4().hex[:8]}"
+    reference = f"first-{uuid.uuid4().hex[:8]}"
+    # When its day's first request asks for more images than the whole budget
+    request = {"model_id": model, "prompt": "fox", "samples": samples}
+    queue_as(gateway, sender, {"request": request, "reference": reference})
+    # Then it ends as a Failed event with BUDGET_EXCEEDED, never sent, nothing counted
+    event = gateway.completion(lambda event: event["detail"].get("reference") == reference)
+    assert event["detail-type"] == "Image Generation Failed"
+    assert event["detail"]["error_code"] == "BUDGET_EXCEEDED"
+    assert event["detail"]["retryable"] is True
+    assert submits_of(gateway, model) == 0
+    assert usage_of(gateway, sender) == (0, budget, budget)
+
+
+def test_a_days_first_job_bigger_than_the_budget_is_a_429(budgeted: Gateway) -> None:
+    assert_refused_over_http(budgeted, samples=BUDGET + 1, budget=BUDGET)
+
+
+def test_a_days_first_queued_job_bigger_than_the_budget_fails(budgeted: Gateway) -> None:
+    assert_refused_from_the_queue(budgeted, samples=BUDGET + 1, budget=BUDGET)
+
+
+def test_a_budget_of_0_refuses_a_callers_first_job_over_http(blocked: Gateway) -> None:
+    assert_refused_over_http(blocked, samples=1, budget=0)
+
+
+def test_a_budget_of_0_refuses_a_senders_first_queued_job(blocked: Gateway) -> None:
+    assert_refused_from_the_queue(blocked, samples=1, budget=0)
 
 
 def test_the_request_over_a_callers_budget_is_a_429_and_never_sent(budgeted: Gateway) -> None:

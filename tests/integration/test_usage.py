@@ -41,6 +41,29 @@ def test_a_budget_takes_what_fits_and_refuses_the_rest_with_its_reset(stack: Loc
     usage.reserve(CALLER, 3, now=NOW + timedelta(hours=2))
 
 
+def test_a_days_first_job_bigger_than_the_budget_is_refused(stack: LocalStack) -> None:
+    # Given a budget of 1 image and a caller that has spent nothing today (no day's count yet)
+    usage = store(1)
+    # When its first job of the day asks for 4
+    with pytest.raises(BudgetExceededError) as refused:
+        usage.reserve(CALLER, 4, now=NOW)
+    # Then it is refused, and nothing was counted: the whole budget is still there
+    assert (refused.value.used, refused.value.budget) == (0, 1)
+    today = usage.today(CALLER, now=NOW)
+    assert (today.images, today.budget, today.remaining) == (0, 1, 1)
+    usage.reserve(CALLER, 1, now=NOW)
+
+
+def test_a_budget_of_0_refuses_every_job_even_the_days_first(stack: LocalStack) -> None:
+    # Given a budget of 0 (a caller meant to be blocked)
+    usage = store(0)
+    # When its first job of the day asks for 1 image / Then it is refused, nothing counted
+    with pytest.raises(BudgetExceededError):
+        usage.reserve(CALLER, 1, now=NOW)
+    today = usage.today(CALLER, now=NOW)
+    assert (today.images, today.budget, today.remaining) == (0, 0, 0)
+
+
 def test_a_job_never_sent_gives_its_images_back(stack: LocalStack) -> None:
     usage = store(2)
     usage.reserve(CALLER, 2, now=NOW)

@@ -24,7 +24,6 @@ from imagegateway.adapters.webhook_secrets import owner_secret
 from imagegateway.adapters.workflow import Workflow as WorkflowAdapter
 from imagegateway.domain.base import JobKind, JobStatus
 from imagegateway.domain.errors import (
-    BudgetExceededError,
     FailureCode,
     ForeignTicketError,
     GatewayError,
@@ -36,7 +35,7 @@ from imagegateway.domain.events import Completion
 from imagegateway.domain.image_requests import UpstreamAnswer
 from imagegateway.domain.records import Callbacks, JobRecord, TokenCounts
 from imagegateway.domain.tickets import JobTicket, StoredImage
-from imagegateway.domain.usage import Usage, day_of, resets_at
+from imagegateway.domain.usage import Usage, budget_exceeded, day_of, fits, resets_at
 from imagegateway.platform.settings import Settings
 from imagegateway.use_cases import ports
 
@@ -570,9 +569,9 @@ class FakeNotifier:
 
 
 class FakeUsageStore:
-    """Images per (caller, UTC day) and the ledger, with usage_store.py's conditions: a
-    reservation is refused when the day's count would pass the budget (a day's first one never
-    is), a give-back needs the day's count."""
+    """Images per (caller, UTC day) and the ledger, with usage_store.py's rules: a reservation
+    is refused when the day's count would pass the budget (a day's first one too: a job bigger
+    than the whole budget never fits), a give-back needs the day's count."""
 
     def __init__(self, budget: int | None = None) -> None:
         self.budget = budget
@@ -582,17 +581,10 @@ class FakeUsageStore:
 
     def reserve(self, owner: str, images: int, *, now: datetime) -> None:
         day = (owner, day_of(now).isoformat())
-        used = self.days.get(day)
-        # attribute_not_exists(images) OR images <= :room
-        if self.budget is not None and used is not None and used > self.budget - images:
-            raise BudgetExceededError(
-                f"the daily budget of {self.budget} images is spent ({used} used today, "
-                f"{images} asked); it resets at {resets_at(now).isoformat()}",
-                budget=self.budget,
-                used=used,
-                resets_at=resets_at(now),
-            )
-        self.days[day] = (used or 0) + images
+        used = self.days.get(day, 0)
+        if self.budget is not None and not fits(images, used=used, budget=self.budget):
+            raise budget_exceeded(images, used=used, budget=self.budget, now=now)
+        self.days[day] = used + images
 
     def give_back(self, owner: str, images: int, *, accepted_at: datetime) -> None:
         day = (owner, day_of(accepted_at).isoformat())

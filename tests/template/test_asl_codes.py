@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ASL = ROOT / "statemachine" / "image_job.asl.json"
 README = ROOT / "README.md"
 README_TABLE_HEADING = "Failure codes on a job"
+RETRYABLE_COLUMN = "Retryable?"
 
 # Error names Step Functions reports itself (the States Language's own, appendix A of the spec).
 STATES_ERRORS = {
@@ -135,8 +136,8 @@ def gateway_error_classes() -> list[type[GatewayError]]:
     return found
 
 
-def readme_failure_codes(text: str) -> list[str]:
-    """The codes (in backticks) of the first column of the table under the heading line."""
+def readme_table(text: str) -> tuple[list[str], list[list[str]]]:
+    """The header cells and the rows' cells of the table under the heading line."""
     lines = text.splitlines()
     starts = [i for i, line in enumerate(lines) if README_TABLE_HEADING in line]
     assert len(starts) == 1, f"README.md: one line must say {README_TABLE_HEADING!r}"
@@ -149,15 +150,36 @@ def readme_failure_codes(text: str) -> list[str]:
         else:
             assert not line.strip(), f"README.md: the table must follow {README_TABLE_HEADING!r}"
     header, separator, *body = rows
-    assert header.split("|")[1].strip() == "Code"
     assert set(separator) <= set("|-: ")
-    codes = []
-    for row in body:
-        first_cell = row.split("|")[1]
-        found = re.findall(r"`([^`]+)`", first_cell)
-        assert found, f"README.md: a row of the failure-code table names no code: {row}"
-        codes += found
-    return codes
+    cells = [cell.strip() for cell in header.split("|")[1:-1]]
+    return cells, [[cell.strip() for cell in row.split("|")[1:-1]] for row in body]
+
+
+def codes_of(row: list[str]) -> list[str]:
+    found = re.findall(r"`([^`]+)`", row[0])
+    assert found, f"README.md: a row of the failure-code table names no code: {row}"
+    return found
+
+
+def readme_failure_codes(text: str) -> list[str]:
+    """The codes (in backticks) of the first column of the table under the heading line."""
+    header, rows = readme_table(text)
+    assert header[0] == "Code"
+    return [code for row in rows for code in codes_of(row)]
+
+
+def readme_retryable(text: str) -> dict[str, bool]:
+    """Each code's `Retryable?` cell: one yes / no for every code of its row, or one per code,
+    in the row's order."""
+    header, rows = readme_table(text)
+    column = header.index(RETRYABLE_COLUMN)
+    decisions: dict[str, bool] = {}
+    for row in rows:
+        codes, said = codes_of(row), re.findall(r"\b(yes|no)\b", row[column])
+        assert len(said) in (1, len(codes)), f"README.md: one yes / no, or one per code: {row}"
+        for code, word in zip(codes, said * len(codes) if len(said) == 1 else said, strict=True):
+            decisions[code] = word == "yes"
+    return decisions
 
 
 # ---------------------------------------------------------------- the checks
@@ -330,6 +352,35 @@ def test_the_readme_table_lists_exactly_the_codes_a_job_can_end_with() -> None:
     # and every code a job can end with is in the table, but for the known gap (see
     # MISSING_FROM_README_TABLE: document them there, then empty the set)
     assert errors.JOB_FAILURE_CODES - set(listed) == MISSING_FROM_README_TABLE
+
+
+def test_the_readme_table_says_each_codes_retryable_decision() -> None:
+    # Given the README's table, whose `Retryable?` column says yes / no per code
+    said = readme_retryable(README.read_text(encoding="utf-8"))
+    # Then it says, for every code it lists, FailureCode's own decision
+    assert said == {code: FailureCode(code).retryable for code in said}
+    assert set(said) == set(readme_failure_codes(README.read_text(encoding="utf-8")))
+
+
+def test_the_readme_retryable_parser_reads_one_word_per_row_or_per_code() -> None:
+    text = "\n".join(
+        [
+            "Failure codes on a job:",
+            "",
+            "| Code | Meaning | Retryable? |",
+            "|---|---|---|",
+            "| `TIMED_OUT` | late | yes |",
+            "| `DOWNLOAD_FAILED` / `IMAGE_REJECTED` | images | yes / no |",
+            "| `INTERNAL_ERROR`, `WORKFLOW_FAILED` | broke | **yes** (after a moment) |",
+        ]
+    )
+    assert readme_retryable(text) == {
+        "TIMED_OUT": True,
+        "DOWNLOAD_FAILED": True,
+        "IMAGE_REJECTED": False,
+        "INTERNAL_ERROR": True,
+        "WORKFLOW_FAILED": True,
+    }
 
 
 def test_the_readme_table_parser_reads_every_code_of_a_row() -> None:

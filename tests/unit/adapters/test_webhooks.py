@@ -490,7 +490,10 @@ class HangingSender:
         self.release = threading.Event()
         self.delivered: list[str] = []
 
-    def deliver(self, message: WebhookMessage) -> int:
+    def signing_secrets(self, owner: str) -> list[str]:
+        return [SECRET]
+
+    def deliver(self, message: WebhookMessage, *, secrets: Any = None) -> int:
         if message.url == self.hang_on:
             self.release.wait(30)
         self.delivered.append(message.webhook_id)

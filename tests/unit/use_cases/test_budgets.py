@@ -51,6 +51,24 @@ def test_a_job_over_the_budget_is_refused_before_it_is_stored() -> None:
     assert usage.today("o", now=NOW).images == 2
 
 
+@pytest.mark.parametrize(("budget", "samples"), [(1, 4), (0, 1)])
+def test_a_days_first_job_that_does_not_fit_is_refused(budget: int, samples: int) -> None:
+    # Given a caller that has spent nothing today, and a budget smaller than its job
+    usage, jobs = FakeUsageStore(budget=budget), FakeJobStore()
+    # When its first job of the day is recorded / Then it is refused, no row, nothing counted
+    with pytest.raises(BudgetExceededError) as refused:
+        record_job(
+            JobKind.TEXT2IMAGE,
+            {"prompt": "p", "samples": samples},
+            owner="o",
+            tokens=TOKENS,
+            deps=deps(usage, jobs),
+        )
+    assert (jobs.items, usage.today("o", now=NOW).images) == ({}, 0)
+    # and the caller reads that waiting for the reset will not help this job
+    assert "never fits" in refused.value.message
+
+
 def row(**extra: Any) -> JobRecord:
     return JobRecord.model_validate(
         {

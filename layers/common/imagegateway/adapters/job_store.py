@@ -298,17 +298,13 @@ class JobStore:
         """End a still-PENDING job that was never sent upstream (its workflow could not be
         started, or the reconciler found it unsent), unless a run claimed its submit meanwhile
         (it may be POSTing: the job is left to it); False if it had ended or was claimed."""
-        return self._end_failed(
-            job_id, code=code, message=message, now=now, only_if=JobStatus.PENDING, unclaimed=True
-        )
+        return self._end_failed(job_id, code=code, message=message, now=now, unclaimed=True)
 
     def mark_failed(self, job_id: str, *, code: str, message: str, now: datetime) -> bool:
         """Record a FAILURE if the job has not ended; True if this call recorded it. A job
         ends once: a late failure (a reconciler or RecordFailure deciding on a row read before a
         cancel) is refused, so its caller hears one ending and its images go back once."""
-        return self._end_failed(
-            job_id, code=code, message=message, now=now, only_if=JobStatus.PENDING
-        )
+        return self._end_failed(job_id, code=code, message=message, now=now)
 
     def _end_failed(
         self,
@@ -317,21 +313,19 @@ class JobStore:
         code: str,
         message: str,
         now: datetime,
-        only_if: JobStatus | None = None,
         unclaimed: bool = False,
     ) -> bool:
-        """End the job FAILURE (conditionally on its status); False if the condition failed."""
+        """End a PENDING job FAILURE (every ending is conditional on the job not having ended);
+        False if the condition failed."""
         names = {"#status": "status"}
         values: dict[str, Any] = {
             ":failure": JobStatus.FAILURE.value,
             ":code": code,
             ":message": message[:1000],
             ":now": _iso(now),
+            ":pending": JobStatus.PENDING.value,
         }
-        condition = "attribute_exists(job_id)"
-        if only_if is not None:
-            condition += " AND #status = :only_if"
-            values[":only_if"] = only_if.value
+        condition = "attribute_exists(job_id) AND #status = :pending"
         if unclaimed:
             condition += " AND attribute_not_exists(submit_started_at)"
         return self._update_if(
@@ -365,9 +359,7 @@ class JobStore:
 
     def mark_cancelled(self, job_id: str, *, message: str, now: datetime) -> bool:
         """End a still-PENDING job CANCELLED; False if it had already ended."""
-        return self._end_failed(
-            job_id, code=CANCELLED, message=message, now=now, only_if=JobStatus.PENDING
-        )
+        return self._end_failed(job_id, code=CANCELLED, message=message, now=now)
 
     def page_of_owner(
         self,

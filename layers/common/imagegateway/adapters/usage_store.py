@@ -19,8 +19,7 @@ from botocore.exceptions import ClientError
 
 from imagegateway.adapters.aws_clients import dynamodb_table, error_code
 from imagegateway.domain.base import JobKind
-from imagegateway.domain.errors import BudgetExceededError
-from imagegateway.domain.usage import Usage, day_of, resets_at
+from imagegateway.domain.usage import Usage, budget_exceeded, day_of, fits, resets_at
 from imagegateway.platform.settings import Settings
 
 USAGE_RETENTION_DAYS = 400
@@ -43,10 +42,18 @@ class UsageStore:
         counted) if they do not fit its budget. Atomic: concurrent submits cannot overshoot."""
         if self._table is None:
             return
+        budget = self._budget
+        if budget is not None and not fits(images, used=0, budget=budget):
+            # Bigger than the whole budget: refused even on a day with nothing spent. The
+            # condition below lets a day without a count yet through, which is only right
+            # for a job that fits an empty day (:room >= 0).
+            raise budget_exceeded(
+                images, used=self.today(owner, now=now).images, budget=budget, now=now
+            )
         values: dict[str, Any] = {":images": images, ":expires": _expires(now)}
         extra: dict[str, Any] = {}
-        if self._budget is not None:
-            values[":room"] = self._budget - images
+        if budget is not None:
+            values[":room"] = budget - images
             extra["ConditionExpression"] = "attribute_not_exists(images) OR images <= :room"
         try:
             self._table.update_item(
@@ -56,16 +63,10 @@ class UsageStore:
                 **extra,
             )
         except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
+            if error_code(exc) != "ConditionalCheckFailedException" or budget is None:
                 raise
             used = self.today(owner, now=now).images
-            raise BudgetExceededError(
-                f"the daily budget of {self._budget} images is spent ({used} used today, "
-                f"{images} asked); it resets at {resets_at(now).isoformat()}",
-                budget=self._budget or 0,
-                used=used,
-                resets_at=resets_at(now),
-            ) from exc
+            raise budget_exceeded(images, used=used, budget=budget, now=now) from exc
 
     def give_back(self, owner: str, images: int, *, accepted_at: datetime) -> None:
         """A job that was never sent: its images no longer count against its day."""

@@ -264,15 +264,19 @@ class WebhookSender:
         """How long one attempt may take, from its start to its deadline."""
         return self._settings.webhook_timeout_seconds
 
-    def deliver(self, message: WebhookMessage) -> int:
+    def signing_secrets(self, owner: str) -> Sequence[str]:
+        """The secrets the owner's webhooks are signed with (read from Secrets Manager, cached)."""
+        return self._secrets(owner)
+
+    def deliver(self, message: WebhookMessage, *, secrets: Sequence[str] | None = None) -> int:
         """One attempt; the 2xx status on success. Raises WebhookRejectedError (never
         deliverable), WebhookNotAttempted (no time for an attempt) or WebhookDeliveryError
-        (this attempt failed)."""
+        (this attempt failed). `secrets`: the owner's signing secrets, if already read."""
+        # Read before the attempt's clock starts: Secrets Manager's time is not the receiver's.
+        signing = secrets if secrets is not None else self._secrets(message.owner)
         deadline = AttemptDeadline(self._attempt_seconds())
         target = check_webhook_url(message.url, self._settings, self._resolve)
-        headers = signed_headers(
-            message, secrets=self._secrets(message.owner), timestamp=int(self._clock())
-        )
+        headers = signed_headers(message, secrets=signing, timestamp=int(self._clock()))
         with deadline:
             status = self._post(target, message, headers, deadline)
         if not 200 <= status < 300:

@@ -18,7 +18,9 @@ from typing import ClassVar, NamedTuple
 # Re-exported: the codes are read with the errors that carry them.
 from imagegateway.domain.failure_codes import JOB_FAILURE_CODES as JOB_FAILURE_CODES
 from imagegateway.domain.failure_codes import NOT_JOB_CODES as NOT_JOB_CODES
+from imagegateway.domain.failure_codes import RETRYABLE as RETRYABLE
 from imagegateway.domain.failure_codes import FailureCode as FailureCode
+from imagegateway.domain.failure_codes import retryable_of as retryable_of
 
 
 class GatewayError(Exception):

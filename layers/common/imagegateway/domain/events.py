@@ -59,6 +59,8 @@ class CompletionDetail(GatewayModel):
     images: list[CompletedImage] | None = None
     error: str | None = None
     error_code: str | None = None
+    # Failures only: whether the same request, sent again later, may succeed (per error_code).
+    retryable: bool | None = None
     details: list[ErrorDetail] | None = None
     timings: Timings | None = None
 

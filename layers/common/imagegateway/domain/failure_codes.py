@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
 
 
 class FailureCode(StrEnum):
@@ -54,6 +56,80 @@ class FailureCode(StrEnum):
     # -- images
     DOWNLOAD_FAILED = "DOWNLOAD_FAILED"
     IMAGE_REJECTED = "IMAGE_REJECTED"
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same request, sent again later, may succeed (RETRYABLE)."""
+        return RETRYABLE[self]
+
+
+# Whether retrying helps: may the same request, sent again (later, unchanged), succeed? Decided
+# here once per code; every failure a caller reads (HTTP error answers, a failed job's view, its
+# completion event, webhook and task output) carries it as `retryable`, and the README's table
+# shows it. True where the gateway, AWS or the upstream was unwell or slow; false where the
+# request itself (or the caller's own choice) is the reason, or where only an operator can help.
+RETRYABLE: Mapping[FailureCode, bool] = MappingProxyType(
+    {
+        FailureCode.INTERNAL_ERROR: True,
+        # A misconfigured stack (a role, a setting) fails every request the same way until an
+        # operator redeploys: retrying only adds load.
+        FailureCode.CONFIGURATION_ERROR: False,
+        # A first deploy before the key is stored: the answer already says Retry-After 60, and
+        # the operator is alerted; the same request succeeds once the key is in.
+        FailureCode.UPSTREAM_NOT_CONFIGURED: True,
+        FailureCode.WORKFLOW_FAILED: True,
+        FailureCode.WORKFLOW_NOT_STARTED: True,
+        FailureCode.RECONCILE_FAILED: True,
+        FailureCode.UPSTREAM_ERROR: True,
+        FailureCode.UPSTREAM_UNAVAILABLE: True,
+        FailureCode.UPSTREAM_RATE_LIMITED: True,
+        # The upstream may have taken (and charged) the job: a retry may succeed but may also be
+        # charged twice (the README's "Charged?" column says maybe); the caller weighs that.
+        FailureCode.UPSTREAM_OUTCOME_UNKNOWN: True,
+        FailureCode.UPSTREAM_TIMEOUT: True,
+        # The upstream refused the gateway's key: only an operator can fix it.
+        FailureCode.UPSTREAM_AUTH_FAILED: False,
+        FailureCode.UPSTREAM_BAD_RESPONSE: True,
+        # The upstream's submit answer refused the request (an unknown model...): it will again.
+        FailureCode.UPSTREAM_REJECTED: False,
+        # The upstream took the request (it is valid) and then failed running it: a run's
+        # failure (a busy or broken worker), not the request's, as far as the gateway can tell.
+        FailureCode.UPSTREAM_FAILURE: True,
+        FailureCode.NOT_SUBMITTED: True,
+        FailureCode.TIMED_OUT: True,
+        # The caller's own choice.
+        FailureCode.CANCELLED: False,
+        FailureCode.JOB_NOT_FOUND: False,
+        FailureCode.FOREIGN_TICKET: False,
+        # The upstream's SUCCESS listed too few images: a new run usually lists them all.
+        FailureCode.INCOMPLETE_RESULT: True,
+        FailureCode.MALFORMED_BODY: False,
+        FailureCode.BODY_TOO_LARGE: False,
+        FailureCode.UNSUPPORTED_MEDIA_TYPE: False,
+        FailureCode.INVALID_IDEMPOTENCY_KEY: False,
+        # After `resets_at` (the answer's Retry-After). A job bigger than the whole budget never
+        # fits: its message says so, but the code (and so this decision) is the same.
+        FailureCode.BUDGET_EXCEEDED: True,
+        FailureCode.INVALID_REQUEST: False,
+        FailureCode.IDEMPOTENCY_KEY_REUSED: False,
+        FailureCode.INVALID_CURSOR: False,
+        FailureCode.PROMPT_TOO_LONG: False,
+        # Cancelling a job that already ended: it stays ended.
+        FailureCode.JOB_FINISHED: False,
+        # Fetching the upstream's images failed (after the workflow's own retries): a transient
+        # network or host problem; a new job fetches new URLs.
+        FailureCode.DOWNLOAD_FAILED: True,
+        # Not an image, too large, or on a host the gateway does not fetch from: it would be again.
+        FailureCode.IMAGE_REJECTED: False,
+    }
+)
+
+
+def retryable_of(code: str | None) -> bool:
+    """The decision of a code as a job row stores it (a plain string). None, or a code this
+    version does not know, is the gateway's own failure: nothing says the request is at fault."""
+    member = FailureCode.__members__.get(code or "", FailureCode.INTERNAL_ERROR)
+    return member.retryable
 
 
 # Codes that never end a job: the HTTP error answers of a request refused before any job exists

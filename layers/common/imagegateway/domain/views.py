@@ -46,6 +46,11 @@ class JobView(GatewayModel):
     download_urls: list[str] | None = None
     error: str | None = None
     error_code: str | None = None
+    retryable: bool | None = Field(
+        default=None,
+        description="FAILURE only: whether the same request, sent again later, may succeed "
+        "(decided per error_code).",
+    )
     images: list[ImageView] | None = None
     timings: Timings | None = None
     tokens: TokenCounts | None = None
@@ -99,6 +104,8 @@ class ErrorResponse(GatewayModel):
     status: JobStatus = JobStatus.FAILURE
     error: str
     error_code: str | None = None
+    # Every error answer says it, whether or not it shows a code (decided per code).
+    retryable: bool | None = None
     details: list[ErrorDetail] = Field(default_factory=list)
     id: str | None = None
     # BUDGET_EXCEEDED: when the caller's daily budget starts again.

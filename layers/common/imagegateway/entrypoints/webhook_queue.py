@@ -18,6 +18,7 @@ never be delivered (not a WebhookMessage, a refused URL) is logged, counted and 
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -86,12 +87,22 @@ def attempt_all(records: list[dict[str, Any]], sender: WebhookSender) -> dict[st
             messages[record["messageId"]] = message
     if not messages:
         return {}
+    # Each owner's secrets, read once and before any attempt's clock starts.
+    secrets: dict[str, Sequence[str] | Exception] = {}
+    for message in messages.values():
+        if message.owner not in secrets:
+            try:
+                secrets[message.owner] = sender.signing_secrets(message.owner)
+            except Exception as exc:  # settled with each of the owner's records
+                secrets[message.owner] = exc
     workers = ThreadPoolExecutor(
         max_workers=min(len(messages), MAX_PARALLEL_ATTEMPTS), thread_name_prefix="webhook"
     )
     # Each thread runs in a copy of this context: the invocation's time budget goes with it.
     futures = {
-        message_id: workers.submit(contextvars.copy_context().run, _attempt, sender, message)
+        message_id: workers.submit(
+            contextvars.copy_context().run, _attempt, sender, message, secrets[message.owner]
+        )
         for message_id, message in messages.items()
     }
     wait(futures.values(), timeout=sender.attempt_seconds + REPORT_GRACE_SECONDS)
@@ -100,9 +111,17 @@ def attempt_all(records: list[dict[str, Any]], sender: WebhookSender) -> dict[st
     return {message_id: _outcome(future) for message_id, future in futures.items()}
 
 
-def _attempt(sender: WebhookSender, message: WebhookMessage) -> Outcome:
+def _attempt(
+    sender: WebhookSender, message: WebhookMessage, secrets: Sequence[str] | Exception | None = None
+) -> Outcome:
+    """`secrets`: the owner's, read beforehand (None: the attempt reads them)."""
+    if isinstance(secrets, Exception):
+        return secrets
     try:
-        sender.deliver(message)
+        if secrets is None:
+            sender.deliver(message)
+        else:
+            sender.deliver(message, secrets=secrets)
     except Exception as exc:  # settled with its record, as the record's own error
         return exc
     return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 
 from imagegateway.domain.base import JobStatus
-from imagegateway.domain.errors import BudgetExceededError, InvalidRequestError
+from imagegateway.domain.errors import BudgetExceededError, InvalidRequestError, retryable_of
 from imagegateway.domain.events import CompletedImage, Completion, CompletionDetail
 from imagegateway.domain.image_requests import samples_of
 from imagegateway.domain.records import Callbacks, JobRecord
@@ -45,6 +45,7 @@ def completion_of(record: JobRecord, deps: Ports) -> Completion:
     else:
         detail.error = record.error_message or "the job failed"
         detail.error_code = record.error_code
+        detail.retryable = retryable_of(record.error_code)
     return Completion.of(detail)
 
 
@@ -152,6 +153,7 @@ def refuse_request(
         reference=callbacks.reference,
         error=error.message,
         error_code=error.code,
+        retryable=error.code.retryable,
         details=[ErrorDetail(field=field, message=message) for field, message in fields],
     )
     completion = Completion.of(detail)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from imagegateway.domain.base import JobKind, JobStatus
-from imagegateway.domain.errors import JobNotFoundError
+from imagegateway.domain.errors import JobNotFoundError, retryable_of
 from imagegateway.domain.records import JobRecord
 from imagegateway.domain.views import ImageView, JobView, timings_of
 from imagegateway.platform.observability import logger
@@ -51,6 +51,7 @@ def view_of(record: JobRecord, deps: Ports) -> JobView:
     elif record.status is JobStatus.FAILURE:
         view.error = record.error_message or "the job failed"
         view.error_code = record.error_code
+        view.retryable = retryable_of(record.error_code)
     return view
 
 

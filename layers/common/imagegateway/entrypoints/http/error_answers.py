@@ -29,6 +29,7 @@ from imagegateway.domain.errors import (
     BodyTooLargeError,
     BudgetExceededError,
     ConfigurationError,
+    FailureCode,
     GatewayError,
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
@@ -166,6 +167,16 @@ HTTP_ERRORS: dict[type[Exception], HttpError] = {
 }
 
 
+def retryable_of_answer(exc: Exception, rule: HttpError) -> bool:
+    """The decision of the error's code (shown or not: FailureCode.retryable). A library error
+    with no code of its own (an idempotency key in use, an unsupported media type) is worth
+    retrying exactly when its answer says when (Retry-After): the table already decided that."""
+    own = getattr(exc, "code", None) or rule.fixed_code
+    if isinstance(own, FailureCode):
+        return own.retryable
+    return rule.retry_after is not None
+
+
 def rule_for(exc: Exception) -> HttpError:
     return next(HTTP_ERRORS[cls] for cls in type(exc).__mro__ if cls in HTTP_ERRORS)
 
@@ -199,6 +210,7 @@ def error_answer(exc: Exception) -> Response[Any]:
         details.append(ErrorDetail(field=rule.field, message=own_message or text))
     code = rule.fixed_code or (getattr(exc, "code", None) if rule.with_code else None)
     body = ErrorResponse(
+        retryable=retryable_of_answer(exc, rule),
         status=JobStatus(exc.status) if isinstance(exc, JobFinishedError) else JobStatus.FAILURE,
         error=text,
         error_code=code,
@@ -213,22 +225,34 @@ def error_answer(exc: Exception) -> Response[Any]:
     return answer
 
 
+def not_found() -> ErrorResponse:
+    return ErrorResponse(error=NO_SUCH_ROUTE, retryable=FailureCode.JOB_NOT_FOUND.retryable)
+
+
 def validation_answer(exc: RequestValidationError) -> Response[Any]:
     """Powertools' validation of the route's parameters and body, as the contract says."""
     errors = list(exc.errors())
     if any(tuple(err.get("loc", ()))[:1] == ("path",) for err in errors):
         # e.g. /sd/<not a kind>/v1/status/<id>: no such route, as API Gateway would say.
-        return json_answer(HTTPStatus.NOT_FOUND, ErrorResponse(error=NO_SUCH_ROUTE))
+        return json_answer(HTTPStatus.NOT_FOUND, not_found())
     if any(err.get("type") == "json_invalid" for err in errors):
         return json_answer(
-            HTTPStatus.BAD_REQUEST, ErrorResponse(error="the body is not valid JSON")
+            HTTPStatus.BAD_REQUEST,
+            ErrorResponse(
+                error="the body is not valid JSON",
+                retryable=FailureCode.MALFORMED_BODY.retryable,
+            ),
         )
     details = error_details(errors)
     summary = "; ".join(f"{d.field}: {d.message}" for d in details[:3])
     return json_answer(
         HTTPStatus.UNPROCESSABLE_ENTITY,
         # One line, as the contract says, whatever characters an unknown field's name holds.
-        ErrorResponse(error=one_line(f"invalid request: {summary}", 1000), details=details),
+        ErrorResponse(
+            error=one_line(f"invalid request: {summary}", 1000),
+            details=details,
+            retryable=FailureCode.INVALID_REQUEST.retryable,
+        ),
     )
 
 
@@ -239,4 +263,4 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
     @app.not_found
     def _no_route(exc: Exception) -> Response[Any]:
         # e.g. a job id with characters no route accepts: the contract's 404, not Powertools'.
-        return json_answer(HTTPStatus.NOT_FOUND, ErrorResponse(error=NO_SUCH_ROUTE))
+        return json_answer(HTTPStatus.NOT_FOUND, not_found())
