@@ -1,16 +1,70 @@
-"""Shared by every test: a safe AWS environment, sample events, and fresh caches per test."""
+"""Shared by every test: a safe AWS environment, sample events, fresh caches per test, and the
+proof that every AWS call a function made is granted by its role (tests/support/iam_proof.py)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 import tests.support.environment  # noqa: F401  (first: sets the safe AWS environment)
 
 # Imported after the environment is set: Powertools reads it when these modules load.
+from local.aws.aws_calls import CallSink, record_aws_calls
 from local.fake_upstream import FakeUpstream
+from tests.support.iam_proof import merge_distinct, prove
 from tests.support.stack import UPSTREAM_KEY
+
+# Where the session's distinct calls per function are kept for the summary (xdist: each
+# worker's come back to the controller through workeroutput).
+IAM_PROOF = pytest.StashKey[list[dict[str, Any]]]()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aws_calls(request: pytest.FixtureRequest) -> Iterator[list[CallSink]]:
+    """Every AWS call a function makes in this session, recorded; at its end each must be
+    allowed by that function's role in the translated template. Other processes' calls (the
+    e2e stack's) are added to the list by their fixtures."""
+    sinks = [CallSink()]
+    with record_aws_calls(sinks[0]):
+        yield sinks
+    proof = prove(sinks)
+    distinct = {function: sorted(pairs) for function, pairs in proof.distinct.items()}
+    config = request.config
+    if hasattr(config, "workeroutput"):
+        config.workeroutput["iam_proof"] = json.dumps(distinct)
+    else:
+        config.stash.setdefault(IAM_PROOF, []).append(distinct)
+    if proof.violations:
+        pytest.fail(
+            "AWS calls their function's role does not grant (template.yaml):\n  "
+            + "\n  ".join(proof.violations),
+            pytrace=False,
+        )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist: a worker's distinct calls, kept for the controller's summary."""
+    output = getattr(node, "workeroutput", {}).get("iam_proof")
+    if output:
+        node.config.stash.setdefault(IAM_PROOF, []).append(json.loads(output))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    parts = config.stash.get(IAM_PROOF, [])
+    distinct = merge_distinct(parts)
+    if not distinct:
+        return
+    terminalreporter.section("AWS calls proven granted by their function's role")
+    for function in sorted(distinct):
+        pairs = sorted(distinct[function])
+        terminalreporter.line(f"{function}: {len(pairs)} distinct calls")
+        if config.getoption("verbose") > 0:
+            for action, resource in pairs:
+                terminalreporter.line(f"    {action} {resource}")
 
 
 @pytest.fixture(autouse=True)

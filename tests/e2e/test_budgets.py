@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from local.aws.aws_calls import CallSink
 from local.stack import StackProcess
 from tests.e2e.conftest import STACK_ENVIRONMENT, Gateway
 
@@ -22,11 +23,14 @@ BUDGET = 3
 
 
 @pytest.fixture(scope="module")
-def budgeted() -> Iterator[Gateway]:
-    outputs = str(Path(tempfile.mkdtemp(prefix="e2e-budget-")) / "stack-outputs.json")
+def budgeted(aws_calls: list[CallSink]) -> Iterator[Gateway]:
+    directory = Path(tempfile.mkdtemp(prefix="e2e-budget-"))
+    outputs = str(directory / "stack-outputs.json")
+    calls = directory / "aws-calls.jsonl"
     environment = {
         **STACK_ENVIRONMENT,
         "STACK_OUTPUTS_FILE": outputs,
+        "LOCAL_AWS_CALLS_FILE": str(calls),
         "CALLER_DAILY_IMAGE_BUDGET": str(BUDGET),
     }
     process = StackProcess(environment=environment)
@@ -35,7 +39,9 @@ def budgeted() -> Iterator[Gateway]:
         yield Gateway(
             process, urls.gateway, urls.moto, urls.upstream, session, [], outputs_file=outputs
         )
-    assert process.stop() == 0, process.output(last=40)
+    code = process.stop()
+    aws_calls.append(CallSink.read(calls))  # proven with the session's (tests/conftest.py)
+    assert code == 0, process.output(last=40)
 
 
 def submits_of(gateway: Gateway, model_id: str) -> int:
