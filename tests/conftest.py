@@ -14,11 +14,11 @@ import tests.support.environment  # noqa: F401  (first: sets the safe AWS enviro
 # Imported after the environment is set: Powertools reads it when these modules load.
 from local.aws.aws_calls import CallSink, record_aws_calls
 from local.fake_upstream import FakeUpstream
-from tests.support.iam_proof import merge_distinct, prove
+from tests.support.iam_proof import prove, summary_lines
 from tests.support.stack import UPSTREAM_KEY
 
-# Where the session's distinct calls per function are kept for the summary (xdist: each
-# worker's come back to the controller through workeroutput).
+# The session's proof reports, for the summary (xdist: each worker's comes back to the
+# controller through workeroutput).
 IAM_PROOF = pytest.StashKey[list[dict[str, Any]]]()
 
 
@@ -31,12 +31,11 @@ def aws_calls(request: pytest.FixtureRequest) -> Iterator[list[CallSink]]:
     with record_aws_calls(sinks[0]):
         yield sinks
     proof = prove(sinks)
-    distinct = {function: sorted(pairs) for function, pairs in proof.distinct.items()}
     config = request.config
     if hasattr(config, "workeroutput"):
-        config.workeroutput["iam_proof"] = json.dumps(distinct)
+        config.workeroutput["iam_proof"] = json.dumps(proof.report())
     else:
-        config.stash.setdefault(IAM_PROOF, []).append(distinct)
+        config.stash.setdefault(IAM_PROOF, []).append(proof.report())
     if proof.violations:
         pytest.fail(
             "AWS calls their function's role does not grant (template.yaml):\n  "
@@ -54,17 +53,11 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    parts = config.stash.get(IAM_PROOF, [])
-    distinct = merge_distinct(parts)
-    if not distinct:
-        return
-    terminalreporter.section("AWS calls proven granted by their function's role")
-    for function in sorted(distinct):
-        pairs = sorted(distinct[function])
-        terminalreporter.line(f"{function}: {len(pairs)} distinct calls")
-        if config.getoption("verbose") > 0:
-            for action, resource in pairs:
-                terminalreporter.line(f"    {action} {resource}")
+    lines = summary_lines(config.stash.get(IAM_PROOF, []), verbose=config.get_verbosity() > 0)
+    if lines:
+        terminalreporter.section("AWS calls of each function, checked against its role")
+        for line in lines:
+            terminalreporter.line(line)
 
 
 @pytest.fixture(autouse=True)

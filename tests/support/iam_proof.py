@@ -253,23 +253,26 @@ def iam_requests(call: AwsCall, names: Mapping[str, Mapping[str, str]]) -> list[
     return [(action, "*")]
 
 
-def logical_resource(resource: str, names: Mapping[str, Mapping[str, str]]) -> str:
-    """A resource ARN with the stack's names back to the template's: `<ImagesBucket>/jobs/...`
-    (object keys and execution names cut to `*`), for a readable, per-stack-stable summary."""
-    best = ""
-    for logical_id, arn in names["Arn"].items():
-        if resource.startswith(arn) and len(arn) > len(best):
-            best, found = arn, logical_id
-    if not best:
-        for logical_id, ref in names["Ref"].items():
-            if ref.startswith("arn:") and resource.startswith(ref) and len(ref) > len(best):
-                best, found = ref, logical_id
-    if not best:
+def logical_resource(resource: str, names: Mapping[str, Mapping[str, str]]) -> str | None:
+    """A resource ARN with the stack's names back to the template's (`<ImagesBucket>/*`,
+    `<JobsTable>/index/ByCacheKey`, `<ImageJobStateMachine.Name> execution`): object keys and
+    execution names cut, for a summary stable across stacks. None for a resource that is not
+    the stack's (a test's own, to stage a fault) and "*" as it is."""
+    if resource == "*":
         return resource
+    for logical_id, name in names["Name"].items():
+        if f":execution:{name}:" in resource:
+            return f"<{logical_id}.Name> execution"
+    best, found = "", ""
+    for logical_id, arn in [*names["Arn"].items(), *names["Ref"].items()]:
+        if arn.startswith("arn:") and resource.startswith(arn) and len(arn) > len(best):
+            best, found = arn, logical_id
     rest = resource[len(best) :]
+    if not best or rest[:1] not in ("", "/"):
+        return None
     if rest.startswith("/index/"):
         return f"<{found}>{rest}"
-    return f"<{found}>" + ("/*" if rest.startswith("/") else "")
+    return f"<{found}>" + ("/*" if rest else "")
 
 
 # --- the proof ------------------------------------------------------------------------------
@@ -283,20 +286,24 @@ class Proof:
     violations: list[str]
     distinct: dict[str, set[tuple[str, str]]]
     calls: Counter[str]
+    # Requests on resources that are not the stack's: a test pointed the function elsewhere
+    # (a missing table, another secret) to stage a fault; no deployed role is asked for them.
+    foreign: Counter[str]
 
-    def summary(self) -> str:
-        lines = [
-            f"  {function}: {len(self.distinct[function])} distinct calls"
-            f" ({self.calls[function]} made)"
-            for function in sorted(self.distinct)
-        ]
-        return "\n".join(lines)
+    def report(self) -> dict[str, Any]:
+        """What a summary needs, as JSON (an xdist worker sends it to the controller)."""
+        return {
+            "distinct": {function: sorted(pairs) for function, pairs in self.distinct.items()},
+            "calls": dict(self.calls),
+            "foreign": dict(self.foreign),
+        }
 
 
 def prove(sinks: Iterable[CallSink]) -> Proof:
     violations: set[str] = set()
     distinct: dict[str, set[tuple[str, str]]] = defaultdict(set)
     calls: Counter[str] = Counter()
+    foreign: Counter[str] = Counter()
     roles: dict[tuple[str, str], list[Statement]] = {}
     for sink in sinks:
         for call in sink.calls:
@@ -306,22 +313,39 @@ def prove(sinks: Iterable[CallSink]) -> Proof:
                 roles[key] = role_statements(call.function, names)
             calls[call.function] += 1
             for action, resource in iam_requests(call, names):
-                distinct[call.function].add((action, logical_resource(resource, names)))
+                logical = logical_resource(resource, names)
+                if logical is None:
+                    foreign[call.function] += 1
+                    continue
+                distinct[call.function].add((action, logical))
                 if not allows(roles[key], action, resource):
                     how = " (a presigned URL)" if call.presigned else ""
                     violations.add(
-                        f"{call.function} calls {action} on {resource}{how}"
-                        f" [{logical_resource(resource, names)}]: its role does not grant it"
+                        f"{call.function} calls {action} on {resource}{how} [{logical}]:"
+                        " its role does not grant it"
                     )
-    return Proof(sorted(violations), dict(distinct), calls)
+    return Proof(sorted(violations), dict(distinct), calls, foreign)
 
 
-def merge_distinct(
-    parts: Iterable[Mapping[str, Iterable[Iterable[str]]]],
-) -> dict[str, set[tuple[str, str]]]:
-    """Several processes' distinct pairs (as JSON gave them back), as one."""
-    merged: dict[str, set[tuple[str, str]]] = defaultdict(set)
-    for part in parts:
-        for function, pairs in part.items():
-            merged[function] |= {(str(a), str(r)) for a, r in pairs}
-    return dict(merged)
+def summary_lines(reports: Iterable[Mapping[str, Any]], *, verbose: bool) -> list[str]:
+    """Several sessions' or processes' reports as one summary: per function, its distinct
+    (action, resource) pairs and how many calls it made."""
+    distinct: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    calls: Counter[str] = Counter()
+    foreign: Counter[str] = Counter()
+    for report in reports:
+        for function, pairs in report["distinct"].items():
+            distinct[function] |= {(str(action), str(resource)) for action, resource in pairs}
+        calls.update(report["calls"])
+        foreign.update(report["foreign"])
+    lines = []
+    for function in sorted(distinct):
+        staged = f", {foreign[function]} on a test's own resources" if foreign[function] else ""
+        lines.append(
+            f"{function}: {len(distinct[function])} distinct calls ({calls[function]} made{staged})"
+        )
+        if verbose:
+            lines.extend(
+                f"    {action} {resource}" for action, resource in sorted(distinct[function])
+            )
+    return lines
