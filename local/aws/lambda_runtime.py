@@ -22,6 +22,7 @@ from typing import Any
 
 import boto3
 
+from local.aws.aws_calls import calls_made_by, logical_id_of
 from local.aws.principals import SENDER_ATTRIBUTE, local_principal
 from local.aws.resources import LocalStack, QueueConsumer
 from local.aws.template import ACCOUNT, REGION
@@ -174,7 +175,8 @@ def run_handler(
         try:
             if before_invoke is not None:
                 before_invoke(function_name, event)
-            result = load_handler(code_dir, handler)(event, context)
+            with calls_made_by(logical_id_of(stack, function_name), stack):
+                result = load_handler(code_dir, handler)(event, context)
         except Exception as exc:
             error = exc
             raise
@@ -205,7 +207,20 @@ def poll_queue_once(
     the function with the event Lambda would build, delete what succeeded (every record, or
     those not named in its batchItemFailures). A failed record stays: it comes back when its
     visibility timeout ends (the handler may have set it), and the queue's redrive policy moves
-    it to the dead-letter queue after its last receive. Returns how many messages it took."""
+    it to the dead-letter queue after its last receive. Returns how many messages it took.
+
+    The poller's own calls (receive, delete) are made with the function's role, as Lambda's
+    are: the role must grant them (AWSLambdaSQSQueueExecutionRole)."""
+    with calls_made_by(logical_id_of(stack, consumer.function_name), stack):
+        return _poll_queue_once(stack, consumer, wait_seconds, run)
+
+
+def _poll_queue_once(
+    stack: LocalStack,
+    consumer: QueueConsumer,
+    wait_seconds: int,
+    run: Callable[[str, dict[str, Any]], Any] | None,
+) -> int:
     sqs = boto3.client("sqs", region_name=REGION)
     answer = sqs.receive_message(
         QueueUrl=consumer.queue_url,

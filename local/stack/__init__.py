@@ -24,6 +24,7 @@ Settings, from the environment:
   IMAGEPIPELINE_API_KEY, UPSTREAM_BASE_URL      the real upstream instead of the fake
   LOG_LEVEL (WARNING)                           the functions' Powertools log level
   RECONCILE_INTERVAL_SECONDS (30), STACK_OUTPUTS_FILE (out/stack-outputs.json)
+  LOCAL_AWS_CALLS_FILE                          each function's AWS calls, as JSON lines
   POLL_INTERVAL_SECONDS, JOB_DEADLINE_SECONDS and any other setting the functions read
   (platform.settings; the template's values unless set), passed to them as the template's
   parameter or variable.

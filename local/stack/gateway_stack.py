@@ -16,12 +16,14 @@ import urllib.request
 import warnings
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
 
 from imagegateway.adapters.webhook_secrets import owner_secret
 from imagegateway.domain.owners import principal_owner
+from local.aws.aws_calls import CallSink, record_aws_calls
 from local.aws.lambda_runtime import Invocation, load_handler, poll_queue_once, run_handler
 from local.aws.moto_patches import handlers_in_process
 from local.aws.principals import ACCOUNT_ROOT
@@ -175,6 +177,9 @@ class LocalGatewayStack:
         moto_host, moto_port = moto.get_host_and_port()
         moto_url = f"http://{moto_host}:{moto_port}"
         _point_boto3_at(moto_url, moto_port)
+        if settings.aws_calls_file:  # before any client exists: each must report its calls
+            sink = CallSink(Path(settings.aws_calls_file))
+            self._exit.enter_context(record_aws_calls(sink))
         _post_json(
             f"{moto_url}/moto-api/config", {"stepfunctions": {"execute_state_machine": True}}
         )

@@ -92,6 +92,9 @@ class StackSettings:
     reconcile_interval_seconds: float = DEFAULT_RECONCILE_INTERVAL_SECONDS
     # Where the stack's outputs are written once it is ready (STACK_OUTPUTS_FILE).
     outputs_file: str = str(OUTPUTS_FILE)
+    # LOCAL_AWS_CALLS_FILE: when set, every AWS call a function makes is appended there as a
+    # JSON line (local/aws/aws_calls.py), for the tests to check against the function's role.
+    aws_calls_file: str = ""
     # Template parameters and function variables given in the environment.
     parameters: dict[str, str] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
@@ -141,6 +144,7 @@ class StackSettings:
         return cls(
             reconcile_interval_seconds=reconcile_interval,
             outputs_file=environ.get("STACK_OUTPUTS_FILE", "").strip() or str(OUTPUTS_FILE),
+            aws_calls_file=environ.get("LOCAL_AWS_CALLS_FILE", "").strip(),
             gateway_port=_port(environ, "GATEWAY_PORT", DEFAULT_GATEWAY_PORT),
             moto_port=_port(environ, "MOTO_PORT", DEFAULT_MOTO_PORT),
             fake_port=_port(environ, "FAKE_UPSTREAM_PORT", DEFAULT_FAKE_PORT),

@@ -16,9 +16,11 @@ import boto3
 import pytest
 import requests
 
+from local.aws.aws_calls import CallSink
 from local.stack import StackProcess
 from tests.support.event_schema import assert_valid_completion
 
+_SESSION_DIRECTORY = Path(tempfile.mkdtemp(prefix="e2e-stack-"))
 # Random per run: the secrets test searches everything the stack printed or answered for it.
 E2E_UPSTREAM_KEY = f"e2e-{secrets.token_hex(16)}"
 STACK_ENVIRONMENT = {
@@ -32,7 +34,9 @@ STACK_ENVIRONMENT = {
     # The reconciler's local schedule, quick so a test can watch it end a stuck job.
     "RECONCILE_INTERVAL_SECONDS": "2",
     # This session's outputs, not the developer's out/stack-outputs.json.
-    "STACK_OUTPUTS_FILE": str(Path(tempfile.mkdtemp(prefix="e2e-stack-")) / "stack-outputs.json"),
+    "STACK_OUTPUTS_FILE": str(_SESSION_DIRECTORY / "stack-outputs.json"),
+    # Every AWS call the stack's functions make, checked against their roles at the end.
+    "LOCAL_AWS_CALLS_FILE": str(_SESSION_DIRECTORY / "aws-calls.jsonl"),
     # Never the real upstream, whatever the developer's shell holds.
     "IMAGEPIPELINE_API_KEY": "",
     "UPSTREAM_BASE_URL": "",
@@ -139,7 +143,7 @@ class Gateway:
 
 
 @pytest.fixture(scope="session")
-def gateway() -> Iterator[Gateway]:
+def gateway(aws_calls: list[CallSink]) -> Iterator[Gateway]:
     process = StackProcess(environment=STACK_ENVIRONMENT)
     urls = process.start(timeout=90)
     answers: list[str] = []
@@ -152,4 +156,6 @@ def gateway() -> Iterator[Gateway]:
         )
         yield Gateway(process, urls.gateway, urls.moto, urls.upstream, session, answers)
     code = process.stop()
+    # The stack's functions' calls join this session's, proven at its end (tests/conftest.py).
+    aws_calls.append(CallSink.read(Path(STACK_ENVIRONMENT["LOCAL_AWS_CALLS_FILE"])))
     assert code == 0, f"the stack exited with {code}:\n{process.output(last=40)}"

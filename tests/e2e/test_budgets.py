@@ -16,17 +16,21 @@ from typing import Any
 import pytest
 import requests
 
+from local.aws.aws_calls import CallSink
 from local.stack import StackProcess
 from tests.e2e.conftest import STACK_ENVIRONMENT, Gateway
 
 BUDGET = 3
 
 
-def budget_stack(budget: int) -> Iterator[Gateway]:
-    outputs = str(Path(tempfile.mkdtemp(prefix="e2e-budget-")) / "stack-outputs.json")
+def budget_stack(budget: int, aws_calls: list[CallSink]) -> Iterator[Gateway]:
+    directory = Path(tempfile.mkdtemp(prefix="e2e-budget-"))
+    outputs = str(directory / "stack-outputs.json")
+    calls = directory / "aws-calls.jsonl"
     environment = {
         **STACK_ENVIRONMENT,
         "STACK_OUTPUTS_FILE": outputs,
+        "LOCAL_AWS_CALLS_FILE": str(calls),
         "CALLER_DAILY_IMAGE_BUDGET": str(budget),
     }
     process = StackProcess(environment=environment)
@@ -35,18 +39,20 @@ def budget_stack(budget: int) -> Iterator[Gateway]:
         yield Gateway(
             process, urls.gateway, urls.moto, urls.upstream, session, [], outputs_file=outputs
         )
-    assert process.stop() == 0, process.output(last=40)
+    code = process.stop()
+    aws_calls.append(CallSink.read(calls))  # proven with the session's (tests/conftest.py)
+    assert code == 0, process.output(last=40)
 
 
 @pytest.fixture(scope="module")
-def budgeted() -> Iterator[Gateway]:
-    yield from budget_stack(BUDGET)
+def budgeted(aws_calls: list[CallSink]) -> Iterator[Gateway]:
+    yield from budget_stack(BUDGET, aws_calls)
 
 
 @pytest.fixture(scope="module")
-def blocked() -> Iterator[Gateway]:
+def blocked(aws_calls: list[CallSink]) -> Iterator[Gateway]:
     """A budget of 0: every caller is meant to be blocked."""
-    yield from budget_stack(0)
+    yield from budget_stack(0, aws_calls)
 
 
 def submits_of(gateway: Gateway, model_id: str) -> int:

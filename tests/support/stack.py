@@ -13,6 +13,7 @@ import pytest
 from moto import mock_aws
 
 from imagegateway.domain.events import EVENT_SOURCE, DetailType
+from local.aws.aws_calls import calls_made_by, logical_id_of
 from local.aws.lambda_runtime import load_handler
 from local.aws.resources import LocalStack, build_stack
 from local.aws.template import REGION
@@ -52,8 +53,10 @@ def invoke(stack: LocalStack, function_dir: str, event: dict[str, Any]) -> Any:
     """Call a function's real handler directly, as Lambda would."""
     from local.aws.lambda_runtime import LambdaContext
 
-    code_dir = next(d for d in stack.function_dirs.values() if d.name == function_dir)
-    return load_handler(code_dir)(event, LambdaContext(function_name=function_dir))
+    name, code_dir = next((n, d) for n, d in stack.function_dirs.items() if d.name == function_dir)
+    # Its AWS calls are the function's, checked against its role (tests/support/iam_proof.py).
+    with calls_made_by(logical_id_of(stack, name), stack):
+        return load_handler(code_dir)(event, LambdaContext(function_name=function_dir))
 
 
 def submit_job(stack: LocalStack, body: dict[str, Any] | None = None) -> str:

@@ -7,18 +7,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from unittest import mock
 
 import pytest
 import pytest_socket
-from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
-from samtranslator.translator.transform import transform
 
 from tests.template.support import (
     flatten_definition_strings,
     load_asl,
     load_template,
-    prepare_for_offline_transform,
+    translate_offline,
 )
 
 
@@ -53,13 +50,7 @@ def asl() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def translated(template: dict[str, Any]) -> dict[str, Any]:
     """The template as CloudFormation would receive it, translated offline."""
-    # The managed-policy loader would call IAM; no policy here is named, so an empty map.
-    loader = mock.create_autospec(ManagedPolicyLoader, instance=True)
-    loader.load.return_value = {}
-    with sockets_blocked(), pytest.MonkeyPatch.context() as mp:
-        # samtranslator reads the region from a boto3 session (no call is made).
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        mp.delenv("AWS_PROFILE", raising=False)
-        cfn = transform(prepare_for_offline_transform(template), {}, loader)
+    with sockets_blocked():
+        cfn = translate_offline(template)
     flatten_definition_strings(cfn)
     return cfn

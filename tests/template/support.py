@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import yaml
+from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
+from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import intrinsics_multi_constructor
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,6 +141,18 @@ def prepare_for_offline_transform(template: dict[str, Any]) -> dict[str, Any]:
             uri = props.pop("DefinitionUri")
             props["Definition"] = json.loads((ROOT / uri).read_text(encoding="utf-8"))
     return prepared
+
+
+def translate_offline(template: dict[str, Any]) -> dict[str, Any]:
+    """The template as CloudFormation would receive it, translated by SAM here (no AWS call)."""
+    # The managed-policy loader would call IAM; no policy here is named, so an empty map.
+    loader = mock.create_autospec(ManagedPolicyLoader, instance=True)
+    loader.load.return_value = {}
+    # samtranslator reads the region from a boto3 session (no call is made).
+    with mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": "us-east-1"}):
+        os.environ.pop("AWS_PROFILE", None)  # restored on leaving, like every other change
+        translated: dict[str, Any] = transform(prepare_for_offline_transform(template), {}, loader)
+    return translated
 
 
 def flatten_definition_strings(cfn: dict[str, Any]) -> None:

@@ -55,6 +55,7 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:UpdateItem", "<UsageTable.Arn>"),
         ("dynamodb:PutItem", "<JobsTable.Arn>"),
         ("dynamodb:GetItem", "<JobsTable.Arn>"),  # Prefer: wait=N
+        ("dynamodb:UpdateItem", "<JobsTable.Arn>"),  # a workflow not started ends its job
         ("s3:GetObject", "<ImagesBucket.Arn>/*"),  # a finished job's presigned URLs
         ("dynamodb:GetItem", "<IdempotencyTable.Arn>"),
         ("dynamodb:PutItem", "<IdempotencyTable.Arn>"),
