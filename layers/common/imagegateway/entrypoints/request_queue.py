@@ -78,15 +78,25 @@ class ReadRequest:
     key: str
 
 
-def read_request(message_body: str, message_id: str) -> ReadRequest:
-    """Raises InvalidRequestError (permanent) naming what is wrong, and nothing else, whatever
-    the message: an unreadable one (not JSON, nested too deep, a number no field can hold, a
-    lone surrogate, a key said twice) would otherwise fail on every receive until the
-    dead-letter queue, with no Failed event."""
+def read_message(message_body: str) -> Any:
+    """The message's JSON, read once for everything taken from it (its owner on the bus, its
+    request, its callbacks). Raises InvalidRequestError (permanent) naming what is wrong, and
+    nothing else, whatever the message: an unreadable one (not JSON, nested too deep, a number
+    no field can hold, a lone surrogate, a key said twice) would otherwise fail on every
+    receive until the dead-letter queue, with no Failed event."""
     try:
-        data = read_json(message_body, what="the message")
+        return read_json(message_body, what="the message")
     except UnreadableInputError as exc:
         raise InvalidRequestError(exc.message, details=exc.details) from exc
+
+
+def read_request(message_body: str, message_id: str) -> ReadRequest:
+    """Raises InvalidRequestError (permanent) naming what is wrong."""
+    return request_of(read_message(message_body), message_id)
+
+
+def request_of(data: Any, message_id: str) -> ReadRequest:
+    """The request in a read message; InvalidRequestError naming what is wrong."""
     fallback_key = f"message:{message_id}"
     if isinstance(data, dict) and data.get("detail-type") == DetailType.REQUESTED:
         # Delivered by the bus: the envelope is the event's detail, and the event's id
@@ -111,13 +121,9 @@ def _invalid(summary: str, details: list[ErrorDetail]) -> InvalidRequestError:
     )
 
 
-def _callbacks_in(message_body: str) -> Callbacks:
+def _callbacks_in(data: Any) -> Callbacks:
     """Whatever callbacks a refused message names validly, to tell its caller; none when the
-    message cannot be read at all (its Failed event then has no reference)."""
-    try:
-        data = read_json(message_body, what="the message")
-    except UnreadableInputError:
-        return Callbacks()
+    message cannot be read at all (`data` None: its Failed event then has no reference)."""
     if isinstance(data, dict) and data.get("detail-type") == DetailType.REQUESTED:
         data = data.get("detail")
     fields = {k: data[k] for k in Callbacks.model_fields if isinstance(data, dict) and k in data}
@@ -130,15 +136,16 @@ def _callbacks_in(message_body: str) -> Callbacks:
     return Callbacks.model_validate(told)
 
 
-def owner_of(record: SQSRecord, bus_request_queue_arn: str) -> str:
-    """The principal AWS names for the message (domain.owners); InvalidRequestError if none."""
+def owner_of(record: SQSRecord, bus_request_queue_arn: str, data: Any) -> str:
+    """The principal AWS names for the message (domain.owners): on the bus's queue the account
+    of the event (`data`, the message as read), on any other its SQS sender. InvalidRequestError
+    if none."""
     try:
         if bus_request_queue_arn and record.event_source_arn == bus_request_queue_arn:
-            event = json.loads(record.body)
-            account = event.get("account") if isinstance(event, dict) else None
+            account = data.get("account") if isinstance(data, dict) else None
             return account_owner(account if isinstance(account, str) else "")
         return principal_owner(record.attributes.sender_id or "")
-    except (KeyError, ValueError, RecursionError) as exc:
+    except (KeyError, ValueError) as exc:
         raise InvalidRequestError(
             "the message's sender is not an AWS principal",
             details=[("sender", "AWS names no principal for this message")],
@@ -152,13 +159,13 @@ def _retry_seconds(record: SQSRecord) -> int:
 
 
 def _refuse(
-    message_body: str,
+    data: Any,
     error: InvalidRequestError | BudgetExceededError,
     deps: Ports,
     *,
     owner: str | None,
 ) -> None:
-    refuse_request(_callbacks_in(message_body), error, deps, owner=owner)
+    refuse_request(_callbacks_in(data), error, deps, owner=owner)
     logger.info("refused a queued request", extra={"error": error.message})
     metrics.add_metric(name="QueuedRequestsRefused", unit="Count", value=1)
 
@@ -166,14 +173,11 @@ def _refuse(
 def take_request(record: SQSRecord, context: LambdaContext | None) -> None:
     deps = collaborators()
     owner: str | None = None
+    data: Any = None
     try:
-        try:
-            owner = owner_of(record, deps.settings.bus_request_queue_arn)
-        except InvalidRequestError:
-            # A message that cannot be read says so first (a bus event's account is in it).
-            read_request(record.body, record.message_id)
-            raise
-        request = read_request(record.body, record.message_id)
+        data = read_message(record.body)
+        owner = owner_of(record, deps.settings.bus_request_queue_arn, data)
+        request = request_of(data, record.message_id)
         envelope = request.envelope
         callbacks = Callbacks.model_validate(
             envelope.model_dump(include=set(Callbacks.model_fields))
@@ -204,12 +208,12 @@ def take_request(record: SQSRecord, context: LambdaContext | None) -> None:
             accept=accept_first,
         )
     except (InvalidRequestError, BudgetExceededError) as exc:
-        _refuse(record.body, exc, deps, owner=owner)
+        _refuse(data, exc, deps, owner=owner)
         return
     except IdempotencyValidationError:
         message = "this idempotency_key was already used by this sender with a different request"
         error = IdempotencyKeyReusedError(message, details=[("idempotency_key", message)])
-        _refuse(record.body, error, deps, owner=owner)
+        _refuse(data, error, deps, owner=owner)
         return
     except IdempotencyAlreadyInProgressError as exc:
         raise RetryLater(_retry_seconds(record), "the same key is in flight") from exc
