@@ -1,9 +1,10 @@
-"""Scheduled: end or resume every job still PENDING past its deadline plus a margin."""
+"""Scheduled, every minute: start jobs whose workflow never started, tell endings left untold,
+end or resume jobs still PENDING past their deadline plus a margin."""
 
 from imagegateway.entrypoints.handlers import scheduled_task
-from imagegateway.use_cases.reconcile import reconcile_overdue_jobs
+from imagegateway.use_cases.reconcile import reconcile_jobs
 
 lambda_handler = scheduled_task(
-    reconcile_overdue_jobs,
+    reconcile_jobs,
     requires=("state_machine_arn", "upstream_api_key_secret_name", "usage_table_name"),
 )

@@ -186,8 +186,8 @@ def test_record_failure_marks_the_job_failure_with_code_and_message(
     ticket = ticket_for(stack, job_id, sample)
     # When the failure path runs
     result = invoke(stack, "record_failure", ticket)
-    # Then the job is FAILURE with a code and a message a caller can act on, handed on as the
-    # completion PublishCompletion puts on the bus
+    # Then the job is FAILURE with a code and a message a caller can act on, told (the
+    # completion it answers with is the one it put on the bus)
     assert result["detail_type"] == "Image Generation Failed"
     detail = result["detail"]
     assert (detail["job_id"], detail["status"]) == (job_id, "FAILURE")

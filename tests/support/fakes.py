@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -196,7 +196,7 @@ class FakeJobStore:
             tokens=tokens,
             warnings=warnings,
         )
-        return self._insert(record, {"cache_key": cache_key})
+        return self._insert(record, {"cache_key": cache_key, "untold": "1"})
 
     def _expires_at(self, now: datetime) -> int:
         return int((now + self._retention).timestamp())
@@ -259,6 +259,52 @@ class FakeJobStore:
         item |= {"also_tell": told, "updated_at": _iso(now)}
         return True
 
+    def add_late_callbacks(self, job_id: str, callbacks: Callbacks, *, now: datetime) -> None:
+        self.writes.append(("add_late_callbacks", job_id))
+        item = self._item(job_id)
+        if item.get("status") == JobStatus.PENDING.value:
+            raise ConditionFailed(f"job {job_id} has not ended")
+        told = [*item.get("also_tell", []), callbacks.model_dump(mode="json", exclude_none=True)]
+        item |= {"also_tell": told, "untold": "1", "updated_at": _iso(now)}
+
+    def record_told(
+        self, job_id: str, *, told: Collection[str], all_told: bool, folded: int
+    ) -> None:
+        self.writes.append(("record_told", job_id))
+        item = self._item(job_id)
+        if told:  # ADD told :told (a string set)
+            item["told"] = sorted({*item.get("told", []), *told})
+        if all_told and len(item.get("also_tell", [])) == folded:
+            item.pop("untold", None)
+
+    def untold(self, *, ended_before: datetime, limit: int = 100) -> list[str]:
+        # The sparse UntoldByCompleted index, oldest end first.
+        found = [
+            item
+            for item in self.items.values()
+            if item.get("untold") == "1"
+            and datetime.fromisoformat(str(item["completed_at"])) < ended_before
+        ]
+        found.sort(key=lambda item: str(item["completed_at"]))
+        return [str(item["job_id"]) for item in found[:limit]]
+
+    def never_started(self, *, created_before: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        # The PendingByDeadline index, filtered: no run reached the job, recorded a while ago.
+        found = [
+            item
+            for item in self.items.values()
+            if item.get("pending") == "1"
+            and "workflow_began_at" not in item
+            and "upstream_id" not in item
+            and datetime.fromisoformat(str(item["created_at"])) < created_before
+        ]
+        found.sort(key=lambda item: str(item["deadline_at"]))
+        return [dict(item) for item in found[:limit]]
+
+    def mark_workflow_began(self, job_id: str, *, now: datetime) -> None:
+        self.writes.append(("mark_workflow_began", job_id))
+        self._item(job_id).setdefault("workflow_began_at", _iso(now))
+
     def claim_submit(self, job_id: str, *, run_token: str, now: datetime) -> bool:
         self.writes.append(("claim_submit", job_id))
         item = self.items.get(job_id)
@@ -270,6 +316,7 @@ class FakeJobStore:
         ):
             return False
         item |= {"submit_started_at": _iso(now), "updated_at": _iso(now)}
+        item.setdefault("workflow_began_at", _iso(now))
         return True
 
     def release_submit(self, job_id: str) -> bool:
@@ -316,6 +363,7 @@ class FakeJobStore:
             "upstream_completed_at": _iso(upstream_completed_at),
             "completed_at": _iso(now),
             "updated_at": _iso(now),
+            "untold": "1",
         }
         if cache_key is not None:
             item["cache_key"] = cache_key
@@ -364,6 +412,7 @@ class FakeJobStore:
             "error_message": message[:1000],
             "completed_at": _iso(now),
             "updated_at": _iso(now),
+            "untold": "1",
         }
         item.pop("pending", None)
         return True
@@ -542,25 +591,38 @@ class FakeWorkflow(WorkflowAdapter):
 # --------------------------------------------------------------------------- the notifier
 
 
+class ServiceDown(Exception):
+    """A staged outage: the bus, Step Functions or the webhook queue refuses the call."""
+
+
 class FakeNotifier:
-    """Records every completion published, every task answered and every webhook queued."""
+    """Records every completion published, every task answered and every webhook queued. A
+    channel in `down` ("event", "task", "webhook") refuses every call until it is taken out."""
 
     def __init__(self) -> None:
+        self.down: set[str] = set()
         self.published: list[Completion] = []
         self.answered: list[tuple[str, Completion]] = []
         self.webhooks: list[tuple[str, Completion]] = []
         # (url, owner, variant) of each webhook queued: whose secret signs it, which copy it is.
         self.webhook_owners: list[tuple[str, str, str]] = []
 
+    def _refuse_if_down(self, channel: str) -> None:
+        if channel in self.down:
+            raise ServiceDown(f"the {channel} channel is down")
+
     def publish(self, completion: Completion) -> None:
+        self._refuse_if_down("event")
         self.published.append(completion)
 
     def answer_task(self, task_token: str, completion: Completion) -> None:
+        self._refuse_if_down("task")
         self.answered.append((task_token, completion))
 
     def queue_webhook(
         self, url: str, completion: Completion, *, now: datetime, owner: str, variant: str = ""
     ) -> None:
+        self._refuse_if_down("webhook")
         self.webhooks.append((url, completion))
         self.webhook_owners.append((url, owner, variant))
 

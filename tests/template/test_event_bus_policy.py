@@ -230,7 +230,12 @@ def test_the_gateways_publishing_roles_may_put_completions(
 ) -> None:
     # Given every role of the stack granted events:PutEvents on the bus
     publishers = publishing_roles(translated)
-    assert {"ImageJobStateMachineRole", "IntakeFunctionRole"} <= publishers
+    assert {
+        "StoreImagesFunctionRole",
+        "RecordFailureFunctionRole",
+        "IntakeFunctionRole",
+    } <= publishers
+    assert "ImageJobStateMachineRole" not in publishers  # the workflow's steps publish
     # When each puts a completion with the gateway's Source
     denied = {
         (role_id, detail_type)

@@ -131,7 +131,7 @@ def test_the_layer_holds_the_shared_package(template: dict[str, Any]) -> None:
     assert (content / "requirements.txt").is_file()
 
 
-def test_reconciler_runs_every_five_minutes(template: dict[str, Any]) -> None:
+def test_reconciler_runs_every_minute(template: dict[str, Any]) -> None:
     # Given the reconciler function
     props = template["Resources"]["ReconcilerFunction"]["Properties"]
     schedules = [
@@ -140,12 +140,13 @@ def test_reconciler_runs_every_five_minutes(template: dict[str, Any]) -> None:
         if event["Type"] in {"Schedule", "ScheduleV2"}
     ]
     # When its schedule and timeout are read
-    # Then one schedule fires every 5 minutes, undeliverable runs go to the failure queue,
-    # and a run ends before the next is due (overlaps come only from retries, and are
-    # harmless: every write is conditional and executions are named; it reserves no
-    # concurrency, see test_no_function_reserves_concurrency_by_default)
+    # Then one schedule fires every minute (a job whose workflow never started is started
+    # within two minutes of its row), undeliverable runs go to the failure queue; a run may
+    # overlap the next (harmless: every write is conditional, executions are named, and a
+    # telling done is recorded; it reserves no concurrency, see
+    # test_no_function_reserves_concurrency_by_default)
     assert len(schedules) == 1
-    assert schedules[0]["ScheduleExpression"] == "rate(5 minutes)"
+    assert schedules[0]["ScheduleExpression"] == "rate(1 minute)"
     assert schedules[0]["DeadLetterConfig"]["Arn"] == {
         "Fn::GetAtt": ["ReconcilerFailureQueue", "Arn"]
     }

@@ -111,7 +111,7 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("s3:GetObject", "<ImagesBucket.Arn>/*"),  # its completion's presigned URLs
         ("dynamodb:GetItem", "<JobsTable.Arn>"),
         ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
-        ("events:PutEvents", "<EventBus.Arn>"),  # a folded duplicate's own completion
+        ("events:PutEvents", "<EventBus.Arn>"),  # the job's completion, a folded duplicate's
         (BASIC_EXECUTION, ""),
         (XRAY_WRITE, ""),
         *TELL_CALLERS,
@@ -121,7 +121,7 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:UpdateItem", "<UsageTable.Arn>"),
         ("dynamodb:GetItem", "<JobsTable.Arn>"),
         ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
-        ("events:PutEvents", "<EventBus.Arn>"),  # a folded duplicate's own completion
+        ("events:PutEvents", "<EventBus.Arn>"),  # the job's completion, a folded duplicate's
         (BASIC_EXECUTION, ""),
         (XRAY_WRITE, ""),
         *TELL_CALLERS,
@@ -130,6 +130,10 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         # imagegateway.adapters.usage_store: the caller's daily count (and ledger, give-backs)
         ("dynamodb:UpdateItem", "<UsageTable.Arn>"),
         ("dynamodb:Query", "<JobsTable.Arn>/index/PendingByDeadline"),
+        # The ends left untold (imagegateway.adapters.job_endings).
+        ("dynamodb:Query", "<JobsTable.Arn>/index/UntoldByCompleted"),
+        # ...whose completions, told late, carry presigned URLs.
+        ("s3:GetObject", "<ImagesBucket.Arn>/*"),
         ("dynamodb:GetItem", "<JobsTable.Arn>"),
         ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
         (
@@ -140,7 +144,7 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("states:StartExecution", "<ImageJobStateMachine>"),
         ("secretsmanager:GetSecretValue", "<UpstreamApiKeySecret>"),
         ("sqs:SendMessage", "<ReconcilerFailureQueue.Arn>"),  # its on-failure destination
-        ("events:PutEvents", "<EventBus.Arn>"),  # the completion of a job it ends
+        ("events:PutEvents", "<EventBus.Arn>"),  # a job it ends, an end left untold
         (BASIC_EXECUTION, ""),
         (XRAY_WRITE, ""),
         *TELL_CALLERS,
@@ -204,7 +208,6 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("lambda:InvokeFunction", "<CheckUpstreamFunction.Arn>"),
         ("lambda:InvokeFunction", "<StoreImagesFunction.Arn>"),
         ("lambda:InvokeFunction", "<RecordFailureFunction.Arn>"),
-        ("events:PutEvents", "<EventBus.Arn>"),  # PublishCompletion
         # HandOver (Express): the machine starts its own next execution, by its given name.
         (
             "states:StartExecution",

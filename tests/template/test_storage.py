@@ -83,6 +83,7 @@ def test_jobs_table_has_the_sparse_pending_by_deadline_index(template: dict[str,
         "owner": "S",
         "created_at": "S",
         "cache_key": "S",
+        jobs.UNTOLD_ATTRIBUTE: "S",
         "completed_at": "S",
     }
     # And it is sparse: `pending` is not the table's own key, so rows without it stay out
@@ -91,6 +92,11 @@ def test_jobs_table_has_the_sparse_pending_by_deadline_index(template: dict[str,
     assert indexes[jobs.OWNER_INDEX]["KeySchema"] == [
         {"AttributeName": "owner", "KeyType": "HASH"},
         {"AttributeName": "created_at", "KeyType": "RANGE"},
+    ]
+    # And the ends left untold are found by the sparse untold mark, oldest end first
+    assert indexes[jobs.UNTOLD_INDEX]["KeySchema"] == [
+        {"AttributeName": jobs.UNTOLD_ATTRIBUTE, "KeyType": "HASH"},
+        {"AttributeName": "completed_at", "KeyType": "RANGE"},
     ]
     # And the result cache's index holds successful fixed-seed jobs by key, newest first
     assert indexes[jobs.CACHE_INDEX]["KeySchema"] == [

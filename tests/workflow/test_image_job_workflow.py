@@ -55,7 +55,7 @@ def test_happy_path_stores_every_image_and_hands_out_presigned_urls(
     assert states.count("CheckStatus") == 1
     assert upstream.stats()["status_checks"] == upstream.pending_polls + 1
     assert "WaitBeforeCheck" in states
-    assert states[-2:] == ["StoreImages", "PublishCompletion"]
+    assert states[-1] == "StoreImages"  # it stores and tells
     # And both images are objects in S3 under deterministic keys
     assert bucket_keys(stack) == [f"jobs/{job_id}/0.png", f"jobs/{job_id}/1.png"]
     # And the job row is SUCCESS with type, size and sha256 of each image
@@ -100,10 +100,7 @@ def test_an_upstream_failure_ends_failure_with_the_upstreams_message(
     execution = wait_for_execution(job_id, stack)
     # Then the execution ends through the failure path
     assert execution["status"] == "SUCCEEDED"  # the workflow worked; the job failed
-    assert entered_states(execution_history(job_id, stack))[-2:] == [
-        "RecordFailure",
-        "PublishCompletion",
-    ]
+    assert entered_states(execution_history(job_id, stack))[-1] == "RecordFailure"
     # And the job is FAILURE with the upstream's own message, and no image was stored
     view = response_body(invoke(stack, "job_status", status_event(job_id)))
     assert view["status"] == "FAILURE"
@@ -123,7 +120,7 @@ def test_an_instant_success_is_stored_without_any_wait(
     # Then it goes straight to storing: no Wait, no status check
     assert execution["status"] == "SUCCEEDED"
     states = entered_states(execution_history(job_id, stack))
-    assert states == ["SubmitUpstream", "RouteSubmitAnswer", "StoreImages", "PublishCompletion"]
+    assert states == ["SubmitUpstream", "RouteSubmitAnswer", "StoreImages"]
     assert upstream.stats()["status_checks"] == 0
     assert len(bucket_keys(stack, f"jobs/{job_id}/")) == 3
 
@@ -165,7 +162,7 @@ def test_a_rate_limited_submit_waits_in_the_state_machine_then_succeeds(
         "WaitBeforeSubmit",
         "SubmitUpstream",
     ]
-    assert states[-1] == "PublishCompletion"
+    assert states[-1] == "StoreImages"
     assert upstream.stats()["submits"] == 2
     assert len(upstream.stats()["jobs"]) == 1
 

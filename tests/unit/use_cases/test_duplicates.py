@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from imagegateway.domain.base import JobStatus
 from imagegateway.domain.records import Callbacks, JobRecord
-from imagegateway.use_cases.completion import completion_of, fold_into_job, tell_everyone
-from tests.support.fakes import FakeClock, FakePorts, fake_ports
+from imagegateway.use_cases.completion import announce, fold_into_job
+from tests.support.fakes import FakeClock, FakeNotifier, FakePorts, fake_ports
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 OWNER = "iam:AIDAEXAMPLEOWNER0001"
@@ -56,7 +56,7 @@ def end(deps: FakePorts) -> None:
     """The workflow's ending: the row read back after the conditional end, everyone told."""
     deps.jobs.mark_failed("job-1", code="UPSTREAM_FAILURE", message="no", now=NOW)
     record = deps.jobs.get("job-1")
-    tell_everyone(record, completion_of(record, deps), deps)
+    announce(record, deps)
 
 
 def test_a_duplicate_of_a_running_job_is_told_when_it_ends_on_its_own_callbacks() -> None:
@@ -66,25 +66,28 @@ def test_a_duplicate_of_a_running_job_is_told_when_it_ends_on_its_own_callbacks(
     # When the job ends
     end(deps)
     # Then both tokens are answered, both webhooks queued (distinct ids, the owner's secret),
-    # and the duplicate's own reference gets a completion event of its own
+    # and the duplicate's own reference gets a completion event of its own (after the job's)
     assert [token for token, _ in deps.notifier.answered] == ["token-1", "token-2"]
     assert [url for url, _ in deps.notifier.webhooks] == [FIRST.webhook_url, SECOND.webhook_url]
     owners_and_variants = [(o, bool(v)) for _, o, v in deps.notifier.webhook_owners]
     assert owners_and_variants == [(OWNER, False), (OWNER, True)]
     told_second = [c.detail for _, c in deps.notifier.answered][1]
     assert (told_second.reference, told_second.job_id) == ("second", "job-1")
-    assert [c.detail.reference for c in deps.notifier.published] == ["second"]
+    assert [c.detail.reference for c in deps.notifier.published] == ["first", "second"]
 
 
 def test_a_duplicate_of_an_ended_job_is_told_at_once() -> None:
-    # Given a job that has ended
-    deps = ports_with(job(JobStatus.FAILURE))
+    # Given a job that has ended, its end told
+    deps = ports_with(job())
+    end(deps)
+    deps.notifier = FakeNotifier()
     # When a duplicate arrives
     fold_into_job("job-1", SECOND, deps=deps)
-    # Then it is told now, on its callbacks only, and the row is unchanged
+    # Then it is told now, on its callbacks only, and kept on the row as told
     assert [token for token, _ in deps.notifier.answered] == ["token-2"]
     assert [c.detail.reference for c in deps.notifier.published] == ["second"]
-    assert deps.jobs.get("job-1").also_tell == []
+    assert deps.jobs.get("job-1").also_tell == [SECOND]
+    assert deps.jobs.untold(ended_before=NOW + timedelta(days=1)) == []
 
 
 def test_a_redelivered_request_adds_nothing() -> None:

@@ -24,12 +24,11 @@ from imagegateway.domain.errors import (
     UpstreamUnavailableError,
     WorkflowNotStartedError,
 )
-from imagegateway.domain.events import Completion
 from imagegateway.domain.image_requests import UpstreamAnswer
 from imagegateway.domain.tickets import JobTicket
 from imagegateway.platform.settings import Settings
 from imagegateway.use_cases.cancel_job import cancel_job
-from imagegateway.use_cases.reconcile import reconcile_overdue_jobs
+from imagegateway.use_cases.reconcile import reconcile_jobs
 from imagegateway.use_cases.start_job import start_job
 from imagegateway.use_cases.steps.check_job import check_job
 from imagegateway.use_cases.steps.fail_job import fail_job
@@ -50,7 +49,7 @@ FAILURE_CODES = ["TIMED_OUT", "UPSTREAM_FAILURE", "INTERNAL_ERROR"]
 MEANWHILE = ["nothing", "duplicate submit", "cancel", "reconcile", "refused start"]
 
 # Rules run in all examples of the last `make test` run (bounded: under 20 s on one core).
-EXPLORED = {"examples": 0, "steps": 0}
+EXPLORED = {"examples": 0, "steps": 0, "told_late": 0}
 
 
 class Upstream(FakeUpstream):
@@ -116,15 +115,13 @@ class OneJob(RuleBasedStateMachine):
         self.deps.usage.reserve(OWNER, IMAGES, now=NOW)  # the intake's reservation
         self.first_ending: tuple[str, str | None] | None = None
 
-    # -- the workflow's steps, as the state machine routes them (PublishCompletion included)
+    # -- the workflow's steps, as the state machine routes them
 
     def _drive(self, task: Callable[[JobTicket, Any], Any], state: JobTicket) -> None:
         EXPLORED["steps"] += 1
         answer = run_task(task, state, self.deps)
         if isinstance(answer, JobTicket) and answer.status is JobStatus.SUCCESS:
-            answer = run_task(store_job, answer, self.deps)  # IsJobDone -> StoreImages
-        if isinstance(answer, Completion):
-            self.deps.notifier.publish(answer)  # PublishCompletion
+            run_task(store_job, answer, self.deps)  # IsJobDone -> StoreImages
 
     def _ticket(self) -> JobTicket:
         record = self.deps.jobs.get("job-1")
@@ -191,7 +188,12 @@ class OneJob(RuleBasedStateMachine):
         later = self.deps.jobs.get("job-1").deadline_at + margin
         if self.clock.now < later:
             self.clock.advance((later - self.clock.now).total_seconds())
-        reconcile_overdue_jobs(self.deps)
+        reconcile_jobs(self.deps)
+
+    @rule(channels=st.sets(st.sampled_from(["event", "task", "webhook"])))
+    def outage(self, channels: set[str]) -> None:
+        """The bus, Step Functions or the webhook queue refuse calls (none: all are back)."""
+        self.deps.notifier.down = set(channels)
 
     @rule(seconds=st.sampled_from([1, 30, 200]))
     def time_passes(self, seconds: int) -> None:
@@ -218,9 +220,23 @@ class OneJob(RuleBasedStateMachine):
         if self.first_ending is None:
             assert told == []
             return
-        assert endings == {self.first_ending}
+        assert endings <= {self.first_ending}  # nothing yet, during an outage
+        counts = (len(notifier.published), len(notifier.answered), len(notifier.webhooks))
+        assert max(counts) <= 1
+
+    def teardown(self) -> None:
+        """The outages end and the reconciler runs: an ended job's end is all told, once."""
+        if self.first_ending is None:
+            return
+        notifier = self.deps.notifier
+        notifier.down = set()
+        told_before = len(notifier.published) + len(notifier.answered) + len(notifier.webhooks)
+        EXPLORED["told_late"] += told_before < 3
+        self.clock.advance(self.deps.settings.tell_grace_seconds + 1)
+        reconcile_jobs(self.deps)
         counts = (len(notifier.published), len(notifier.answered), len(notifier.webhooks))
         assert counts == (1, 1, 1)
+        assert self.deps.jobs.untold(ended_before=self.clock.now + timedelta(days=1)) == []
 
     @invariant()
     def the_day_counts_what_may_have_been_charged(self) -> None:

@@ -23,7 +23,7 @@ from imagegateway.domain.records import Callbacks, JobRecord
 from imagegateway.domain.tickets import CaughtError, JobTicket, StoredImage
 from imagegateway.platform.settings import Settings
 from imagegateway.use_cases.cancel_job import cancel_job
-from imagegateway.use_cases.reconcile import reconcile_overdue_jobs
+from imagegateway.use_cases.reconcile import reconcile_jobs
 from imagegateway.use_cases.steps.fail_job import fail_job
 from imagegateway.use_cases.steps.send_job import SUBMIT_IN_FLIGHT_SECONDS, send_job
 from imagegateway.use_cases.steps.store_job import store_job
@@ -183,7 +183,7 @@ def test_a_cancel_that_lands_while_the_reconciler_decides_is_not_overwritten() -
     deps.usage.reserve(OWNER, IMAGES, now=NOW - timedelta(hours=2))
     workflow.deps = deps
     # When the caller cancels it meanwhile, and the reconciler ends it NOT_SUBMITTED
-    reconcile_overdue_jobs(deps)
+    reconcile_jobs(deps)
     # Then the job stays CANCELLED, its caller is told once (event, task, webhook), and its
     # images are given back once: the day's count is 0, not negative
     assert deps.jobs.failed == {"job-1": "CANCELLED"}
@@ -234,7 +234,7 @@ def test_a_late_success_after_a_timeout_is_not_recorded_nor_told() -> None:
     # Then the first ending stands, told once
     assert outcome is Ended
     assert deps.jobs.failed == {"job-1": "TIMED_OUT"}
-    assert endings_told(deps) == ["FAILURE/TIMED_OUT"] * 2  # task answer and webhook
+    assert endings_told(deps) == ["FAILURE/TIMED_OUT"] * 3  # event, task answer, webhook
 
 
 # --------------------------------------------------------------------------- finding 3
@@ -304,7 +304,7 @@ def test_a_claim_whose_run_died_ends_the_job_with_an_unknown_outcome_once() -> N
     assert isinstance(first, Completion)
     assert second is Ended
     assert deps.jobs.failed == {"job-1": "UPSTREAM_OUTCOME_UNKNOWN"}
-    assert endings_told(deps) == ["FAILURE/UPSTREAM_OUTCOME_UNKNOWN"] * 2
+    assert endings_told(deps) == ["FAILURE/UPSTREAM_OUTCOME_UNKNOWN"] * 3
     assert deps.usage.given_back == []
 
 
@@ -317,12 +317,12 @@ def test_a_duplicated_store_step_tells_once(express: bool) -> None:
     )
     # When its store step runs twice
     first, second = run_task(store_job, done, deps), run_task(store_job, done, deps)
-    # Then one SUCCESS, told once (event by the first run's PublishCompletion: the second ends
-    # quietly, publishing nothing)
+    # Then one SUCCESS, told once (event, task, webhook, by the first run: the second ends
+    # quietly, telling nothing)
     assert isinstance(first, Completion)
     assert second is Ended
     assert deps.jobs.get("job-1").status is JobStatus.SUCCESS
-    assert endings_told(deps) == ["SUCCESS/None"] * 2
+    assert endings_told(deps) == ["SUCCESS/None"] * 3
 
 
 @pytest.mark.parametrize("express", [True, False])
@@ -337,4 +337,4 @@ def test_a_duplicated_failure_step_tells_once(express: bool) -> None:
     # Then one FAILURE, told once
     assert isinstance(first, Completion)
     assert second is Ended
-    assert endings_told(deps) == ["FAILURE/UPSTREAM_FAILURE"] * 2
+    assert endings_told(deps) == ["FAILURE/UPSTREAM_FAILURE"] * 3

@@ -8,26 +8,27 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from imagegateway.adapters.aws_clients import dynamodb_table, error_code
+from imagegateway.adapters.aws_clients import dynamodb_table
+from imagegateway.adapters.job_endings import (
+    PENDING_ATTRIBUTE,
+    PENDING_MARK,
+    UNTOLD_ATTRIBUTE,
+    UNTOLD_INDEX,
+    UNTOLD_MARK,
+    JobEndingWrites,
+    iso,
+)
 from imagegateway.domain.base import JobKind, JobStatus
-from imagegateway.domain.errors import FailureCode, ForeignTicketError, JobNotFoundError
+from imagegateway.domain.errors import ForeignTicketError, JobNotFoundError
 from imagegateway.domain.records import Callbacks, JobRecord, TokenCounts
 from imagegateway.domain.tickets import JobTicket, StoredImage
 from imagegateway.platform.observability import logger, metrics
 from imagegateway.platform.settings import Settings, get_settings
 
-PENDING_ATTRIBUTE = "pending"
-PENDING_MARK = "1"
 PENDING_INDEX = "PendingByDeadline"
 OWNER_INDEX = "OwnerByCreated"
 # Successful fixed-seed jobs by their cache key (imagegateway.use_cases.result_cache), newest first.
 CACHE_INDEX = "ByCacheKey"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat()
 
 
 def _record(item: Mapping[str, Any]) -> JobRecord:
@@ -36,10 +37,7 @@ def _record(item: Mapping[str, Any]) -> JobRecord:
     return JobRecord.model_validate(data)
 
 
-CANCELLED = FailureCode.CANCELLED.value
-
-
-class JobStore:
+class JobStore(JobEndingWrites):
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings or get_settings()
         self._table = dynamodb_table(self._settings.jobs_table_name)
@@ -104,7 +102,7 @@ class JobStore:
             tokens=tokens,
             warnings=warnings,
         )
-        return self._insert(record, {"cache_key": cache_key})
+        return self._insert(record, {"cache_key": cache_key, UNTOLD_ATTRIBUTE: UNTOLD_MARK})
 
     def _expires_at(self, now: datetime) -> int:
         return int((now + timedelta(days=self._settings.job_retention_days)).timestamp())
@@ -163,16 +161,6 @@ class JobStore:
             raise JobNotFoundError(f"no job {job_id}")
         return _record(item)
 
-    def _update_if(self, **update: Any) -> bool:
-        """A conditional `update_item`; False if its condition did not hold."""
-        try:
-            self._table.update_item(**update)
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
-
     def add_callbacks(self, job_id: str, callbacks: Callbacks, *, now: datetime) -> bool:
         """Have `callbacks` told too when the job ends; False if it has ended already (then
         nobody will: the caller tells them itself). Conditional on PENDING, so a callback is
@@ -189,23 +177,85 @@ class JobStore:
                 ":none": [],
                 ":new": [callbacks.model_dump(mode="json", exclude_none=True)],
                 ":pending": JobStatus.PENDING.value,
-                ":now": _iso(now),
+                ":now": iso(now),
             },
         )
+
+    def mark_workflow_began(self, job_id: str, *, now: datetime) -> None:
+        """A workflow was started for the job (by the reconciler, late): not started again."""
+        self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="SET workflow_began_at = if_not_exists(workflow_began_at, :now)",
+            ConditionExpression="attribute_exists(job_id)",
+            ExpressionAttributeValues={":now": iso(now)},
+        )
+
+    def untold(self, *, ended_before: datetime, limit: int = 100) -> list[str]:
+        """The ids of jobs that ended before the given moment and whose end is not all told,
+        oldest end first."""
+        return [
+            str(item["job_id"])
+            for item in self._query_all(
+                {
+                    "IndexName": UNTOLD_INDEX,
+                    "KeyConditionExpression": "#untold = :mark AND completed_at < :before",
+                    "ExpressionAttributeNames": {"#untold": UNTOLD_ATTRIBUTE},
+                    "ExpressionAttributeValues": {
+                        ":mark": UNTOLD_MARK,
+                        ":before": iso(ended_before),
+                    },
+                },
+                limit=limit,
+            )
+        ]
+
+    def never_started(self, *, created_before: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        """Unfinished jobs recorded before the given moment that no workflow run has reached
+        (no submit ever claimed, no upstream id), as raw rows, oldest deadline first."""
+        return self._query_all(
+            {
+                "IndexName": PENDING_INDEX,
+                "KeyConditionExpression": "#pending = :mark",
+                "FilterExpression": (
+                    "attribute_not_exists(workflow_began_at) AND "
+                    "attribute_not_exists(upstream_id) AND created_at < :before"
+                ),
+                "ExpressionAttributeNames": {"#pending": PENDING_ATTRIBUTE},
+                "ExpressionAttributeValues": {
+                    ":mark": PENDING_MARK,
+                    ":before": iso(created_before),
+                },
+            },
+            limit=limit,
+        )
+
+    def _query_all(self, query: dict[str, Any], *, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` items of a query, read on page after page."""
+        found: list[dict[str, Any]] = []
+        while len(found) < limit:
+            page = self._table.query(**query)
+            found.extend(dict(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return found[:limit]
 
     def claim_submit(self, job_id: str, *, run_token: str, now: datetime) -> bool:
         """Record, once, that the upstream POST is about to be sent. False if an earlier attempt
         already claimed it (it may have sent the POST) or the job is no longer PENDING."""
         return self._update_if(
             Key={"job_id": job_id},
-            UpdateExpression="SET submit_started_at = :now, updated_at = :now",
+            UpdateExpression=(
+                "SET submit_started_at = :now, updated_at = :now, "
+                "workflow_began_at = if_not_exists(workflow_began_at, :now)"
+            ),
             ConditionExpression=(
                 "attribute_not_exists(submit_started_at) AND run_token = :token "
                 "AND #status = :pending"
             ),
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={
-                ":now": _iso(now),
+                ":now": iso(now),
                 ":token": run_token,
                 ":pending": JobStatus.PENDING.value,
             },
@@ -233,7 +283,7 @@ class JobStore:
             Key={"job_id": job_id},
             UpdateExpression="ADD reconcile_failures :one SET updated_at = :now",
             ConditionExpression="attribute_exists(job_id)",
-            ExpressionAttributeValues={":one": 1, ":now": _iso(now)},
+            ExpressionAttributeValues={":one": 1, ":now": iso(now)},
             ReturnValues="UPDATED_NEW",
         )
         count = answer.get("Attributes", {}).get("reconcile_failures", 1)
@@ -245,7 +295,7 @@ class JobStore:
             Key={"job_id": job_id},
             UpdateExpression="SET updated_at = :now",
             ConditionExpression="attribute_exists(job_id)",
-            ExpressionAttributeValues={":now": _iso(now)},
+            ExpressionAttributeValues={":now": iso(now)},
         )
 
     def mark_accepted(self, job_id: str, *, upstream_id: str, now: datetime) -> None:
@@ -253,113 +303,24 @@ class JobStore:
             Key={"job_id": job_id},
             UpdateExpression="SET upstream_id = :u, accepted_at = :now, updated_at = :now",
             ConditionExpression="attribute_exists(job_id)",
-            ExpressionAttributeValues={":u": upstream_id, ":now": _iso(now)},
-        )
-
-    def mark_succeeded(
-        self,
-        job_id: str,
-        *,
-        images: list[StoredImage],
-        upstream_completed_at: datetime,
-        now: datetime,
-        cache_key: str | None = None,
-    ) -> bool:
-        """Record the SUCCESS; False if the job had ended already (cancelled, timed out, or a
-        duplicate run stored it first). One ending per job: the first wins, and only its writer
-        tells anyone, so a caller never hears two endings (a late success after a TIMED_OUT
-        stays TIMED_OUT: the caller was told, its copies stay unused). A `cache_key` makes it
-        findable by later identical fixed-seed requests of its caller."""
-        values: dict[str, Any] = {}
-        cached = ""
-        if cache_key is not None:
-            values[":cache_key"] = cache_key
-            cached = ", cache_key = :cache_key"
-        return self._update_if(
-            Key={"job_id": job_id},
-            UpdateExpression=(
-                "SET #status = :success, images = :images, upstream_completed_at = :upstream, "
-                f"completed_at = :now, updated_at = :now{cached} REMOVE error_code, "
-                f"error_message, {PENDING_ATTRIBUTE}"
-            ),
-            ConditionExpression="attribute_exists(job_id) AND #status = :pending",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":success": JobStatus.SUCCESS.value,
-                ":images": [image.model_dump(mode="json") for image in images],
-                ":upstream": _iso(upstream_completed_at),
-                ":now": _iso(now),
-                ":pending": JobStatus.PENDING.value,
-                **values,
-            },
-        )
-
-    def mark_not_started(self, job_id: str, *, code: str, message: str, now: datetime) -> bool:
-        """End a still-PENDING job that was never sent upstream (its workflow could not be
-        started, or the reconciler found it unsent), unless a run claimed its submit meanwhile
-        (it may be POSTing: the job is left to it); False if it had ended or was claimed."""
-        return self._end_failed(job_id, code=code, message=message, now=now, unclaimed=True)
-
-    def mark_failed(self, job_id: str, *, code: str, message: str, now: datetime) -> bool:
-        """Record a FAILURE if the job has not ended; True if this call recorded it. A job
-        ends once: a late failure (a reconciler or RecordFailure deciding on a row read before a
-        cancel) is refused, so its caller hears one ending and its images go back once."""
-        return self._end_failed(job_id, code=code, message=message, now=now)
-
-    def _end_failed(
-        self,
-        job_id: str,
-        *,
-        code: str,
-        message: str,
-        now: datetime,
-        unclaimed: bool = False,
-    ) -> bool:
-        """End a PENDING job FAILURE (every ending is conditional on the job not having ended);
-        False if the condition failed."""
-        names = {"#status": "status"}
-        values: dict[str, Any] = {
-            ":failure": JobStatus.FAILURE.value,
-            ":code": code,
-            ":message": message[:1000],
-            ":now": _iso(now),
-            ":pending": JobStatus.PENDING.value,
-        }
-        condition = "attribute_exists(job_id) AND #status = :pending"
-        if unclaimed:
-            condition += " AND attribute_not_exists(submit_started_at)"
-        return self._update_if(
-            Key={"job_id": job_id},
-            UpdateExpression=(
-                "SET #status = :failure, error_code = :code, error_message = :message, "
-                f"completed_at = :now, updated_at = :now REMOVE {PENDING_ATTRIBUTE}"
-            ),
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
+            ExpressionAttributeValues={":u": upstream_id, ":now": iso(now)},
         )
 
     def overdue(self, *, deadline_before: datetime, limit: int = 100) -> list[dict[str, Any]]:
         """Unfinished jobs whose deadline is before the given moment, oldest first, as raw rows:
         each is parsed (`JobStore.parse`) by its caller, so one malformed row fails alone."""
-        found: list[dict[str, Any]] = []
-        query: dict[str, Any] = {
-            "IndexName": PENDING_INDEX,
-            "KeyConditionExpression": "#pending = :mark AND deadline_at < :before",
-            "ExpressionAttributeNames": {"#pending": PENDING_ATTRIBUTE},
-            "ExpressionAttributeValues": {":mark": PENDING_MARK, ":before": _iso(deadline_before)},
-        }
-        while len(found) < limit:
-            page = self._table.query(**query)
-            found.extend(dict(item) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                break
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return found[:limit]
-
-    def mark_cancelled(self, job_id: str, *, message: str, now: datetime) -> bool:
-        """End a still-PENDING job CANCELLED; False if it had already ended."""
-        return self._end_failed(job_id, code=CANCELLED, message=message, now=now)
+        return self._query_all(
+            {
+                "IndexName": PENDING_INDEX,
+                "KeyConditionExpression": "#pending = :mark AND deadline_at < :before",
+                "ExpressionAttributeNames": {"#pending": PENDING_ATTRIBUTE},
+                "ExpressionAttributeValues": {
+                    ":mark": PENDING_MARK,
+                    ":before": iso(deadline_before),
+                },
+            },
+            limit=limit,
+        )
 
     def page_of_owner(
         self,

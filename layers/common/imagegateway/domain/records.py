@@ -53,6 +53,9 @@ class JobRecord(GatewayModel):
     # Set (conditionally, once) just before the upstream POST: a re-run that finds it knows the
     # POST may have been sent, and never sends it again.
     submit_started_at: AwareDatetime | None = None
+    # Set by the first claim and never removed: a workflow run reached the job (a job without
+    # it, some time after its row was written, was never started: the reconciler starts it).
+    workflow_began_at: AwareDatetime | None = None
     reconcile_failures: int = 0
     created_at: AwareDatetime
     updated_at: AwareDatetime
@@ -67,6 +70,9 @@ class JobRecord(GatewayModel):
     # The callbacks of later requests folded into this job (the same owner, idempotency key and
     # body, each with callbacks of its own): told when the job ends, like `callbacks`.
     also_tell: list[Callbacks] = Field(default_factory=list)
+    # What of the job's end its callers have been told (`domain.tellings` names each event,
+    # task answer and webhook); a job whose ending is not all told yet is told again later.
+    told: frozenset[str] | None = None
     # Counted when the job was recorded (absent on rows written before counting existed).
     tokens: TokenCounts | None = None
     warnings: list[str] | None = None

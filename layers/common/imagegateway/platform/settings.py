@@ -54,6 +54,13 @@ class Settings(BaseModel):
     idempotency_table_name: str = ""
     idempotency_expiry_seconds: int = Field(default=24 * 3600, ge=60)
     reconcile_margin_seconds: int = Field(default=120, ge=0)
+    # A job whose row is this old and that no workflow run has reached is started by the
+    # reconciler (its submit died before StartExecution); with a run every minute, within
+    # two minutes of its row.
+    start_grace_seconds: int = Field(default=45, ge=1, le=600)
+    # An ending not all told this long after it is told by the reconciler (its teller, which
+    # tells right after the ending write, is done by then, or failed).
+    tell_grace_seconds: int = Field(default=30, ge=0, le=3600)
     # A job the reconciler fails on this many runs in a row is ended (RECONCILE_FAILED).
     reconcile_max_attempts: int = Field(default=5, ge=1)
     image_download_workers: int = Field(default=4, ge=1, le=16)

@@ -9,7 +9,7 @@ from imagegateway.domain.base import JobStatus
 from imagegateway.domain.errors import PUBLIC_MESSAGES, FailureCode, JobFinishedError
 from imagegateway.domain.views import JobView
 from imagegateway.platform.observability import logger, metrics
-from imagegateway.use_cases.completion import finish_outside_workflow
+from imagegateway.use_cases.completion import conclude
 from imagegateway.use_cases.ports import Ports
 from imagegateway.use_cases.view_job import owned_record, view_of
 
@@ -23,7 +23,7 @@ def cancel_job(job_id: str, *, owner: str, deps: Ports) -> JobView:
     ):
         deps.workflow.stop(job_id, cause=CANCELLED_MESSAGE)
         record = deps.jobs.get(job_id)
-        finish_outside_workflow(record, deps)
+        conclude(record, deps)
         logger.info("job cancelled")
         metrics.add_metric(name="JobsCancelled", unit="Count", value=1)
         return view_of(record, deps)

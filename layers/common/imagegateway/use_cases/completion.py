@@ -5,19 +5,23 @@ A job's callers are its own request's callbacks and those of every later request
 (the same owner, idempotency key and body: `fold_into_job`). Each of those is told with its own
 `reference`: its own task answer, its own webhook (an id of its own), and, when its reference is
 not the job's, a completion event of its own. Webhooks are signed with the job owner's secret.
+
+Told at least once: the write that ends a job lists it among the untold; `announce` records each
+telling done, and the reconciler tells again whatever a job's end still owes (`domain.tellings`).
 """
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Collection
 
 from imagegateway.domain.base import JobStatus
 from imagegateway.domain.errors import BudgetExceededError, InvalidRequestError, retryable_of
 from imagegateway.domain.events import CompletedImage, Completion, CompletionDetail
 from imagegateway.domain.image_requests import samples_of
 from imagegateway.domain.records import Callbacks, JobRecord
+from imagegateway.domain.tellings import Telling, left_to_tell, tellings_of, variant_of
 from imagegateway.domain.views import ErrorDetail, timings_of
-from imagegateway.platform.observability import logger
+from imagegateway.platform.observability import logger, metrics
 from imagegateway.use_cases.ports import Ports
 
 
@@ -49,49 +53,61 @@ def completion_of(record: JobRecord, deps: Ports) -> Completion:
     return Completion.of(detail)
 
 
-def tell_caller(
-    callbacks: Callbacks | None,
-    completion: Completion,
-    deps: Ports,
-    *,
-    owner: str,
-    variant: str = "",
-) -> None:
-    """The task token and the webhook a caller asked for (the webhook signed with `owner`'s
-    secret). At least once: a retried task may answer again (a settled token is ignored; a
-    webhook keeps its webhook-id)."""
-    if callbacks is None:
-        return
-    if callbacks.task_token:
-        deps.notifier.answer_task(callbacks.task_token, completion)
-    if callbacks.webhook_url:
-        deps.notifier.queue_webhook(
-            callbacks.webhook_url, completion, now=deps.clock(), owner=owner, variant=variant
+def announce(record: JobRecord, deps: Ports, *, only: Collection[str] | None = None) -> Completion:
+    """Tell an ended job's callers what its end still owes them (every telling of
+    `domain.tellings` not yet on the row; `only` restricts to those names): the completion
+    events, the waiting tasks' answers, the webhooks (signed with the owner's secret). Each
+    telling that fails is left for later, logged and counted; the row then keeps the job among
+    the untold, and the reconciler tells the rest (at least once: consumers deduplicate by job id
+    and webhook-id). Never raises for a telling: the job's end stands either way."""
+    completion = completion_of(record, deps)
+    owed = [t for t in left_to_tell(record) if only is None or t.name in only]
+    told: list[str] = []
+    for telling in owed:
+        try:
+            _tell(telling, record, completion, deps)
+        except Exception:
+            logger.exception(
+                "could not tell a job's end; told later", extra={"telling": telling.name}
+            )
+            metrics.add_metric(name="TellingsDeferred", unit="Count", value=1)
+            continue
+        told.append(telling.name)
+    try:
+        deps.jobs.record_told(
+            record.job_id,
+            told=told,
+            all_told=not _still_owed(record, told),
+            folded=len(record.also_tell),
         )
+    except Exception:  # the row still lists the job as untold: its callers hear it again later
+        logger.exception("could not record what was told of a job's end")
+    return completion
 
 
-def tell_everyone(record: JobRecord, completion: Completion, deps: Ports) -> None:
-    """Everything the job's callers asked for, but its own completion event (published by the
-    workflow, or by `finish_outside_workflow`)."""
-    tell_caller(record.callbacks, completion, deps, owner=record.owner)
-    for folded in record.also_tell:
-        _tell_folded(record, folded, completion, deps)
+def _still_owed(record: JobRecord, told_now: list[str]) -> bool:
+    told = (record.told or frozenset()) | set(told_now)
+    return any(telling.name not in told for telling in tellings_of(record))
 
 
-def _tell_folded(
-    record: JobRecord, callbacks: Callbacks, completion: Completion, deps: Ports
-) -> None:
-    own = Completion.of(completion.detail.model_copy(update={"reference": callbacks.reference}))
-    tell_caller(callbacks, own, deps, owner=record.owner, variant=_variant_of(callbacks))
-    job_reference = record.callbacks.reference if record.callbacks else None
-    if callbacks.reference and callbacks.reference != job_reference:
-        deps.notifier.publish(own)
-
-
-def _variant_of(callbacks: Callbacks) -> str:
-    """The same callbacks, the same id suffix: a repeated webhook keeps its webhook-id."""
-    text = callbacks.model_dump_json(exclude_none=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+def _tell(telling: Telling, record: JobRecord, completion: Completion, deps: Ports) -> None:
+    callbacks = telling.callbacks
+    if telling.variant:  # a folded request: its own reference in what it is told
+        completion = Completion.of(
+            completion.detail.model_copy(update={"reference": callbacks.reference})
+        )
+    if telling.channel == "event":
+        deps.notifier.publish(completion)
+    elif telling.channel == "task" and callbacks.task_token:
+        deps.notifier.answer_task(callbacks.task_token, completion)
+    elif telling.channel == "webhook" and callbacks.webhook_url:
+        deps.notifier.queue_webhook(
+            callbacks.webhook_url,
+            completion,
+            now=deps.clock(),
+            owner=record.owner,
+            variant=telling.variant,
+        )
 
 
 def fold_into_job(job_id: str, callbacks: Callbacks, *, deps: Ports) -> None:
@@ -106,9 +122,13 @@ def fold_into_job(job_id: str, callbacks: Callbacks, *, deps: Ports) -> None:
     if deps.jobs.add_callbacks(job_id, callbacks, now=deps.clock()):
         logger.info("a duplicate request's callbacks will be told when the job ends")
         return
-    # Ended before (or while) they were added: nobody else will tell them.
+    # Ended before (or while) they were added: on the row all the same (among what the job's
+    # end owes, so told later if not now), and told now.
+    deps.jobs.add_late_callbacks(job_id, callbacks, now=deps.clock())
     record = deps.jobs.get(job_id)
-    _tell_folded(record, callbacks, completion_of(record, deps), deps)
+    variant = variant_of(callbacks)
+    mine = [t.name for t in tellings_of(record) if t.variant == variant]
+    announce(record, deps, only=mine)
     logger.info("told a duplicate request of a job that had ended")
 
 
@@ -126,14 +146,12 @@ def give_back_if_never_sent(record: JobRecord, deps: Ports) -> None:
         logger.exception("could not give a job's images back to its caller's budget")
 
 
-def finish_outside_workflow(record: JobRecord, deps: Ports) -> Completion:
-    """A job ended by the reconciler or cancelled: the event the workflow would have put on the
-    bus, too."""
+def conclude(record: JobRecord, deps: Ports) -> Completion:
+    """What the write that ended a FAILURE job (or a job born SUCCESS from the cache) does next,
+    once per job: its images back to the budget if it was never sent, and everything its end
+    owes told."""
     give_back_if_never_sent(record, deps)
-    completion = completion_of(record, deps)
-    tell_everyone(record, completion, deps)
-    deps.notifier.publish(completion)
-    return completion
+    return announce(record, deps)
 
 
 def refuse_request(
@@ -157,8 +175,11 @@ def refuse_request(
         details=[ErrorDetail(field=field, message=message) for field, message in fields],
     )
     completion = Completion.of(detail)
-    if owner is None:
-        callbacks = callbacks.model_copy(update={"webhook_url": None})
-    tell_caller(callbacks, completion, deps, owner=owner or "")
+    if callbacks.task_token:
+        deps.notifier.answer_task(callbacks.task_token, completion)
+    if callbacks.webhook_url and owner is not None:
+        deps.notifier.queue_webhook(
+            callbacks.webhook_url, completion, now=deps.clock(), owner=owner
+        )
     deps.notifier.publish(completion)
     return completion

@@ -9,7 +9,7 @@ start loads no more than it did before the ports existed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -68,6 +68,20 @@ class JobStore(Protocol):
     def get(self, job_id: str) -> JobRecord: ...
 
     def add_callbacks(self, job_id: str, callbacks: Callbacks, *, now: datetime) -> bool: ...
+
+    def add_late_callbacks(self, job_id: str, callbacks: Callbacks, *, now: datetime) -> None: ...
+
+    def record_told(
+        self, job_id: str, *, told: Collection[str], all_told: bool, folded: int
+    ) -> None: ...
+
+    def untold(self, *, ended_before: datetime, limit: int = 100) -> list[str]: ...
+
+    def never_started(
+        self, *, created_before: datetime, limit: int = 100
+    ) -> list[dict[str, Any]]: ...
+
+    def mark_workflow_began(self, job_id: str, *, now: datetime) -> None: ...
 
     def claim_submit(self, job_id: str, *, run_token: str, now: datetime) -> bool: ...
 

@@ -19,7 +19,7 @@ from imagegateway.domain.errors import StoredImagesGoneError
 from imagegateway.domain.prompt_tokens import PromptTokens
 from imagegateway.domain.records import Callbacks, JobRecord, cache_key
 from imagegateway.platform.observability import logger, metrics
-from imagegateway.use_cases.completion import finish_outside_workflow
+from imagegateway.use_cases.completion import conclude
 from imagegateway.use_cases.ports import Ports
 
 
@@ -63,5 +63,5 @@ def served_from_cache(
     logger.info("served from the result cache", extra={"cached_from": original.job_id})
     metrics.add_metric(name="ResultCacheHits", unit="Count", value=1)
     # A job like any other: its completion event, its task token, its webhook.
-    finish_outside_workflow(record, deps)
+    conclude(record, deps)
     return record

@@ -8,7 +8,7 @@ from __future__ import annotations
 from imagegateway.domain.errors import PUBLIC_MESSAGES, FailureCode, WorkflowNotStartedError
 from imagegateway.domain.tickets import JobTicket
 from imagegateway.platform.observability import logger, metrics
-from imagegateway.use_cases.completion import finish_outside_workflow
+from imagegateway.use_cases.completion import conclude
 from imagegateway.use_cases.ports import Ports
 
 
@@ -25,7 +25,7 @@ def start_job(ticket: JobTicket, deps: Ports) -> None:
     if deps.jobs.mark_not_started(ticket.job_id, code=code, message=message, now=deps.clock()):
         metrics.add_metric(name="JobsNotStarted", unit="Count", value=1)
         try:
-            finish_outside_workflow(deps.jobs.get(ticket.job_id), deps)
+            conclude(deps.jobs.get(ticket.job_id), deps)
         except Exception:  # the caller still hears why (a 503), whatever else is down
             logger.exception("could not tell the end of a job whose workflow did not start")
         raise WorkflowNotStartedError(message, job_id=ticket.job_id)

@@ -1,6 +1,5 @@
 """Use case, the workflow's one failure path: mark the job FAILURE with a code and a message
-written for its caller, tell the caller (task token, webhook), and hand the completion to
-PublishCompletion.
+written for its caller, and tell its callers (the completion event, task token, webhook).
 
 A job ends once: if it already ended (cancelled, not started, stored, or failed by a duplicate
 run of this step), the write is refused and the task raises JobEndedElsewhereError, so the
@@ -20,7 +19,7 @@ from imagegateway.domain.errors import (
 from imagegateway.domain.events import Completion
 from imagegateway.domain.tickets import CaughtError, Failure, JobTicket
 from imagegateway.platform.observability import logger, metrics
-from imagegateway.use_cases.completion import completion_of, give_back_if_never_sent, tell_everyone
+from imagegateway.use_cases.completion import conclude
 from imagegateway.use_cases.ports import Ports
 
 # Errors whose message the gateway wrote for callers; any other error's text (botocore, a
@@ -60,11 +59,8 @@ def fail_job(ticket: JobTicket, deps: Ports) -> Completion:
         )
     logger.info("job failed", extra={"error_code": failure.code, "error": failure.message})
     metrics.add_metric(name="JobsFailed", unit="Count", value=1)
-    record = deps.jobs.get(ticket.job_id)
-    give_back_if_never_sent(record, deps)  # this write ended the job: once per job
-    completion = completion_of(record, deps)
-    tell_everyone(record, completion, deps)
-    return completion
+    # This write ended the job: it alone gives the images back (if never sent) and tells.
+    return conclude(deps.jobs.get(ticket.job_id), deps)
 
 
 def _code_for(error_name: str) -> str:

@@ -1,5 +1,6 @@
-"""Use case, the workflow's success path: copy every image into S3, mark the job SUCCESS, answer
-the caller's waiting task or queue its webhook, and hand the completion to PublishCompletion.
+"""Use case, the workflow's success path: copy every image into S3, mark the job SUCCESS, and tell
+its callers (the completion event, a waiting task's answer, the webhook; what cannot be told now
+is told by the reconciler).
 Safe to retry: keys are deterministic per job and image, so a retried copy overwrites. The
 SUCCESS is written only over a PENDING job (one ending per job): a job that ended meanwhile
 (cancelled, timed out, stored by a duplicate run) is not told again."""
@@ -12,7 +13,7 @@ from imagegateway.domain.image_set import select_image_urls
 from imagegateway.domain.records import cache_key
 from imagegateway.domain.tickets import JobTicket
 from imagegateway.platform.observability import logger, metrics
-from imagegateway.use_cases.completion import completion_of, tell_everyone
+from imagegateway.use_cases.completion import announce
 from imagegateway.use_cases.ports import Ports
 
 
@@ -34,7 +35,5 @@ def store_job(ticket: JobTicket, deps: Ports) -> Completion:
         raise JobEndedElsewhereError("the job had already ended", job_id=ticket.job_id)
     logger.info("stored the job's images", extra={"images": len(images)})
     metrics.add_metric(name="ImagesStored", unit="Count", value=len(images))
-    record = deps.jobs.get(ticket.job_id)
-    completion = completion_of(record, deps)
-    tell_everyone(record, completion, deps)
-    return completion
+    # This write ended the job: it alone tells (the event, the tasks, the webhooks).
+    return announce(deps.jobs.get(ticket.job_id), deps)
