@@ -33,6 +33,10 @@ STACK_ENVIRONMENT = {
     "LOG_LEVEL": "WARNING",
     # The reconciler's local schedule, quick so a test can watch it end a stuck job.
     "RECONCILE_INTERVAL_SECONDS": "2",
+    # ...which starts a job no workflow run reached 3 s after its row (deployed: 45 s), and
+    # tells an end left untold 1 s after it (deployed: 30 s).
+    "START_GRACE_SECONDS": "3",
+    "TELL_GRACE_SECONDS": "1",
     # This session's outputs, not the developer's out/stack-outputs.json.
     "STACK_OUTPUTS_FILE": str(_SESSION_DIRECTORY / "stack-outputs.json"),
     # Every AWS call the stack's functions make, checked against their roles at the end.

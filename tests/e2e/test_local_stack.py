@@ -393,6 +393,39 @@ def test_the_reconciler_runs_on_its_schedule_and_ends_a_stuck_job(gateway: Gatew
     assert (view["status"], view["error_code"]) == ("FAILURE", "NOT_SUBMITTED")
 
 
+def test_a_job_whose_workflow_never_started_is_started_without_a_second_post(
+    gateway: Gateway,
+) -> None:
+    # Given a job row as a submit leaves it when it dies between the row and StartExecution
+    # (recorded, never started), of a model id of its own
+    outputs = stack_outputs()
+    table = gateway.aws("dynamodb")
+    job_id, model = str(uuid.uuid4()), f"unstarted-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    table.put_item(
+        TableName=outputs["JobsTableName"],
+        Item={
+            "job_id": {"S": job_id},
+            "owner": {"S": "account:123456789012"},
+            "kind": {"S": "text2image"},
+            "status": {"S": "PENDING"},
+            "request": {"S": json.dumps({"model_id": model, "prompt": "a fox"})},
+            "run_token": {"S": "unstarted-run-token-0123456789"},
+            "created_at": {"S": now.isoformat()},
+            "updated_at": {"S": now.isoformat()},
+            "deadline_at": {"S": (now + timedelta(seconds=20)).isoformat()},
+            "expires_at": {"N": str(int(time.time()) + 3600)},
+            "pending": {"S": "1"},
+        },
+    )
+    # When the reconciler's schedule runs (every 2 s here, its start grace 3 s; deployed: every
+    # minute, 45 s, so within two minutes of the row)
+    view = gateway.wait(job_id, timeout=20)
+    # Then the job was started and ran to SUCCESS, with one upstream POST in all
+    assert view["status"] == "SUCCESS", view
+    assert gateway.upstream_stats()["submits_by_model"][model] == 1
+
+
 # --------------------------------------------------------------------------- the three kinds
 
 KIND_BODIES: dict[str, dict[str, Any]] = {

@@ -1,11 +1,15 @@
 """WorkflowType=EXPRESS: the same statemachine/ file, created as an Express machine in moto and
-run by its ASL interpreter, its tasks the real handlers, against the fake upstream over HTTP.
+run by its ASL interpreter, its tasks the real handlers, against the fake upstream over HTTP;
+its steps run at least once (every task run twice changes nothing: #21, finding 3).
 
 An Express execution cannot be described or stopped (moto refuses, as AWS does), so these tests
 watch what callers see: the job row and the completion events on the bus."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,6 +17,7 @@ from typing import Any
 import pytest
 
 from imagegateway.domain.events import DetailType
+from local.aws.lambda_runtime import run_handler
 from local.aws.moto_patches import handlers_in_process
 from local.aws.resources import LocalStack
 from local.fake_upstream import FakeUpstream
@@ -152,3 +157,105 @@ def test_a_cancelled_express_job_stops_itself_with_one_event(
     eventually(lambda: events_of(job_id, completions()) == [DetailType.FAILED.value])
     time.sleep(1)
     assert events_of(job_id, completions()) == [DetailType.FAILED.value]
+
+
+class DuplicatedSteps:
+    """Express runs each step at least once: every workflow task here runs twice, and the state
+    machine goes on with the answer of the second run. A submit's twin runs first, in the
+    background: the second (the state machine's) starts once the twin holds the claim, so it may
+    find the twin's POST in flight (moto's conditional writes are not atomic across threads,
+    DynamoDB's are, so it waits for the claim rather than racing it). A check's, a store's or a
+    failure's twin runs just before it. Whatever the twins do, the job's outcome must not
+    change."""
+
+    TASKS = (
+        "SubmitUpstreamFunction",
+        "CheckUpstreamFunction",
+        "StoreImagesFunction",
+        "RecordFailureFunction",
+    )
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.threads: list[threading.Thread] = []
+        self.duplicates: dict[str, int] = {}
+
+    def __call__(self, function_name: str, event: Any) -> None:
+        task = next((task for task in self.TASKS if f"-{task}-" in function_name), None)
+        if task is None:
+            return
+        self.duplicates[task] = self.duplicates.get(task, 0) + 1
+        twin = copy.deepcopy(event)
+        if task != "SubmitUpstreamFunction":
+            self._run(function_name, twin)
+            return
+        thread = threading.Thread(target=self._run, args=(function_name, twin))
+        thread.start()
+        self.threads.append(thread)
+        deadline = time.monotonic() + 10
+        while thread.is_alive() and time.monotonic() < deadline:
+            row = job_row(self.stack, str(event.get("job_id")))
+            if row is None or "submit_started_at" in row or row.get("status") != "PENDING":
+                return
+            time.sleep(0.01)
+
+    def _run(self, function_name: str, event: Any) -> None:
+        with contextlib.suppress(Exception):  # a twin that finds the job ended raises
+            run_handler(self.stack, function_name, event)
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("model", "ending", "detail_type"),
+    [
+        ("sd1.5", ("SUCCESS", None), DetailType.SUCCEEDED),
+        ("slow-post", ("SUCCESS", None), DetailType.SUCCEEDED),
+        ("fake-failure", ("FAILURE", "UPSTREAM_FAILURE"), DetailType.FAILED),
+    ],
+)
+def test_every_step_run_twice_changes_nothing(
+    express: LocalStack,
+    upstream: FakeUpstream,
+    completions: Callable[[], list[dict[str, Any]]],
+    model: str,
+    ending: tuple[str, str | None],
+    detail_type: DetailType,
+) -> None:
+    # Given an Express machine whose every task runs twice (with "slow-post", the state
+    # machine's submit runs while its twin's POST is in flight for 2 s)
+    upstream.script(
+        {
+            "model_id": "slow-post",
+            "submit": [
+                {
+                    "code": 200,
+                    "accept": True,
+                    "delay_seconds": 2,
+                    "json": {"status": "PENDING", "id": "{{id}}"},
+                }
+            ],
+            "completes_after_seconds": 1,
+        }
+    )
+    duplicated = DuplicatedSteps(express)
+    with handlers_in_process(express, before_invoke=duplicated):
+        # When a job runs to its end
+        job_id = submit_job(express, {"model_id": model, "prompt": "a fox", "samples": 2})
+        row = wait_until_ended(express, job_id)
+        duplicated.join()
+    # Then every step was duplicated, and the job ended as it would have: one POST, its images
+    # stored once (or none), one completion event, nothing left untold
+    assert (row["status"], row.get("error_code")) == ending
+    assert duplicated.duplicates["SubmitUpstreamFunction"] >= 1
+    assert duplicated.duplicates["CheckUpstreamFunction"] >= 1
+    assert upstream.stats()["submits"] == 1
+    assert len(bucket_keys(express, f"jobs/{job_id}/")) == (2 if ending[0] == "SUCCESS" else 0)
+    eventually(lambda: events_of(job_id, completions()) == [detail_type.value])
+    time.sleep(1)
+    assert events_of(job_id, completions()) == [detail_type.value]
+    final = job_row(express, job_id)
+    assert final is not None
+    assert "untold" not in final
