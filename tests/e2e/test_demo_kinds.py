@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from imagegateway.domain.base import JobKind
-from imagegateway.domain.image_requests import REQUEST_MODELS
+from imagegateway.domain.request_kinds import REQUEST_MODELS
 from local import demo
 from tests.e2e.conftest import Gateway
 

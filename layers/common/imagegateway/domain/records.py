@@ -13,7 +13,7 @@ from pydantic import (
 )
 
 from imagegateway.domain.base import GatewayModel, JobKind, JobStatus
-from imagegateway.domain.image_requests import ImageUrl
+from imagegateway.domain.image_urls import ImageUrl
 from imagegateway.domain.tickets import MAX_REFERENCE_CHARS, MAX_TASK_TOKEN_CHARS, StoredImage
 
 # --- the job row and the caller's view -------------------------------------------------------

@@ -45,11 +45,11 @@ from imagegateway.domain.errors import (
     UpstreamKeyMissingError,
 )
 from imagegateway.domain.events import DetailType, Envelope
-from imagegateway.domain.image_requests import REQUEST_MODELS
 from imagegateway.domain.json_text import one_line, read_json
 from imagegateway.domain.owners import account_owner, principal_owner
 from imagegateway.domain.prompt_tokens import measure_prompts
 from imagegateway.domain.records import Callbacks
+from imagegateway.domain.request_kinds import REQUEST_MODELS
 from imagegateway.domain.views import ErrorDetail, JobView, error_details
 from imagegateway.entrypoints.idempotency import submit_job_once
 from imagegateway.entrypoints.wiring import collaborators

@@ -19,15 +19,15 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from imagegateway.domain.base import JobKind, JobStatus
-from imagegateway.domain.image_requests import (
+from imagegateway.domain.image_requests import ImageRequest
+from imagegateway.domain.image_urls import ImageUrl
+from imagegateway.domain.prompt_tokens import measure_prompts, refuse_truncated_prompts
+from imagegateway.domain.records import Callbacks
+from imagegateway.domain.request_kinds import (
     Image2ImageRequest,
-    ImageRequest,
-    ImageUrl,
     InpaintingRequest,
     Text2ImageRequest,
 )
-from imagegateway.domain.prompt_tokens import measure_prompts, refuse_truncated_prompts
-from imagegateway.domain.records import Callbacks
 from imagegateway.domain.views import JobView
 from imagegateway.entrypoints.http.error_answers import json_answer
 from imagegateway.entrypoints.http.resolver import (
