@@ -35,6 +35,7 @@ from imagegateway_client.models import (
     DEFAULT_KIND,
     DEFAULT_MODEL_ID,
     KINDS,
+    ControlNet,
     Job,
     LoraWeight,
     Progress,
@@ -103,6 +104,20 @@ def _lora(text: str) -> tuple[str, LoraWeight]:
             f"{text!r}: the weight {weight!r} is not a number"
         ) from None
     return model, weight.strip()
+
+
+def _controlnet(text: str) -> ControlNet:
+    """`NAME=URL` or `NAME:WEIGHT=URL`: a ControlNet and its conditioning image."""
+    named, separator, image = text.partition("=")
+    name, _, weight = named.partition(":")
+    if not separator or not name.strip() or not image.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: use NAME=URL or NAME:WEIGHT=URL")
+    try:
+        return ControlNet(name.strip(), image.strip(), float(weight) if weight.strip() else None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the weight {weight!r} is not a number"
+        ) from None
 
 
 def _kind(text: str) -> str:
@@ -178,6 +193,21 @@ def parser() -> argparse.ArgumentParser:
     generate.add_argument("--strength", type=float, help="strength (0-1)")
     generate.add_argument("--init-image", metavar="URL", help="image2image / inpainting input")
     generate.add_argument("--mask-image", metavar="URL", help="inpainting mask")
+    generate.add_argument(
+        "--controlnet",
+        type=_controlnet,
+        action="append",
+        default=[],
+        metavar="NAME[:WEIGHT]=URL",
+        help="controlnet: a ControlNet (canny, openpose...) and its conditioning image (repeat "
+        "for multi-ControlNet)",
+    )
+    generate.add_argument("--scheduler", help="e.g. EulerDiscreteScheduler")
+    generate.add_argument(
+        "--hires",
+        action="store_true",
+        help="the upstream's Hi-res Fix: twice the width and height (one sample)",
+    )
     generate.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help="where images go (default %(default)s/)"
     )
@@ -262,6 +292,10 @@ def _generate(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO
         extra["guidance_scale"] = args.guidance_scale
     if args.strength is not None:
         extra["strength"] = args.strength
+    if args.scheduler is not None:
+        extra["scheduler"] = args.scheduler
+    if args.hires:
+        extra["hires"] = True
     body = request_body(
         prompt=args.prompt,
         model_id=args.model_id,
@@ -274,6 +308,7 @@ def _generate(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO
         loras=args.lora,
         init_image=args.init_image,
         mask_image=args.mask_image,
+        controlnets=args.controlnet,
         extra=extra,
     )
     job = client.submit(
