@@ -127,6 +127,22 @@ def test_generate_sends_controlnets_with_their_images_and_weights(
     }
 
 
+def test_a_weight_for_some_controlnets_but_not_all_is_a_usage_error() -> None:
+    code, _, err = run(
+        [
+            *("generate", "--prompt", "x", "--kind", "controlnet", "--url", "http://127.0.0.1:9"),
+            *(
+                "--controlnet",
+                "canny:0.5=https://e.com/a.png",
+                "--controlnet",
+                "depth=https://e.com/b",
+            ),
+        ]
+    )
+    assert code == 2
+    assert "give every ControlNet a weight, or none" in err
+
+
 @pytest.mark.parametrize("option", ["canny", "=https://e.com/a.png", "canny:x=https://e.com/a"])
 def test_a_malformed_controlnet_option_is_a_usage_error(option: str) -> None:
     with pytest.raises(SystemExit) as stopped:

@@ -285,8 +285,9 @@ def parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------- commands
 
 
-def _generate(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    kind = parse_kind(args.kind)
+def _generated_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The upstream's body from `generate`'s options. ValueError for options that do not go
+    together (a weight for some ControlNets but not all)."""
     extra: dict[str, Any] = {}
     if args.guidance_scale is not None:
         extra["guidance_scale"] = args.guidance_scale
@@ -296,7 +297,7 @@ def _generate(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO
         extra["scheduler"] = args.scheduler
     if args.hires:
         extra["hires"] = True
-    body = request_body(
+    return request_body(
         prompt=args.prompt,
         model_id=args.model_id,
         negative_prompt=args.negative_prompt,
@@ -311,6 +312,15 @@ def _generate(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO
         controlnets=args.controlnet,
         extra=extra,
     )
+
+
+def _generate(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    kind = parse_kind(args.kind)
+    try:
+        body = _generated_body(args)
+    except ValueError as exc:
+        print(f"imagegateway: {exc}", file=err)
+        return USAGE
     job = client.submit(
         kind,
         body,
