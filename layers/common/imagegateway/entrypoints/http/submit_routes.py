@@ -81,7 +81,8 @@ WebhookUrlQuery = Annotated[
     Query(
         description=(
             "Where to POST the job's completion, signed per Standard Webhooks (https, a public "
-            "host), retried with backoff for about 28 hours."
+            "host), retried with backoff for about 28 hours. The same as a body `webhook`; "
+            "given both, they must agree."
         )
     ),
 ]
