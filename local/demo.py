@@ -10,9 +10,9 @@ reported; the demo that it is a PNG of the requested size), prints the URLs and 
 timings, and stops the stack.
 Exits 0 when all of that worked, 1 otherwise (2 for a bad option or KIND).
 
-The kind is text2image, image2image or inpainting: --kind KIND, else the KIND environment
-variable (`KIND=image2image make demo`), else text2image. The fake upstream never fetches the
-sample's init_image / mask_image URLs.
+The kind is text2image, image2image, inpainting or controlnet: --kind KIND, else the KIND
+environment variable (`KIND=controlnet make demo`), else text2image. The fake upstream never
+fetches the sample's image URLs (init_image, mask_image, init_images).
 
 Options: --kind KIND, --request FILE (another body, sent to the kind's route), --out DIR,
 --keep or DEMO_KEEP=1 (leave the stack running afterwards, so the printed URLs can be opened
@@ -51,7 +51,7 @@ from local.stack.process import StackProcess
 from local.stack.settings import HOST, StackError
 
 # The upstream's SD 1.5 kinds (domain.base.JobKind), each with its own routes and sample.
-KINDS = ("text2image", "image2image", "inpainting")
+KINDS = ("text2image", "image2image", "inpainting", "controlnet")
 DEFAULT_KIND = "text2image"
 KIND_VARIABLE = "KIND"
 EVENTS = REPO / "events"
@@ -100,7 +100,7 @@ def shown_path(path: Path) -> Path:
 
 
 def chosen_kind(option: str | None, environ: Mapping[str, str]) -> str:
-    """--kind, else $KIND, else text2image; anything but the three kinds is a DemoError."""
+    """--kind, else $KIND, else text2image; anything but the four kinds is a DemoError."""
     if option is not None:
         source, value = "--kind ", option
     else:
@@ -171,9 +171,16 @@ def upstream_kinds(upstream: str) -> list[str] | None:
     return [str(job.get("kind")) for job in jobs.values()]
 
 
+def image_size(request: dict[str, Any]) -> tuple[int, int]:
+    """The size of the images a request asks for: the upstream's Hi-res Fix and `upscale: "2x"`
+    double the width and height."""
+    scale = 2 if request.get("hires") is True or request.get("upscale") == "2x" else 1
+    return (int(request.get("width") or 512) * scale, int(request.get("height") or 512) * scale)
+
+
 def save_images(view: dict[str, Any], request: dict[str, Any], out: Path) -> list[Path]:
     job = Job.from_view(view)
-    expected = (int(request.get("width") or 512), int(request.get("height") or 512))
+    expected = image_size(request)
     wanted = int(request.get("samples") or 1)
     if len(job.images) != wanted or len(job.download_urls) != wanted:
         raise DemoError(f"expected {wanted} image(s), the job has {len(job.images)}")

@@ -42,14 +42,22 @@ MAGIC_MODELS = frozenset(
 
 FAILURE_MESSAGE = "fake-failure: the model crashed while sampling"
 
-KINDS = ("text2image", "image2image", "inpainting")
+KINDS = ("text2image", "image2image", "inpainting", "controlnet")
 # The image URLs each kind needs on top of text2image's fields (reference/: the upstream
 # fetches them itself, so only their presence is checked).
 _REQUIRED_IMAGES: dict[str, tuple[str, ...]] = {
     "text2image": (),
     "image2image": ("init_image",),
     "inpainting": ("init_image", "mask_image"),
+    "controlnet": (),
 }
+# ControlNet's lists: one item per ControlNet (the two required ones never empty).
+_CONTROLNET_LISTS = (
+    "init_images",
+    "controlnet_weights",
+    "starting_control_steps",
+    "ending_control_steps",
+)
 
 DEFAULT_SIZE = 512
 MAX_SIZE = 2048
@@ -75,6 +83,8 @@ class _Job:
     height: int
     samples: int
     submitted_at: float
+    # The JSON body the job was submitted with, as received (`/__fake__/stats`).
+    request: JsonDict = field(default_factory=dict)
     # From the model's script at submit time: SUCCESS this long after submit, polls or not.
     completes_after: float | None = None
     status_checks: int = 0  # every status request for this job, scripted ones included
@@ -91,6 +101,23 @@ def _int_param(params: JsonDict, name: str, default: int, low: int, high: int) -
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValueError(f"{name} must be an integer in [{low}, {high}]")
     return value
+
+
+def _check_controlnets(params: JsonDict) -> None:
+    """ControlNet's body as the upstream takes it: ControlNets, one conditioning image each,
+    and the optional per-ControlNet lists empty or one item per ControlNet."""
+    controlnets = params.get("controlnets")
+    if not isinstance(controlnets, list) or not controlnets:
+        raise ValueError("controlnets is required for controlnet")
+    images = params.get("init_images")
+    if not isinstance(images, list) or not images:
+        raise ValueError("init_images is required for controlnet")
+    for name in _CONTROLNET_LISTS:
+        value = params.get(name)
+        if value is not None and (
+            not isinstance(value, list) or (value and len(value) != len(controlnets))
+        ):
+            raise ValueError(f"{name} must have one item per ControlNet")
 
 
 class FakeUpstream(BackgroundServer):
@@ -143,6 +170,7 @@ class FakeUpstream(BackgroundServer):
                         "submitted_at": job.submitted_at,
                         "completed_at": job.completed_at,
                         "status_checks": job.status_checks,
+                        "request": job.request,
                     }
                     for job in self._jobs.values()
                 },
@@ -247,15 +275,22 @@ class FakeUpstream(BackgroundServer):
         return None
 
     def _validate(self, kind: str, params: JsonDict) -> tuple[int, int, int]:
-        """Width, height and samples of a submit the upstream would take, or ValueError."""
+        """Width, height and samples of the images a submit the upstream would take makes
+        (twice the size under Hi-res Fix or `upscale: "2x"`), or ValueError."""
         for name in _REQUIRED_IMAGES[kind]:
             value = params.get(name)
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{name} is required for {kind}")
+        if kind == "controlnet":
+            _check_controlnets(params)
+        samples = _int_param(params, "samples", 1, 1, MAX_SAMPLES)
+        if params.get("hires") is True and samples != 1:
+            raise ValueError("hires makes one image per call: use samples 1")
+        scale = 2 if params.get("hires") is True or params.get("upscale") == "2x" else 1
         return (
-            _int_param(params, "width", DEFAULT_SIZE, 1, MAX_SIZE),
-            _int_param(params, "height", DEFAULT_SIZE, 1, MAX_SIZE),
-            _int_param(params, "samples", 1, 1, MAX_SAMPLES),
+            _int_param(params, "width", DEFAULT_SIZE, 1, MAX_SIZE) * scale,
+            _int_param(params, "height", DEFAULT_SIZE, 1, MAX_SIZE) * scale,
+            samples,
         )
 
     def _submit(self, kind: str, body: bytes) -> Answer:
@@ -301,6 +336,7 @@ class FakeUpstream(BackgroundServer):
                     height=height,
                     samples=samples,
                     submitted_at=now,
+                    request=params,
                     completes_after=None if script is None else script.completes_after_seconds,
                 )
                 if model_id == MODEL_INSTANT and job.completes_after is None:

@@ -100,6 +100,57 @@ def test_generate_maps_its_options_to_the_upstreams_fields(
 
 
 @pytest.mark.network
+def test_generate_sends_controlnets_with_their_images_and_weights(
+    fake: FakeGateway, tmp_path: Path
+) -> None:
+    # Given a controlnet job asked for with two ControlNets, a scheduler and Hi-res Fix
+    fake.job("job-c", kind="controlnet", pending_polls=0)
+    edges, pose = "https://example.com/edges.png", "https://example.com/pose.png"
+    code, _, err = run(
+        [
+            *("generate", "--url", fake.url, "--kind", "controlnet", "--prompt", "a dancer"),
+            *("--controlnet", f"canny:0.5={edges}", "--controlnet", f"openpose:0.8={pose}"),
+            *("--scheduler", "EulerDiscreteScheduler", "--hires", "--out", str(tmp_path)),
+        ]
+    )
+    # Then the body is the upstream's controlnet body, its lists one item per ControlNet
+    assert code == 0, err
+    sent = json.loads(fake.requests_to("/sd/controlnet/v1")[0].body)
+    assert sent == {
+        "model_id": "sd1.5",
+        "prompt": "a dancer",
+        "controlnets": ["canny", "openpose"],
+        "init_images": [edges, pose],
+        "controlnet_weights": [0.5, 0.8],
+        "scheduler": "EulerDiscreteScheduler",
+        "hires": True,
+    }
+
+
+def test_a_weight_for_some_controlnets_but_not_all_is_a_usage_error() -> None:
+    code, _, err = run(
+        [
+            *("generate", "--prompt", "x", "--kind", "controlnet", "--url", "http://127.0.0.1:9"),
+            *(
+                "--controlnet",
+                "canny:0.5=https://e.com/a.png",
+                "--controlnet",
+                "depth=https://e.com/b",
+            ),
+        ]
+    )
+    assert code == 2
+    assert "give every ControlNet a weight, or none" in err
+
+
+@pytest.mark.parametrize("option", ["canny", "=https://e.com/a.png", "canny:x=https://e.com/a"])
+def test_a_malformed_controlnet_option_is_a_usage_error(option: str) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        run(["generate", "--prompt", "x", "--kind", "controlnet", "--controlnet", option])
+    assert stopped.value.code == 2
+
+
+@pytest.mark.network
 def test_generate_without_waiting_prints_the_job_id(fake: FakeGateway, tmp_path: Path) -> None:
     fake.job("job-n")
     code, out, err = run(["generate", "--prompt", "x", "--no-wait", "--url", fake.url])

@@ -4,10 +4,10 @@ request models (domain.image_requests) accept it and forward every field the cli
 from __future__ import annotations
 
 import pytest
-from imagegateway_client import KINDS, parse_kind, request_body
+from imagegateway_client import KINDS, ControlNet, parse_kind, request_body
 
 from imagegateway.domain.base import JobKind
-from imagegateway.domain.image_requests import REQUEST_MODELS
+from imagegateway.domain.request_kinds import REQUEST_MODELS
 
 IMAGES = {
     "text2image": {},
@@ -15,6 +15,12 @@ IMAGES = {
     "inpainting": {
         "init_image": "https://example.com/a.png",
         "mask_image": "https://example.com/m.png",
+    },
+    "controlnet": {
+        "controlnets": [
+            ControlNet("canny", "https://example.com/edges.png", 0.5),
+            ControlNet("openpose", "https://example.com/pose.png", 0.8),
+        ]
     },
 }
 
@@ -41,6 +47,16 @@ def test_every_option_is_a_field_the_gateways_model_accepts_and_forwards(kind: s
     request = REQUEST_MODELS[JobKind(kind)].model_validate(body)
     assert request.upstream_body() == body
     assert body["lora_weights"] == ["0.9", "-1.5"]
+
+
+def test_controlnets_become_the_upstreams_three_lists() -> None:
+    nets = [ControlNet("canny", "https://e.com/a.png", 0.5), ControlNet("depth", "https://e.com/b")]
+    with pytest.raises(ValueError, match="every ControlNet a weight, or none"):
+        request_body(prompt="p", controlnets=nets)
+    body = request_body(prompt="p", controlnets=[ControlNet("canny", "https://e.com/a.png")])
+    assert body["controlnets"] == ["canny"]
+    assert body["init_images"] == ["https://e.com/a.png"]
+    assert "controlnet_weights" not in body
 
 
 def test_only_the_fields_given_are_sent() -> None:

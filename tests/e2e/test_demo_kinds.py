@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from imagegateway.domain.base import JobKind
-from imagegateway.domain.image_requests import REQUEST_MODELS
+from imagegateway.domain.request_kinds import REQUEST_MODELS
 from local import demo
 from tests.e2e.conftest import Gateway
 
@@ -19,7 +20,16 @@ IMAGE_FIELDS = {
     JobKind.TEXT2IMAGE: set(),
     JobKind.IMAGE2IMAGE: {"init_image"},
     JobKind.INPAINTING: {"init_image", "mask_image"},
+    JobKind.CONTROLNET: {"init_images"},
 }
+
+
+def urls_in(body: dict[str, Any], names: set[str]) -> list[str]:
+    """The URLs of the named fields, one URL or a list each."""
+    found: list[str] = []
+    for name in names:
+        found.extend(body[name] if isinstance(body[name], list) else [body[name]])
+    return found
 
 
 def test_the_demo_knows_every_kind_and_each_has_a_sample_its_model_accepts() -> None:
@@ -30,8 +40,8 @@ def test_the_demo_knows_every_kind_and_each_has_a_sample_its_model_accepts() -> 
         request = REQUEST_MODELS[kind].model_validate_json(demo.sample_request(kind).read_bytes())
         # Then it is valid and forwards exactly its image URLs, all https
         body = request.upstream_body()
-        assert {name for name in body if name.endswith("_image")} == IMAGE_FIELDS[kind]
-        assert all(body[name].startswith("https://") for name in IMAGE_FIELDS[kind])
+        assert {name for name in body if name.endswith(("_image", "_images"))} == IMAGE_FIELDS[kind]
+        assert all(url.startswith("https://") for url in urls_in(body, IMAGE_FIELDS[kind]))
 
 
 def test_the_kind_is_the_option_then_KIND_then_text2image() -> None:
@@ -52,7 +62,7 @@ def test_an_unknown_kind_stops_the_demo_before_any_stack_starts(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # Given a kind that is not one of the three
+    # Given a kind that is not one of the four
     monkeypatch.delenv("KIND", raising=False)
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
@@ -64,11 +74,11 @@ def test_an_unknown_kind_stops_the_demo_before_any_stack_starts(
     # When the demo starts
     with pytest.raises(SystemExit) as stopped:
         demo.main(argv)
-    # Then it exits 2 with an error naming the setting and the three kinds
+    # Then it exits 2 with an error naming the setting and the four kinds
     assert stopped.value.code == 2
     error = capsys.readouterr().err
     assert named in error
-    assert "text2image, image2image, inpainting" in error
+    assert "text2image, image2image, inpainting, controlnet" in error
 
 
 @pytest.mark.network

@@ -62,7 +62,7 @@ def test_the_routes_are_the_templates_http_api_events() -> None:
     # When its routes are listed
     routes = http_api_routes()
     # Then they are the functions' HttpApi events, with their methods and paths
-    for kind in ("text2image", "image2image", "inpainting"):
+    for kind in ("text2image", "image2image", "inpainting", "controlnet"):
         assert HttpRoute("POST", f"/sd/{kind}/v1", "SubmitFunction") in routes
     assert STATUS in routes
 

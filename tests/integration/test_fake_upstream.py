@@ -482,6 +482,89 @@ def test_stats_count_requests_and_reset_clears_them(fake: FakeUpstream) -> None:
     assert _status(fake, job_id).status_code == 404
 
 
+# --------------------------------------------------------------------------- the SD 1.5 family
+
+
+def _post(fake: FakeUpstream, kind: str, body: dict[str, Any]) -> Any:
+    response = requests.post(
+        f"{fake.base_url}/sd/{kind}/v1", headers={"API-Key": API_KEY}, json=body, timeout=TIMEOUT
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+CONTROLNET = {
+    "model_id": "sd1.5",
+    "prompt": "a dancer",
+    "controlnets": ["canny", "openpose"],
+    "init_images": ["https://e.example/edges.png", "https://e.example/pose.png"],
+    "controlnet_weights": [0.5, 0.8],
+    "starting_control_steps": [],
+    "ending_control_steps": [],
+    "width": 64,
+    "height": 48,
+}
+
+
+@pytest.mark.parametrize(
+    ("fields", "scale"),
+    [({"hires": True}, 2), ({"upscale": "2x"}, 2), ({"hires": False}, 1), ({}, 1)],
+)
+def test_hires_and_upscale_paint_twice_the_size(
+    fake: FakeUpstream, fields: dict[str, Any], scale: int
+) -> None:
+    # Given a 64x48 job with Hi-res Fix or a 2x upscale (or neither)
+    fake.pending_polls = 0
+    job_id = _post(fake, "text2image", _params(**fields))["id"]
+    # When its image is downloaded
+    data = _download(_status(fake, job_id).json()["download_urls"][0])
+    # Then it is that size times the scale
+    assert struct.unpack(">II", data[16:24]) == (64 * scale, 48 * scale)
+
+
+def test_every_job_records_the_body_it_was_sent_as_received(fake: FakeUpstream) -> None:
+    # Given a body with fields of the whole family, some the fake does nothing with
+    body = _params(scheduler="DDIMScheduler", clip_skip=2, ip_adapter="[ip-adapter-plus_sd15]")
+    # When it is submitted
+    job_id = _post(fake, "text2image", body)["id"]
+    # Then the stats show it for that job, field for field
+    stats = requests.get(f"{fake.base_url}/__fake__/stats", timeout=TIMEOUT).json()
+    assert stats["jobs"][job_id]["request"] == body
+
+
+def test_controlnet_runs_on_its_own_routes(fake: FakeUpstream) -> None:
+    # Given a multi-ControlNet body
+    job_id = _post(fake, "controlnet", CONTROLNET)["id"]
+    # When it is followed on controlnet's status route
+    fake.pending_polls = 0
+    answer = requests.get(
+        f"{fake.base_url}/sd/controlnet/v1/status/{job_id}",
+        headers={"API-Key": API_KEY},
+        timeout=TIMEOUT,
+    ).json()
+    # Then it succeeds, a controlnet job
+    assert answer["status"] == "SUCCESS"
+    assert fake.stats()["jobs"][job_id]["kind"] == "controlnet"
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "named"),
+    [
+        ("controlnet", {**CONTROLNET, "controlnets": []}, "controlnets"),
+        ("controlnet", {k: v for k, v in CONTROLNET.items() if k != "init_images"}, "init_images"),
+        ("controlnet", {**CONTROLNET, "controlnet_weights": [0.5]}, "controlnet_weights"),
+        ("text2image", _params(hires=True, samples=2), "hires"),
+    ],
+)
+def test_what_the_upstream_refuses_is_a_failure_without_a_job(
+    fake: FakeUpstream, kind: str, body: dict[str, Any], named: str
+) -> None:
+    answer = _post(fake, kind, body)
+    assert answer["status"] == "FAILURE"
+    assert named in answer["error"]
+    assert fake.stats()["jobs"] == {}
+
+
 # --------------------------------------------------------------------------- lifecycle & CLI
 
 

@@ -96,13 +96,14 @@ def test_the_openapi_document_describes_every_route(
         "/sd/text2image/v1",
         "/sd/image2image/v1",
         "/sd/inpainting/v1",
+        "/sd/controlnet/v1",
         "/sd/{kind}/v1/status/{job_id}",
         "/v1/jobs",
         "/v1/jobs/{job_id}/cancel",
         "/v1/usage",
         "/v1/webhooks/secret",
     }
-    for kind in ("text2image", "image2image", "inpainting"):
+    for kind in ("text2image", "image2image", "inpainting", "controlnet"):
         post = document["paths"][f"/sd/{kind}/v1"]["post"]
         assert {"202", "400", "413", "415", "422", "503"} <= set(post["responses"])
     assert "init_image" in schemas_required(document, "Image2ImageRequest")
@@ -112,6 +113,34 @@ def test_the_openapi_document_describes_every_route(
     schemas = document["components"]["schemas"]
     assert schemas["Text2ImageRequest"]["additionalProperties"] is False
     assert schemas["Text2ImageRequest"]["properties"]["samples"]["anyOf"][0]["maximum"] == 4
+
+
+# Every field of the upstream's SD 1.5 family (the shared reference, upstream-sd15-parameters.md).
+FAMILY_FIELDS = {
+    "model_id", "prompt", "negative_prompt", "num_inference_steps", "samples", "guidance_scale",
+    "width", "height", "seed", "strength", "lora_models", "lora_weights", "safety_checker",
+    "refiner", "scheduler", "hires", "embeddings", "ip_adapter", "ip_adapter_image",
+    "ip_adapter_scale", "ip_adapter_style_images", "clip_skip", "upscale", "base64", "webhook",
+    "server_id",
+}  # fmt: skip
+CONTROLNET_FIELDS = {
+    "controlnets", "init_images", "controlnet_weights", "starting_control_steps",
+    "ending_control_steps",
+}  # fmt: skip
+
+
+def test_the_openapi_document_lists_every_field_the_upstream_documents_on_every_kind(
+    stack: LocalStack, upstream: FakeUpstream
+) -> None:
+    # Given the served document's request schemas
+    schemas = json.loads(openapi_answer(stack)["body"])["components"]["schemas"]
+    # Then every kind lists every field of the family, controlnet its own lists too
+    for name in ("Text2ImageRequest", "Image2ImageRequest", "InpaintingRequest"):
+        assert set(schemas[name]["properties"]) >= FAMILY_FIELDS, name
+    controlnet = schemas["ControlNetRequest"]
+    assert set(controlnet["properties"]) >= FAMILY_FIELDS | CONTROLNET_FIELDS
+    assert {"controlnets", "init_images"} <= set(controlnet["required"])
+    assert controlnet["additionalProperties"] is False
 
 
 def test_the_openapi_document_is_a_valid_openapi_document(

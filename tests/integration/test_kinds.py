@@ -1,5 +1,5 @@
-"""image2image and inpainting through the submit function, the SubmitUpstream task and the status
-function, against moto and the fake upstream (which records each job's kind)."""
+"""image2image, inpainting and controlnet through the submit function, the SubmitUpstream task
+and the status function, against moto and the fake upstream (which records each job's kind)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,13 @@ BODIES: dict[str, dict[str, Any]] = {
         "init_image": INIT,
         "mask_image": MASK,
     },
+    "controlnet": {
+        "model_id": "sd1.5",
+        "prompt": "a dancer",
+        "controlnets": ["canny"],
+        "init_images": [INIT],
+        "controlnet_weights": [0.5],
+    },
 }
 
 
@@ -33,7 +40,7 @@ def submit_event(kind: str, body: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-@pytest.mark.parametrize("kind", ["image2image", "inpainting"])
+@pytest.mark.parametrize("kind", ["image2image", "inpainting", "controlnet"])
 def test_each_kind_is_recorded_sent_to_its_own_route_and_seen_on_its_own_status_route(
     stack: LocalStack, upstream: FakeUpstream, kind: str
 ) -> None:

@@ -120,6 +120,7 @@ HOSTILE_VALUES: st.SearchStrategy[Any] = st.one_of(
     st.integers(min_value=-(10**400), max_value=10**400),
 )
 BODY_FIELDS = ["prompt", "model_id", "seed", "width", "guidance_scale", "strength", "lora_weights"]
+BODY_FIELDS += ["clip_skip", "ip_adapter", "ip_adapter_scale", "controlnet_weights", "webhook"]
 
 
 @schema.hook
@@ -214,5 +215,5 @@ def test_every_route_was_fuzzed_enough_and_none_answered_5xx(
             print(f"  {count:6d} 5xx    {operation}")
     assert len(cases_sent) >= MIN_CASES, len(cases_sent)
     assert not server_errors, dict(server_errors)
-    for kind in ("text2image", "image2image", "inpainting"):
+    for kind in ("text2image", "image2image", "inpainting", "controlnet"):
         assert operations_run[f"POST /sd/{kind}/v1"], f"POST /sd/{kind}/v1 was never fuzzed"

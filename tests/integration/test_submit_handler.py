@@ -197,3 +197,43 @@ def test_a_webhook_url_is_kept_on_the_job_for_its_end(
     assert response["statusCode"] == 202
     (row,) = table_rows(stack)
     assert row["callbacks"] == {"webhook_url": "https://hooks.example.com/images"}
+
+
+def test_a_body_webhook_is_kept_on_the_job_and_not_in_its_upstream_request(
+    stack: LocalStack, upstream: FakeUpstream
+) -> None:
+    # Given a body with the family's `webhook` field
+    hook = "https://hooks.example.com/images"
+    event = http_event_with_body({"model_id": "sd1.5", "prompt": "x", "webhook": hook})
+    # When it is submitted
+    response = invoke(stack, "submit", event)
+    # Then the job keeps it as its webhook, and the request it sends upstream does not carry it
+    assert response["statusCode"] == 202, response["body"]
+    (row,) = table_rows(stack)
+    assert row["callbacks"] == {"webhook_url": hook}
+    assert json.loads(row["request"]) == {"model_id": "sd1.5", "prompt": "x"}
+
+
+@pytest.mark.parametrize(
+    ("query", "accepted"),
+    [("https://hooks.example.com/images", True), ("https://other.example.com/x", False)],
+)
+def test_a_body_webhook_and_a_webhook_url_must_agree(
+    stack: LocalStack, upstream: FakeUpstream, query: str, accepted: bool
+) -> None:
+    # Given a body webhook and a webhook_url query parameter
+    event = http_event_with_body(
+        {"model_id": "sd1.5", "prompt": "x", "webhook": "https://hooks.example.com/images"}
+    )
+    event["queryStringParameters"] = {"webhook_url": query}
+    # When it is submitted
+    response = invoke(stack, "submit", event)
+    # Then the same URL twice is one webhook; two URLs are a 422 naming the body's field
+    if accepted:
+        assert response["statusCode"] == 202, response["body"]
+        return
+    answer = response_body(response)
+    assert response["statusCode"] == 422, answer
+    assert [d["field"] for d in answer["details"]] == ["webhook"]
+    assert answer["error"].startswith("invalid request: webhook:")
+    assert table_rows(stack) == []

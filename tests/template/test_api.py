@@ -62,6 +62,7 @@ def test_every_route_requires_iam_auth(translated: dict[str, Any]) -> None:
         "POST /sd/text2image/v1",
         "POST /sd/image2image/v1",
         "POST /sd/inpainting/v1",
+        "POST /sd/controlnet/v1",
         "GET /sd/{kind}/v1/status/{job_id}",
         "GET /v1/jobs",
         "POST /v1/jobs/{job_id}/cancel",

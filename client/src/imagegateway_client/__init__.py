@@ -1,5 +1,5 @@
 """Python client and CLI (`imagegateway`) for imagepipeline-gateway: the imagepipeline.io Stable
-Diffusion 1.5 API (text2image, image2image, inpainting) behind an AWS gateway."""
+Diffusion 1.5 API (text2image, image2image, inpainting, controlnet) behind an AWS gateway."""
 
 from imagegateway_client.client import (
     DEFAULT_OUT,
@@ -25,6 +25,7 @@ from imagegateway_client.models import (
     DEFAULT_KIND,
     DEFAULT_MODEL_ID,
     KINDS,
+    ControlNet,
     GenerationResult,
     Image,
     Job,
@@ -45,6 +46,7 @@ __all__ = [
     "URL_VARIABLE",
     "AuthenticationError",
     "Client",
+    "ControlNet",
     "GatewayError",
     "GatewayUnreachableError",
     "GenerationResult",

@@ -35,6 +35,7 @@ from imagegateway_client.models import (
     DEFAULT_KIND,
     DEFAULT_MODEL_ID,
     KINDS,
+    ControlNet,
     Job,
     LoraWeight,
     Progress,
@@ -103,6 +104,20 @@ def _lora(text: str) -> tuple[str, LoraWeight]:
             f"{text!r}: the weight {weight!r} is not a number"
         ) from None
     return model, weight.strip()
+
+
+def _controlnet(text: str) -> ControlNet:
+    """`NAME=URL` or `NAME:WEIGHT=URL`: a ControlNet and its conditioning image."""
+    named, separator, image = text.partition("=")
+    name, _, weight = named.partition(":")
+    if not separator or not name.strip() or not image.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: use NAME=URL or NAME:WEIGHT=URL")
+    try:
+        return ControlNet(name.strip(), image.strip(), float(weight) if weight.strip() else None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the weight {weight!r} is not a number"
+        ) from None
 
 
 def _kind(text: str) -> str:
@@ -178,6 +193,21 @@ def parser() -> argparse.ArgumentParser:
     generate.add_argument("--strength", type=float, help="strength (0-1)")
     generate.add_argument("--init-image", metavar="URL", help="image2image / inpainting input")
     generate.add_argument("--mask-image", metavar="URL", help="inpainting mask")
+    generate.add_argument(
+        "--controlnet",
+        type=_controlnet,
+        action="append",
+        default=[],
+        metavar="NAME[:WEIGHT]=URL",
+        help="controlnet: a ControlNet (canny, openpose...) and its conditioning image (repeat "
+        "for multi-ControlNet)",
+    )
+    generate.add_argument("--scheduler", help="e.g. EulerDiscreteScheduler")
+    generate.add_argument(
+        "--hires",
+        action="store_true",
+        help="the upstream's Hi-res Fix: twice the width and height (one sample)",
+    )
     generate.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help="where images go (default %(default)s/)"
     )
@@ -255,14 +285,19 @@ def parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------- commands
 
 
-def _generate(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    kind = parse_kind(args.kind)
+def _generated_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The upstream's body from `generate`'s options. ValueError for options that do not go
+    together (a weight for some ControlNets but not all)."""
     extra: dict[str, Any] = {}
     if args.guidance_scale is not None:
         extra["guidance_scale"] = args.guidance_scale
     if args.strength is not None:
         extra["strength"] = args.strength
-    body = request_body(
+    if args.scheduler is not None:
+        extra["scheduler"] = args.scheduler
+    if args.hires:
+        extra["hires"] = True
+    return request_body(
         prompt=args.prompt,
         model_id=args.model_id,
         negative_prompt=args.negative_prompt,
@@ -274,8 +309,18 @@ def _generate(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO
         loras=args.lora,
         init_image=args.init_image,
         mask_image=args.mask_image,
+        controlnets=args.controlnet,
         extra=extra,
     )
+
+
+def _generate(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    kind = parse_kind(args.kind)
+    try:
+        body = _generated_body(args)
+    except ValueError as exc:
+        print(f"imagegateway: {exc}", file=err)
+        return USAGE
     job = client.submit(
         kind,
         body,

@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -43,6 +43,7 @@ from imagegateway_client.models import (
     DEFAULT_KIND,
     DEFAULT_MODEL_ID,
     KINDS,
+    ControlNet,
     GenerationResult,
     Job,
     JobPage,
@@ -249,6 +250,7 @@ class Client:
         seed: int | None = None,
         init_image: str | None = None,
         mask_image: str | None = None,
+        controlnets: Sequence[ControlNet] = (),
         extra: Mapping[str, Any] | None = None,
         out: Path = DEFAULT_OUT,
         wait: bool = True,
@@ -259,8 +261,9 @@ class Client:
         strict_tokens: bool = False,
     ) -> GenerationResult:
         """Submit, wait, and save the images (see `download`). Fields left None are not sent,
-        so the upstream's defaults apply; `loras` maps LoRA model ids to weights; `extra` adds
-        any other upstream field as is. With wait=False: the submitted job and no files.
+        so the upstream's defaults apply; `loras` maps LoRA model ids to weights; `controlnets`
+        are a controlnet job's (kind="controlnet"); `extra` adds any other upstream field as
+        is. With wait=False: the submitted job and no files.
         JobFailedError when the job ends FAILURE."""
         body = request_body(
             prompt=prompt,
@@ -274,6 +277,7 @@ class Client:
             loras=loras,
             init_image=init_image,
             mask_image=mask_image,
+            controlnets=controlnets,
             extra=extra,
         )
         job = self.submit(

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeGuard
 
-Kind = Literal["text2image", "image2image", "inpainting"]
-KINDS: tuple[Kind, ...] = ("text2image", "image2image", "inpainting")
+Kind = Literal["text2image", "image2image", "inpainting", "controlnet"]
+KINDS: tuple[Kind, ...] = ("text2image", "image2image", "inpainting", "controlnet")
 DEFAULT_KIND: Kind = "text2image"
 DEFAULT_MODEL_ID = "sd1.5"
 
@@ -163,6 +163,33 @@ def lora_fields(loras: Loras) -> dict[str, Any]:
     return {"lora_models": models, "lora_weights": weights}
 
 
+@dataclass(frozen=True)
+class ControlNet:
+    """One ControlNet of a controlnet job: its name (`canny`, `openpose`...), the URL of its
+    conditioning image (fetched by the upstream) and, optionally, its weight."""
+
+    name: str
+    image: str
+    weight: float | None = None
+
+
+def controlnet_fields(controlnets: Sequence[ControlNet]) -> dict[str, Any]:
+    """ControlNets as the upstream takes them: `controlnets`, `init_images` (one each) and
+    `controlnet_weights` when every one has a weight. ValueError when only some do."""
+    if not controlnets:
+        return {}
+    fields: dict[str, Any] = {
+        "controlnets": [net.name for net in controlnets],
+        "init_images": [net.image for net in controlnets],
+    }
+    weights = [net.weight for net in controlnets if net.weight is not None]
+    if weights and len(weights) != len(controlnets):
+        raise ValueError("give every ControlNet a weight, or none")
+    if weights:
+        fields["controlnet_weights"] = weights
+    return fields
+
+
 def request_body(
     *,
     prompt: str,
@@ -176,11 +203,13 @@ def request_body(
     loras: Loras = (),
     init_image: str | None = None,
     mask_image: str | None = None,
+    controlnets: Sequence[ControlNet] = (),
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The upstream's request body (its own field names) with only the fields given; the
-    gateway validates it and the upstream's defaults apply to the rest. `extra` adds any other
-    upstream field as is (guidance_scale, strength, scheduler, safety_checker...)."""
+    gateway validates it and the upstream's defaults apply to the rest. `controlnets` are a
+    controlnet job's; `extra` adds any other upstream field as is (guidance_scale, strength,
+    scheduler, hires, ip_adapter...)."""
     body: dict[str, Any] = {"model_id": model_id, "prompt": prompt}
     optional: dict[str, Any] = {
         "negative_prompt": negative_prompt,
@@ -194,5 +223,6 @@ def request_body(
     }
     body.update({name: value for name, value in optional.items() if value is not None})
     body.update(lora_fields(loras))
+    body.update(controlnet_fields(controlnets))
     body.update(extra or {})
     return body

@@ -21,7 +21,7 @@ from imagegateway.domain.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from imagegateway.domain.image_requests import Text2ImageRequest
+from imagegateway.domain.request_kinds import Text2ImageRequest
 from imagegateway.platform.settings import get_settings
 from imagegateway.platform.time_budget import invocation_budget
 

@@ -1,4 +1,5 @@
-"""The three kinds' request bodies: one base, image2image and inpainting add their image URLs."""
+"""The four kinds' request bodies: one base, image2image and inpainting add their image URLs,
+controlnet its ControlNets (tests/unit/domain/test_sd15_surface.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from imagegateway.domain.base import JobKind
-from imagegateway.domain.image_requests import (
+from imagegateway.domain.request_kinds import (
     REQUEST_MODELS,
+    ControlNetRequest,
     Image2ImageRequest,
     InpaintingRequest,
     Text2ImageRequest,
@@ -31,10 +33,12 @@ def test_every_kind_has_its_model_on_one_base() -> None:
         JobKind.TEXT2IMAGE: Text2ImageRequest,
         JobKind.IMAGE2IMAGE: Image2ImageRequest,
         JobKind.INPAINTING: InpaintingRequest,
+        JobKind.CONTROLNET: ControlNetRequest,
     } == REQUEST_MODELS
     # The base's ranges hold for every kind
     for model in REQUEST_MODELS.values():
         body = {**BASE, "init_image": INIT, "mask_image": MASK, "samples": 5}
+        body |= {"controlnets": ["canny"], "init_images": [INIT]}
         assert "samples" in fields_failing(model, body)
 
 

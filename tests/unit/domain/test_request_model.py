@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from imagegateway.domain.image_requests import Text2ImageRequest, samples_of
+from imagegateway.domain.image_requests import samples_of
+from imagegateway.domain.request_kinds import Text2ImageRequest
 from tests.support.events import load_event
 
 VALID: dict[str, Any] = {"model_id": "sd1.5", "prompt": "a red fox in the snow"}
@@ -39,8 +40,8 @@ def test_the_upstream_pages_own_example_is_accepted() -> None:
         ("strength", 0, 1, -0.01, 1.01),
         ("samples", 1, 4, 0, 5),
         ("guidance_scale", 1, 20, 0.99, 20.01),
-        ("width", 64, 1024, 56, 1032),
-        ("height", 64, 1024, 56, 1032),
+        ("width", 64, 1536, 56, 1544),
+        ("height", 64, 1536, 56, 1544),
         ("seed", 0, 2**32 - 1, -2, 2**32),
     ],
 )
@@ -122,11 +123,13 @@ def test_lora_weights_are_finite_numbers_in_range(weight: str) -> None:
     assert fields_in(errors) == {"lora_weights"}
 
 
-def test_lora_weights_given_as_numbers_are_forwarded_as_strings() -> None:
+def test_lora_weights_are_forwarded_as_sent_numbers_or_strings() -> None:
+    # The seed page sends strings, the family's page numbers: the upstream takes both
+    weights = [0.9, 1, "0.5"]
     request = Text2ImageRequest.model_validate(
-        {**VALID, "lora_models": ["a", "b"], "lora_weights": [0.9, 1]}
+        {**VALID, "lora_models": ["a", "b", "c"], "lora_weights": weights}
     )
-    assert request.upstream_body()["lora_weights"] == ["0.9", "1"]
+    assert request.upstream_body()["lora_weights"] == weights
 
 
 def test_too_many_loras_are_refused() -> None:

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from imagegateway.domain.image_requests import MAX_SEED, Text2ImageRequest
+from imagegateway.domain.image_requests import MAX_SEED
+from imagegateway.domain.request_kinds import Text2ImageRequest
 
 FIELDS = set(Text2ImageRequest.model_fields)
 # Every one of these refuses negatives and anything from 2**33 up.

@@ -45,9 +45,33 @@ def test_an_event_from_the_bus_is_read_from_its_detail_and_deduped_by_its_id() -
     assert (read.envelope.kind, read.key) == (JobKind.TEXT2IMAGE, "event:evt-9")
 
 
+def test_a_requests_own_webhook_is_the_jobs_webhook_and_never_sent_upstream() -> None:
+    # Given a queued controlnet request whose body carries the family's `webhook`
+    hook = "https://hooks.example.com/images"
+    request = {**REQUEST, "controlnets": ["canny"], "init_images": ["https://x.test/e.png"]}
+    envelope = {"kind": "controlnet", "request": {**request, "webhook": hook}, "reference": "r"}
+    # When it is read
+    read = read_request(json.dumps(envelope), "m-2")
+    # Then the job will tell that webhook, and the upstream's body does not carry it
+    assert (read.callbacks.webhook_url, read.callbacks.reference) == (hook, "r")
+    assert read.body == request
+    # And the same URL as the envelope's webhook_url is one webhook
+    same = read_request(json.dumps({**envelope, "webhook_url": hook}), "m-3")
+    assert same.callbacks.webhook_url == hook
+
+
 @pytest.mark.parametrize(
     ("body", "fields"),
     [
+        (
+            json.dumps(
+                {
+                    "request": {**REQUEST, "webhook": "https://a.example.com/x"},
+                    "webhook_url": "https://b.example.com/y",
+                }
+            ),
+            ["request.webhook"],
+        ),
         ("{not json", ["body"]),
         (json.dumps(["a list"]), ["body"]),
         (json.dumps({"reference": "r"}), ["request"]),

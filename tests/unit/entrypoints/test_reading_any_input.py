@@ -17,8 +17,8 @@ from pydantic import ValidationError
 
 from imagegateway.domain.base import JobKind
 from imagegateway.domain.errors import InvalidRequestError, UnreadableInputError
-from imagegateway.domain.image_requests import REQUEST_MODELS
 from imagegateway.domain.json_text import MAX_DEPTH, read_json
+from imagegateway.domain.request_kinds import REQUEST_MODELS
 from imagegateway.entrypoints.request_queue import read_request
 
 # Every code point, lone surrogates included (hypothesis leaves category Cs out by default).

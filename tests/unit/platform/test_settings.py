@@ -35,3 +35,14 @@ def test_a_misspelt_required_setting_is_an_error_not_a_pass() -> None:
     with pytest.raises(AttributeError):
         settings.require("state_machine_arm")
     assert settings.require("jobs_table_name") is settings
+
+
+def test_the_default_image_limit_takes_the_largest_picture_a_request_can_ask_for() -> None:
+    # Given the largest sides a request takes, doubled by Hi-res Fix or a 2x upscale
+    from imagegateway.domain.image_requests import MAX_SIDE
+
+    side = 2 * MAX_SIDE
+    # When it comes as an uncompressed RGBA PNG (a filter byte a row, 4 bytes a pixel)
+    worst = side * (1 + 4 * side)
+    # Then the store step's default limit still takes it
+    assert Settings.model_fields["max_image_bytes"].default >= worst

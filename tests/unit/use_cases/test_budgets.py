@@ -28,7 +28,8 @@ def deps(usage: FakeUsageStore, jobs: FakeJobStore | None = None) -> FakePorts:
     return fake_ports(jobs=jobs or FakeJobStore(), usage=usage, clock=FakeClock(NOW))
 
 
-def test_a_job_over_the_budget_is_refused_before_it_is_stored() -> None:
+@pytest.mark.parametrize("kind", list(JobKind))
+def test_a_job_over_the_budget_is_refused_before_it_is_stored(kind: JobKind) -> None:
     # Given a budget of 3 images, 2 of them used
     usage, jobs = FakeUsageStore(budget=3), FakeJobStore()
     record_job(
@@ -38,10 +39,11 @@ def test_a_job_over_the_budget_is_refused_before_it_is_stored() -> None:
         tokens=TOKENS,
         deps=deps(usage, jobs),
     )
-    # When a job of 2 more images is recorded / Then it is refused, and no row was written
+    # When a job of any kind for 2 more images is recorded / Then it is refused, and no row
+    # was written
     with pytest.raises(BudgetExceededError):
         record_job(
-            JobKind.TEXT2IMAGE,
+            kind,
             {"prompt": "p", "samples": 2},
             owner="o",
             tokens=TOKENS,

@@ -24,11 +24,12 @@ class JobStatus(StrEnum):
 
 
 class JobKind(StrEnum):
-    """The upstream's SD 1.5 endpoints: one protocol, three request bodies."""
+    """The upstream's SD 1.5 endpoints: one protocol, four request bodies."""
 
     TEXT2IMAGE = "text2image"
     IMAGE2IMAGE = "image2image"
     INPAINTING = "inpainting"
+    CONTROLNET = "controlnet"
 
     @property
     def submit_path(self) -> str:

@@ -13,7 +13,8 @@ from pydantic import (
 )
 
 from imagegateway.domain.base import GatewayModel, JobKind, JobStatus
-from imagegateway.domain.image_requests import ImageUrl
+from imagegateway.domain.errors import InvalidRequestError
+from imagegateway.domain.image_urls import ImageUrl
 from imagegateway.domain.tickets import MAX_REFERENCE_CHARS, MAX_TASK_TOKEN_CHARS, StoredImage
 
 # --- the job row and the caller's view -------------------------------------------------------
@@ -28,6 +29,18 @@ class Callbacks(GatewayModel):
         default=None, min_length=1, max_length=MAX_TASK_TOKEN_CHARS, repr=False
     )
     webhook_url: ImageUrl | None = None
+
+
+def one_webhook(
+    given: str | None, in_body: str | None, *, body_field: str = "webhook"
+) -> str | None:
+    """A job's webhook: the one its caller gave the gateway (`webhook_url`) or the body's
+    `webhook` (the upstream's family field, which the gateway serves itself). Both only when
+    they agree: InvalidRequestError naming `body_field` otherwise."""
+    if given and in_body and given != in_body:
+        message = "differs from webhook_url; give the job one webhook"
+        raise InvalidRequestError(f"{body_field}: {message}", details=[(body_field, message)])
+    return given or in_body
 
 
 class TokenCounts(GatewayModel):

@@ -45,11 +45,11 @@ from imagegateway.domain.errors import (
     UpstreamKeyMissingError,
 )
 from imagegateway.domain.events import DetailType, Envelope
-from imagegateway.domain.image_requests import REQUEST_MODELS
 from imagegateway.domain.json_text import one_line, read_json
 from imagegateway.domain.owners import account_owner, principal_owner
 from imagegateway.domain.prompt_tokens import measure_prompts
-from imagegateway.domain.records import Callbacks
+from imagegateway.domain.records import Callbacks, one_webhook
+from imagegateway.domain.request_kinds import REQUEST_MODELS
 from imagegateway.domain.views import ErrorDetail, JobView, error_details
 from imagegateway.entrypoints.idempotency import submit_job_once
 from imagegateway.entrypoints.wiring import collaborators
@@ -71,11 +71,13 @@ MAX_RETRY_SECONDS = 300
 
 @dataclass(frozen=True)
 class ReadRequest:
-    """A message's envelope, its validated upstream body and the key that dedupes it."""
+    """A message's envelope, its validated upstream body, the key that dedupes it, and what
+    the caller is told when the job ends (the envelope's, with the request's own `webhook`)."""
 
     envelope: Envelope
     body: dict[str, Any]
     key: str
+    callbacks: Callbacks
 
 
 def read_message(message_body: str) -> Any:
@@ -111,7 +113,14 @@ def request_of(data: Any, message_id: str) -> ReadRequest:
         model = REQUEST_MODELS[envelope.kind].model_validate_json(json.dumps(envelope.request))
     except ValidationError as exc:
         raise _invalid("invalid request", error_details(exc.errors(), prefix="request")) from exc
-    return ReadRequest(envelope, model.upstream_body(), envelope.idempotency_key or fallback_key)
+    callbacks = Callbacks.model_validate(envelope.model_dump(include=set(Callbacks.model_fields)))
+    webhook = one_webhook(callbacks.webhook_url, model.webhook, body_field="request.webhook")
+    return ReadRequest(
+        envelope,
+        model.upstream_body(),
+        envelope.idempotency_key or fallback_key,
+        callbacks.model_copy(update={"webhook_url": webhook}),
+    )
 
 
 def _invalid(summary: str, details: list[ErrorDetail]) -> InvalidRequestError:
@@ -127,6 +136,9 @@ def _callbacks_in(data: Any) -> Callbacks:
     if isinstance(data, dict) and data.get("detail-type") == DetailType.REQUESTED:
         data = data.get("detail")
     fields = {k: data[k] for k in Callbacks.model_fields if isinstance(data, dict) and k in data}
+    request = data.get("request") if isinstance(data, dict) else None
+    if "webhook_url" not in fields and isinstance(request, dict) and "webhook" in request:
+        fields["webhook_url"] = request["webhook"]  # the request's own webhook, as the gateway's
     told: dict[str, Any] = {}
     for name, value in fields.items():
         try:
@@ -178,10 +190,7 @@ def take_request(record: SQSRecord, context: LambdaContext | None) -> None:
         data = read_message(record.body)
         owner = owner_of(record, deps.settings.bus_request_queue_arn, data)
         request = request_of(data, record.message_id)
-        envelope = request.envelope
-        callbacks = Callbacks.model_validate(
-            envelope.model_dump(include=set(Callbacks.model_fields))
-        )
+        envelope, callbacks = request.envelope, request.callbacks
         accept = partial(
             accept_job,
             envelope.kind,

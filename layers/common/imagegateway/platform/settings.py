@@ -44,7 +44,9 @@ class Settings(BaseModel):
     express_hand_over_seconds: int = Field(default=150, ge=5, le=200)
     presigned_url_ttl_seconds: int = Field(default=3600, ge=60, le=604800)
     job_retention_days: int = Field(default=30, ge=1, le=3650)
-    max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # Room for the largest picture a request can ask for: 1536 px sides doubled by Hi-res Fix or
+    # a 2x upscale, even as an uncompressed RGBA PNG (36 MiB); the store step streams it.
+    max_image_bytes: int = Field(default=48 * 1024 * 1024, ge=1024)
     # Hosts the store step may fetch images from ("*.example.com" matches its subdomains).
     # Read from a comma-separated list (the template parameter's form).
     download_allowed_hosts: tuple[str, ...] = ("imagepipeline.io", "*.imagepipeline.io")

@@ -35,6 +35,7 @@ from imagegateway.domain.errors import (
     IdempotencyValidationError,
     InvalidCursorError,
     InvalidIdempotencyKeyError,
+    InvalidRequestError,
     JobFinishedError,
     JobNotFoundError,
     MalformedBodyError,
@@ -127,6 +128,14 @@ HTTP_ERRORS: dict[type[Exception], HttpError] = {
     # `status`: the job's own (it ended SUCCESS or FAILURE).
     JobFinishedError: HttpError(HTTPStatus.CONFLICT, with_job_id=True),
     PromptTooLongError: HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, with_details=True),
+    # A rule across a body and a query parameter (a body `webhook` that is not `webhook_url`):
+    # answered as a field the validation refused.
+    InvalidRequestError: HttpError(
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        lambda exc: f"invalid request: {exc}",
+        with_code=False,
+        with_details=True,
+    ),
     BudgetExceededError: HttpError(
         HTTPStatus.TOO_MANY_REQUESTS, retry_after=_until_reset, with_resets_at=True
     ),

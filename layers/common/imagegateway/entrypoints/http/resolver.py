@@ -171,7 +171,8 @@ def openapi_document() -> dict[str, Any]:
     return {
         "title": "imagepipeline-gateway",
         "version": "1.0.0",
-        "summary": "The imagepipeline.io SD 1.5 API (text2image, image2image, inpainting), "
+        "summary": "The imagepipeline.io SD 1.5 API (text2image, image2image, inpainting, "
+        "controlnet), "
         "behind an AWS gateway",
         "security_schemes": {
             "apiKey": APIKey(

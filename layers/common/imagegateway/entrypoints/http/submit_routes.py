@@ -1,8 +1,9 @@
 """The submit routes, one per kind: the upstream's own request body, validated with its
 ranges, recorded as a job whose workflow sends it upstream (or served from the caller's
 earlier identical fixed-seed job). `Idempotency-Key`, `Prefer: wait=N` and `strict-tokens`,
-`Cache-Control: no-cache` and the `webhook_url` query parameter are read here; status codes are
-decided in `imagegateway.entrypoints.http.resolver`'s error handlers, like every route's.
+`Cache-Control: no-cache`, the `webhook_url` query parameter and a body `webhook` (the same, as
+the upstream's family names it) are read here; status codes are decided in
+`imagegateway.entrypoints.http.resolver`'s error handlers, like every route's.
 
 No `from __future__ import annotations`: Powertools reads the routes' annotations at runtime.
 """
@@ -19,15 +20,16 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from imagegateway.domain.base import JobKind, JobStatus
-from imagegateway.domain.image_requests import (
+from imagegateway.domain.image_requests import ImageRequest
+from imagegateway.domain.image_urls import ImageUrl
+from imagegateway.domain.prompt_tokens import measure_prompts, refuse_truncated_prompts
+from imagegateway.domain.records import Callbacks, one_webhook
+from imagegateway.domain.request_kinds import (
+    ControlNetRequest,
     Image2ImageRequest,
-    ImageRequest,
-    ImageUrl,
     InpaintingRequest,
     Text2ImageRequest,
 )
-from imagegateway.domain.prompt_tokens import measure_prompts, refuse_truncated_prompts
-from imagegateway.domain.records import Callbacks
 from imagegateway.domain.views import JobView
 from imagegateway.entrypoints.http.error_answers import json_answer
 from imagegateway.entrypoints.http.resolver import (
@@ -79,7 +81,8 @@ WebhookUrlQuery = Annotated[
     Query(
         description=(
             "Where to POST the job's completion, signed per Standard Webhooks (https, a public "
-            "host), retried with backoff for about 28 hours."
+            "host), retried with backoff for about 28 hours. The same as a body `webhook`; "
+            "given both, they must agree."
         )
     ),
 ]
@@ -96,7 +99,8 @@ def _submit(kind: JobKind, request: ImageRequest, webhook_url: str | None) -> Re
     strict = strict_tokens_requested(event)
     if strict:
         refuse_truncated_prompts(tokens)
-    callbacks = Callbacks(webhook_url=webhook_url) if webhook_url else None
+    webhook = one_webhook(webhook_url, request.webhook)
+    callbacks = Callbacks(webhook_url=webhook) if webhook else None
     accept = partial(
         submit_job,
         kind,
@@ -180,3 +184,14 @@ def submit_inpainting(
     request: Annotated[InpaintingRequest, Body()], webhook_url: WebhookUrlQuery = None
 ) -> Response[Any]:
     return _submit(JobKind.INPAINTING, request, webhook_url)
+
+
+@submit_routes.post(
+    JobKind.CONTROLNET.submit_path,
+    summary="Submit a ControlNet job (the upstream's own request body)",
+    responses=SUBMIT_RESPONSES,
+)
+def submit_controlnet(
+    request: Annotated[ControlNetRequest, Body()], webhook_url: WebhookUrlQuery = None
+) -> Response[Any]:
+    return _submit(JobKind.CONTROLNET, request, webhook_url)
