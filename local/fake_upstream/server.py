@@ -24,7 +24,7 @@ from local.fake_upstream.answers import (
     failure,
     json_answer,
 )
-from local.fake_upstream.png import make_png
+from local.fake_upstream.card import paint_test_card
 from local.http_server import BackgroundServer, OwnedServer
 
 DEFAULT_API_KEY = "local-dev-key"
@@ -82,6 +82,7 @@ class _Job:
     outcome: str | None = None  # "SUCCESS" or "FAILURE" once decided
     completed_at: float | None = None
     images: dict[int, bytes] = field(default_factory=dict)
+    request: JsonDict = field(default_factory=dict)  # the body as received: its test card shows it
 
 
 def _int_param(params: JsonDict, name: str, default: int, low: int, high: int) -> int:
@@ -302,6 +303,7 @@ class FakeUpstream(BackgroundServer):
                     samples=samples,
                     submitted_at=now,
                     completes_after=None if script is None else script.completes_after_seconds,
+                    request=params,
                 )
                 if model_id == MODEL_INSTANT and job.completes_after is None:
                     job.outcome, job.completed_at = "SUCCESS", now
@@ -356,7 +358,9 @@ class FakeUpstream(BackgroundServer):
             return failure(404, "image not found")
         if data is None:
             # Rendered outside the lock: other requests need not wait for zlib.
-            data = make_png(job.width, job.height, job.seed, job.prompt, job.model_id, index)
+            data = paint_test_card(
+                job.request, kind=job.kind, width=job.width, height=job.height, index=index
+            )
             with self._lock:
                 job.images.setdefault(index, data)
         return Answer(200, data, content_type="image/png")
