@@ -19,7 +19,7 @@ from imagegateway.domain.errors import (
 )
 from imagegateway.domain.events import Completion
 from imagegateway.domain.tickets import CaughtError, Failure, JobTicket
-from imagegateway.platform.observability import logger, metrics
+from imagegateway.platform.observability import count_by, logger, metrics
 from imagegateway.use_cases.completion import completion_of, give_back_if_never_sent, tell_everyone
 from imagegateway.use_cases.ports import Ports
 
@@ -60,6 +60,7 @@ def fail_job(ticket: JobTicket, deps: Ports) -> Completion:
         )
     logger.info("job failed", extra={"error_code": failure.code, "error": failure.message})
     metrics.add_metric(name="JobsFailed", unit="Count", value=1)
+    count_by("JobsFailedByCode", error_code=failure.code)  # the operators' dashboard
     record = deps.jobs.get(ticket.job_id)
     give_back_if_never_sent(record, deps)  # this write ended the job: once per job
     completion = completion_of(record, deps)
