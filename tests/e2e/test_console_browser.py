@@ -102,17 +102,24 @@ def submitted_job(browser: WebDriver) -> str:
 
 
 def status_of(browser: WebDriver, job_id: str) -> str | None:
-    items = browser.find_elements(By.CSS_SELECTOR, f'li.job[data-job="{job_id}"]')
-    return items[0].get_attribute("data-status") if items else None
+    """The job's status as the page shows it (read in one go: the page replaces a job's item
+    when its status changes)."""
+    status: str | None = browser.execute_script(
+        "const item = document.querySelector(`li.job[data-job='${arguments[0]}']`);"
+        "return item ? item.dataset.status : null;",
+        job_id,
+    )
+    return status
 
 
 def loaded_widths(browser: WebDriver, job_id: str) -> list[int]:
     """The natural width of each thumbnail of a job once all have loaded, else []."""
     widths: list[int] = browser.execute_script(
-        "const images = [...arguments[0].querySelectorAll('.thumbs img')];"
+        "const item = document.querySelector(`li.job[data-job='${arguments[0]}']`);"
+        "const images = item ? [...item.querySelectorAll('.thumbs img')] : [];"
         "return images.length && images.every(i => i.complete && i.naturalWidth > 0)"
         " ? images.map(i => i.naturalWidth) : [];",
-        job_item(browser, job_id),
+        job_id,
     )
     return widths
 
@@ -277,3 +284,91 @@ def test_the_page_asks_nothing_of_anyone_but_the_gateway_and_the_bucket(
     assert directives["default-src"] == "'none'"
     assert directives["connect-src"] == "'self'"
     assert directives["img-src"] == bucket
+
+
+# API Gateway's own answers to a call without credentials, played in the page by wrapping its
+# fetch (the local stack answers such calls as its local caller): the keyed API's 401 to a call
+# without an API-Key header, the IAM API's 403 to an unsigned one.
+DEPLOYED_API = """
+const answer = %s;
+const realFetch = window.fetch.bind(window);
+window.fetch = (input, init) => {
+  const headers = new Headers((init && init.headers) || {});
+  if (headers.has("API-Key")) return realFetch(input, init);
+  return Promise.resolve(new Response(JSON.stringify({message: answer.message}),
+    {status: answer.status, headers: {"Content-Type": "application/json"}}));
+};
+"""
+
+
+@pytest.fixture
+def as_deployed(browser: WebDriver) -> Iterator[Callable[[int, str], None]]:
+    """Makes the next pages answer calls without a key as a deployed API would."""
+    added: list[str] = []
+
+    def play(status: int, message: str) -> None:
+        script = DEPLOYED_API % json.dumps({"status": status, "message": message})
+        found = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": script})
+        added.append(found["identifier"])
+
+    yield play
+    for identifier in added:
+        browser.execute_cdp_cmd(
+            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": identifier}
+        )
+
+
+def test_on_the_keyed_api_the_page_asks_for_the_key_and_keeps_it_for_the_tab_only(
+    browser: WebDriver, gateway: Gateway, as_deployed: Callable[[int, str], None]
+) -> None:
+    # Given the console on an API that refuses calls without a key (401), and a valid key
+    as_deployed(401, "Unauthorized")
+    key = gateway.outputs()["LocalApiKey"]
+    browser.get(f"{gateway.url}/console")
+    # When it opens / Then it asks for the key, and shows no local-caller field
+    field = wait_for(browser, lambda b: b.find_element(By.ID, "api-key"), 15)
+    wait_for(browser, lambda b: field.is_displayed(), 15)
+    assert not browser.find_element(By.ID, "local-panel").is_displayed()
+    # When a wrong key is given / Then it is refused and not kept
+    field.send_keys("igw_not-a-key")
+    browser.find_element(By.CSS_SELECTOR, "#key-form button").click()
+    wait_for(browser, lambda b: "refused" in b.find_element(By.ID, "message").text, 15)
+    # When the key is given and a job submitted
+    field.send_keys(key)
+    browser.find_element(By.CSS_SELECTOR, "#key-form button").click()
+    wait_for(browser, lambda b: "with the key ending" in b.find_element(By.ID, "who").text, 15)
+    fill(browser, "model_id", "fake-instant")
+    fill(browser, "prompt", f"a keyed job {uuid.uuid4().hex[:6]}")
+    browser.find_element(By.ID, "submit-button").click()
+    job_id = submitted_job(browser)
+    wait_for(browser, lambda b: status_of(b, job_id) == "SUCCESS", 15)
+    # Then the job is the key owner's (another caller cannot see it), and the key is kept in
+    # this tab's session storage only
+    keyed = gateway.session.get(
+        f"{gateway.url}/sd/text2image/v1/status/{job_id}", headers={"API-Key": key}, timeout=30
+    )
+    assert keyed.status_code == 200
+    assert gateway.status(job_id).status_code == 404
+    stored = browser.execute_script(
+        "return [sessionStorage.getItem('imagegateway.apiKey'), localStorage.length]"
+    )
+    assert stored == [key, 0]
+    # When the key is forgotten / Then it is gone and the page asks again
+    browser.find_element(By.ID, "forget").click()
+    wait_for(browser, lambda b: b.find_element(By.ID, "api-key").is_displayed(), 15)
+    assert browser.execute_script("return sessionStorage.getItem('imagegateway.apiKey')") is None
+
+
+def test_on_the_iam_api_the_page_says_how_to_sign(
+    browser: WebDriver, gateway: Gateway, as_deployed: Callable[[int, str], None]
+) -> None:
+    # Given the console on an API that refuses unsigned calls (403)
+    as_deployed(403, "Forbidden")
+    # When it opens
+    browser.get(f"{gateway.url}/console")
+    # Then it says its calls need a SigV4 signature, and shows no data nor key prompt
+    panel = wait_for(browser, lambda b: b.find_element(By.ID, "iam-panel"), 15)
+    wait_for(browser, lambda b: panel.is_displayed(), 15)
+    assert "signing proxy" in panel.text
+    assert not browser.find_element(By.ID, "app").is_displayed()
+    assert not browser.find_element(By.ID, "key-panel").is_displayed()
