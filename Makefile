@@ -26,8 +26,8 @@ define venv
 	@echo "$(1): $$($(1)/bin/python --version) ($(PYTHON))"
 endef
 
-.PHONY: install test lint unit integration workflow e2e template fuzz run demo bench api-key \
-	api-keys revoke-key clean FORCE
+.PHONY: install test lint browser unit integration workflow e2e template fuzz run demo bench \
+	api-key api-keys revoke-key clean FORCE
 
 install: $(STAMP)
 
@@ -60,7 +60,7 @@ lint: $(STAMP) $(CHECKOV_STAMP)
 # then, alone, the schemathesis fuzz (it generates far fewer cases under xdist); then the e2e
 # tests on two workers, each with a local stack of its own (they mostly wait on the clock:
 # a 45 s upstream POST, deadlines, a burst; 6 min on one stack, 3.5 on two).
-test: lint
+test: lint browser
 	$(BIN)/pytest -n 2 --dist loadfile --ignore=tests/e2e \
 		--ignore=tests/integration/test_openapi_fuzz.py
 	$(BIN)/pytest tests/integration/test_openapi_fuzz.py
@@ -68,6 +68,18 @@ test: lint
 
 unit integration workflow e2e template: $(STAMP)
 	$(BIN)/pytest tests/$@
+
+e2e: browser
+
+# The console's browser test (tests/e2e/test_console_browser.py) drives Debian's Chromium through
+# Debian's chromedriver: one version from the distribution, so nothing downloads at run time.
+# Installed when missing (root, or sudo); a quick check when present.
+APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing Debian's chromium and chromium-driver (the console's browser test)"; \
+	  $(APT_GET) update -qq && \
+	  $(APT_GET) install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; }
 
 # The long schemathesis run (make test's is short): every route, positive and negative cases plus
 # hostile values (huge numbers, lone surrogates, deep nesting, edited cursors), at least 5,000

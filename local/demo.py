@@ -6,8 +6,9 @@ request of one kind, events/<kind>_request.json, to POST /sd/<kind>/v1, follows 
 GET /sd/<kind>/v1/status/<id>, checks (through the fake upstream's stats) that the upstream was
 sent one job of that kind, downloads every image through its presigned URL into
 out/<job id>/<n>.png (the client checks each one's size and sha256 against what the gateway
-reported; the demo that it is a PNG of the requested size), prints the URLs and the job's
-timings, and stops the stack.
+reported; the demo that it is a PNG of the requested size), prints the URLs, where each picture
+is and what it shows (the fake upstream paints a test card of the request: prompt, seed, size,
+kind, model, LoRAs, steps, guidance), the job's timings, and stops the stack.
 Exits 0 when all of that worked, 1 otherwise (2 for a bad option or KIND).
 
 The kind is text2image, image2image, inpainting or controlnet: --kind KIND, else the KIND
@@ -47,6 +48,7 @@ from imagegateway_client import (
 )
 
 from local.aws.template import REPO
+from local.fake_upstream.card import card_lines
 from local.stack.process import StackProcess
 from local.stack.settings import HOST, StackError
 
@@ -201,6 +203,19 @@ def save_images(view: dict[str, Any], request: dict[str, Any], out: Path) -> lis
     return saved
 
 
+def say_what_the_cards_show(kind: str, request: dict[str, Any], saved: list[Path]) -> None:
+    """Where each picture is and what it shows: the fake upstream paints a test card of the
+    request it received (local/fake_upstream/card.py), so a reader can tell which request made
+    which picture."""
+    for index, path in enumerate(saved):
+        width, height = png_size(path.read_bytes())
+        lines = card_lines(request, kind=kind, width=width, height=height, index=index)
+        say(f"==> {shown_path(path)} is the fake upstream's test card of the request; it shows:")
+        for part in ("title", "prompt", "details"):
+            for text in lines[part]:
+                say(f"    {text}" if part != "prompt" else f"    “{text}”")
+
+
 def print_timings(view: dict[str, Any], seen_after: float) -> None:
     timings = view.get("timings") or {}
 
@@ -235,7 +250,9 @@ def run(
         say(f"==> the fake upstream took {len(kinds)} job(s): {', '.join(kinds) or '-'}")
         if kinds != [kind]:
             raise DemoError(f"the fake upstream was sent {kinds}, not one {kind} job")
-    save_images(view, request, out)
+    saved = save_images(view, request, out)
+    if kinds is not None:
+        say_what_the_cards_show(kind, request, saved)
     print_timings(view, seen_after)
 
 

@@ -11,9 +11,10 @@ A real, threaded HTTP server speaking the upstream protocol for the four kinds
 - ``GET /images/{job_id}/{index}.png`` serves the generated images (no key needed).
 
 Images are real, deterministic PNGs of the requested size and count (twice the width and height
-with ``hires: true`` or ``upscale: "2x"``). Test-mode behaviour is chosen by magic ``model_id``
-values (see ``MAGIC_MODELS``); any other model id answers PENDING for ``pending_polls`` status
-checks, then SUCCESS.
+with ``hires: true`` or ``upscale: "2x"``): test cards that paint the request they were made for
+(prompt, seed, size, kind, model, LoRAs, steps, guidance; ``card``). Test-mode behaviour is
+chosen by magic ``model_id`` values (see ``MAGIC_MODELS``); any other model id answers PENDING
+for ``pending_polls`` status checks, then SUCCESS.
 
 Test hooks (no key needed), so black-box tests can stage any upstream behaviour:
 
@@ -28,9 +29,11 @@ Test hooks (no key needed), so black-box tests can stage any upstream behaviour:
 Run it standalone with ``python -m local.fake_upstream [--port N] [--host H]``.
 
 The package: ``server`` (``FakeUpstream``, its routes and jobs), ``answers`` (canned and scripted
-answers), ``png`` (the images), ``__main__`` (the command).
+answers), ``card`` (the images: a test card of the request), ``png`` (plain colour-band PNGs
+without Pillow), ``__main__`` (the command).
 """
 
+from local.fake_upstream.card import card_lines, paint_test_card
 from local.fake_upstream.png import make_png
 from local.fake_upstream.server import (
     DEFAULT_API_KEY,
@@ -60,5 +63,7 @@ __all__ = [
     "MODEL_NEVER",
     "MODEL_REJECT",
     "FakeUpstream",
+    "card_lines",
     "make_png",
+    "paint_test_card",
 ]

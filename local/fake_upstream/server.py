@@ -24,7 +24,7 @@ from local.fake_upstream.answers import (
     failure,
     json_answer,
 )
-from local.fake_upstream.png import make_png
+from local.fake_upstream.card import paint_test_card
 from local.http_server import BackgroundServer, OwnedServer
 
 DEFAULT_API_KEY = "local-dev-key"
@@ -77,13 +77,12 @@ class _Job:
     id: str
     kind: str
     model_id: str
-    prompt: Any
-    seed: Any
     width: int
     height: int
     samples: int
     submitted_at: float
-    # The JSON body the job was submitted with, as received (`/__fake__/stats`).
+    # The JSON body the job was submitted with, as received: `/__fake__/stats` reports it, its
+    # test card paints it.
     request: JsonDict = field(default_factory=dict)
     # From the model's script at submit time: SUCCESS this long after submit, polls or not.
     completes_after: float | None = None
@@ -330,8 +329,6 @@ class FakeUpstream(BackgroundServer):
                     id=str(uuid.uuid4()),
                     kind=kind,
                     model_id=model_id,
-                    prompt=params.get("prompt"),
-                    seed=params.get("seed"),
                     width=width,
                     height=height,
                     samples=samples,
@@ -392,7 +389,9 @@ class FakeUpstream(BackgroundServer):
             return failure(404, "image not found")
         if data is None:
             # Rendered outside the lock: other requests need not wait for zlib.
-            data = make_png(job.width, job.height, job.seed, job.prompt, job.model_id, index)
+            data = paint_test_card(
+                job.request, kind=job.kind, width=job.width, height=job.height, index=index
+            )
             with self._lock:
                 job.images.setdefault(index, data)
         return Answer(200, data, content_type="image/png")

@@ -249,7 +249,7 @@ NO_ROUTE = json_answer(404, {"status": "FAILURE", "error": "no such route"})
 UNAUTHORIZED = json_answer(401, {"message": "Unauthorized"})
 API_KEY_HEADER = "api-key"
 # Routes served without auth (the template's `Authorizer: NONE`).
-PUBLIC_PATHS = frozenset({"/openapi.json", "/swagger"})
+PUBLIC_PATHS = frozenset({"/openapi.json", "/swagger", "/console"})
 # The key's owner (`apikey:<name>`), or None for a refused key: the keyed API's authorizer.
 Authorize = Callable[[str], "str | None"]
 INTERNAL_ERROR = json_answer(500, {"message": "Internal Server Error"})

@@ -14,6 +14,7 @@ import requests
 from imagegateway.domain.base import JobKind
 from imagegateway.domain.request_kinds import REQUEST_MODELS
 from local import demo
+from local.fake_upstream.card import paint_test_card
 from tests.e2e.conftest import Gateway
 
 IMAGE_FIELDS = {
@@ -84,7 +85,7 @@ def test_an_unknown_kind_stops_the_demo_before_any_stack_starts(
 @pytest.mark.network
 @pytest.mark.parametrize("kind", demo.KINDS)
 def test_the_demo_client_gets_images_of_each_kind(
-    gateway: Gateway, kind: str, tmp_path: Path
+    gateway: Gateway, kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given the kind's sample body, under a model id of its own
     source = demo.sample_request(kind)
@@ -101,3 +102,15 @@ def test_the_demo_client_gets_images_of_each_kind(
     assert [path.name for path in saved] == ["0.png"]
     jobs = requests.get(gateway.upstream_url + "/__fake__/stats", timeout=10).json()["jobs"]
     assert [job["kind"] for job in jobs.values() if job["model_id"] == model_id] == [kind]
+    # And the picture is the test card of the request as sent, which the demo describes: the
+    # file, the kind, the prompt and the seed
+    size = (request["width"], request["height"])
+    assert saved[0].read_bytes() == paint_test_card(
+        request, kind=kind, width=size[0], height=size[1]
+    )
+    capsys.readouterr()
+    demo.say_what_the_cards_show(kind, request, saved)
+    told = capsys.readouterr().out
+    assert f"{saved[0]} is the fake upstream's test card of the request" in told
+    for shown in (f"{kind} · {model_id}", f"“{request['prompt']}”", f"seed {request['seed']}"):
+        assert shown in told

@@ -15,6 +15,12 @@ from tests.template.support import resources_of_type
 pytestmark = pytest.mark.usefixtures("no_network")
 
 
+# Served without auth on both APIs: the API's description and the console's page hold no job
+# data, and a browser's navigation can carry neither a signature nor an API key. The console's
+# own calls for data go to the authenticated routes.
+PUBLIC_PATHS = ("/openapi.json", "/swagger", "/console")
+
+
 def routes_of(translated: dict[str, Any], api: str) -> dict[str, Any]:
     body = translated["Resources"][api]["Properties"]["Body"]
     return {
@@ -33,9 +39,7 @@ def test_the_keyed_api_serves_the_same_routes_behind_the_api_key_authorizer(
     assert set(keyed) == set(iam)
     for route, operation in keyed.items():
         expected = (
-            [{"NONE": []}]
-            if route.split()[1] in ("/openapi.json", "/swagger")
-            else [{"ApiKeyAuthorizer": []}]
+            [{"NONE": []}] if route.split()[1] in PUBLIC_PATHS else [{"ApiKeyAuthorizer": []}]
         )
         assert operation.get("security") == expected, route
     authorizer = template["Resources"]["KeyedHttpApi"]["Properties"]["Auth"]["Authorizers"][
@@ -57,7 +61,8 @@ def test_every_route_requires_iam_auth(translated: dict[str, Any]) -> None:
     }
     # When the routes are listed
     # Then they are exactly the public ones, all IAM (SigV4) protected but the API's own
-    # description (the OpenAPI document and its Swagger UI), which a browser must read
+    # description (the OpenAPI document and its Swagger UI) and the console's page, which a
+    # browser must read
     assert set(routes) == {
         "POST /sd/text2image/v1",
         "POST /sd/image2image/v1",
@@ -70,10 +75,10 @@ def test_every_route_requires_iam_auth(translated: dict[str, Any]) -> None:
         "GET /v1/webhooks/secret",
         "GET /openapi.json",
         "GET /swagger",
+        "GET /console",
     }
-    documentation = {"GET /openapi.json", "GET /swagger"}
     for route, operation in routes.items():
-        expected = [{"NONE": []}] if route in documentation else [{"AWS_IAM": []}]
+        expected = [{"NONE": []}] if route.split()[1] in PUBLIC_PATHS else [{"AWS_IAM": []}]
         assert operation.get("security") == expected, route
 
 
@@ -87,3 +92,20 @@ def test_access_log_format_is_json_with_the_useful_fields(translated: dict[str, 
         # Then it is JSON carrying what an operator needs to trace a request, and who made it
         assert {"requestId", "ip", "routeKey", "status", "integrationError"} <= fields.keys()
         assert {"caller", "owner"} & fields.keys()
+
+
+def test_the_local_gateway_serves_without_auth_exactly_the_templates_public_routes(
+    template: dict[str, Any],
+) -> None:
+    # Given the routes the template serves without an authorizer, on either API
+    from local.stack.gateway_http import PUBLIC_PATHS as LOCAL_PUBLIC_PATHS
+
+    public = {
+        event["Properties"]["Path"]
+        for function in resources_of_type(template, "AWS::Serverless::Function").values()
+        for event in (function["Properties"].get("Events") or {}).values()
+        if event["Type"] == "HttpApi"
+        and (event["Properties"].get("Auth") or {}).get("Authorizer") == "NONE"
+    }
+    # Then the local stack skips its key check on exactly those (and they are the ones above)
+    assert public == set(LOCAL_PUBLIC_PATHS) == set(PUBLIC_PATHS)

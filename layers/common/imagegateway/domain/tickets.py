@@ -48,6 +48,9 @@ class JobTicket(GatewayModel):
     deadline_at: AwareDatetime
     deadline_passed: bool = False
     upstream_completed_at: AwareDatetime | None = None
+    # When a status answer last said PENDING: a job then seen done finished at most this long
+    # before (its detection delay, a metric), even across executions and hand-overs.
+    last_pending_at: AwareDatetime | None = None
     # Why the job is failing, once: a failure a state decided (code and message), or the error
     # a Catch caught (Error and Cause), which RecordFailure turns into a code and a message.
     failure: Failure | CaughtError | None = None

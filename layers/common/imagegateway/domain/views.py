@@ -64,6 +64,11 @@ class JobView(GatewayModel):
         description="Served from this earlier job's images, without an upstream call: the "
         "caller already ran this fixed-seed request (`Cache-Control: no-cache` forces a new one).",
     )
+    request: dict[str, Any] | None = Field(
+        default=None,
+        description="The job's request as the gateway sends it upstream: the caller's own "
+        "body, less what only the gateway reads (a webhook, say).",
+    )
 
 
 class JobList(GatewayModel):

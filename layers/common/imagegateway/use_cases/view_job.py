@@ -36,6 +36,7 @@ def view_of(record: JobRecord, deps: Ports) -> JobView:
         tokens=record.tokens,
         warnings=record.warnings or None,
         cached_from=record.cached_from,
+        request=record.request,
     )
     if record.status is JobStatus.SUCCESS:
         view.images = [

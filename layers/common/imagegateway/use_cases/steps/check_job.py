@@ -38,7 +38,7 @@ from imagegateway.domain.polling import (
 )
 from imagegateway.domain.records import JobRecord
 from imagegateway.domain.tickets import Failure, JobTicket
-from imagegateway.platform.observability import logger
+from imagegateway.platform.observability import logger, metrics
 from imagegateway.platform.time_budget import remaining_seconds
 from imagegateway.use_cases.ports import Ports
 
@@ -66,19 +66,25 @@ def check_job(ticket: JobTicket, deps: Ports) -> JobTicket:
         )
         stretch_ends = min(stretch_ends, hand_over_at)
     polls = ticket.polls
+    # When an answer last said PENDING (at first, the submit's): a job seen done was done at
+    # most this long before (the dashboard's detection delay).
+    pending_at = ticket.last_pending_at or record.accepted_at
     row_looked_at = deps.clock()
     while True:
         if (deps.clock() - row_looked_at).total_seconds() >= ROW_LOOK_SECONDS:
             _still_pending(deps.jobs.get(ticket.job_id))
             row_looked_at = deps.clock()
         polls += 1
+        # Every status call, answered or not (the operators' dashboard).
+        metrics.add_metric(name="UpstreamStatusChecks", unit="Count", value=1)
         try:
             answer = deps.upstream.status(record.kind, ticket.upstream_id)
         except UpstreamRateLimitedError as exc:
-            return _handed_over_if_due(
-                _asked_to_wait(ticket, polls, exc, deps.clock()), deps.clock(), deps
-            )
+            asked = _asked_to_wait(ticket, polls, exc, deps.clock(), pending_at)
+            return _handed_over_if_due(asked, deps.clock(), deps)
         now = deps.clock()
+        if answer.status is JobStatus.PENDING:
+            pending_at = now
         if answer.status is not JobStatus.PENDING or deadline_passed(
             now=now, deadline_at=ticket.deadline_at
         ):
@@ -95,7 +101,7 @@ def check_job(ticket: JobTicket, deps: Ports) -> JobTicket:
         deps.sleep(cadence)
     if polls > ticket.polls + 1:  # it waited: the job may have been cancelled meanwhile
         _still_pending(deps.jobs.get(ticket.job_id))
-    return _checked(ticket, record, answer, polls, now, deps)
+    return _checked(ticket, record, answer, polls, now, pending_at, deps)
 
 
 def _still_pending(record: JobRecord) -> JobRecord:
@@ -124,7 +130,11 @@ def _handed_over_if_due(ticket: JobTicket, now: datetime, deps: Ports) -> JobTic
 
 
 def _asked_to_wait(
-    ticket: JobTicket, polls: int, exc: UpstreamRateLimitedError, now: datetime
+    ticket: JobTicket,
+    polls: int,
+    exc: UpstreamRateLimitedError,
+    now: datetime,
+    pending_at: datetime | None,
 ) -> JobTicket:
     # A transient limit fails nothing: the state machine waits (capped by the deadline).
     wait = capped_wait(exc.retry_after or 1, now=now, deadline_at=ticket.deadline_at)
@@ -135,6 +145,7 @@ def _asked_to_wait(
             "polls": polls,
             "wait_seconds": wait,
             "deadline_passed": deadline_passed(now=now, deadline_at=ticket.deadline_at),
+            "last_pending_at": pending_at,
         }
     )
 
@@ -145,6 +156,7 @@ def _checked(
     answer: UpstreamAnswer,
     polls: int,
     now: datetime,
+    pending_at: datetime | None,
     deps: Ports,
 ) -> JobTicket:
     settings = deps.settings
@@ -163,6 +175,7 @@ def _checked(
         "polls": polls,
         "deadline_passed": deadline_passed(now=now, deadline_at=ticket.deadline_at),
         "wait_seconds": wait,
+        "last_pending_at": pending_at,
     }
     if answer.status is JobStatus.SUCCESS:
         if not answer.download_urls:
@@ -171,6 +184,10 @@ def _checked(
             "download_urls": select_image_urls(answer.download_urls, ticket.expected_images),
             "upstream_completed_at": now,
         }
+        if pending_at is not None:
+            # An upper bound: the upstream finished after the last PENDING answer.
+            delay = max(0.0, (now - pending_at).total_seconds())
+            metrics.add_metric(name="DetectionDelay", unit="Seconds", value=round(delay, 3))
     elif answer.status is JobStatus.FAILURE:
         update["failure"] = Failure(
             code=UPSTREAM_FAILURE, message=answer.error or "the upstream reported FAILURE"

@@ -18,7 +18,7 @@ from imagegateway.domain.errors import (
 )
 from imagegateway.domain.events import Completion
 from imagegateway.domain.tickets import CaughtError, Failure, JobTicket
-from imagegateway.platform.observability import logger, metrics
+from imagegateway.platform.observability import count_by, logger, metrics
 from imagegateway.use_cases.completion import conclude
 from imagegateway.use_cases.ports import Ports
 
@@ -59,6 +59,7 @@ def fail_job(ticket: JobTicket, deps: Ports) -> Completion:
         )
     logger.info("job failed", extra={"error_code": failure.code, "error": failure.message})
     metrics.add_metric(name="JobsFailed", unit="Count", value=1)
+    count_by("JobsFailedByCode", error_code=failure.code)  # the operators' dashboard
     # This write ended the job: it alone gives the images back (if never sent) and tells.
     return conclude(deps.jobs.get(ticket.job_id), deps)
 

@@ -35,5 +35,6 @@ def store_job(ticket: JobTicket, deps: Ports) -> Completion:
         raise JobEndedElsewhereError("the job had already ended", job_id=ticket.job_id)
     logger.info("stored the job's images", extra={"images": len(images)})
     metrics.add_metric(name="ImagesStored", unit="Count", value=len(images))
+    metrics.add_metric(name="JobsSucceeded", unit="Count", value=1)
     # This write ended the job: it alone tells (the event, the tasks, the webhooks).
     return announce(deps.jobs.get(ticket.job_id), deps)
