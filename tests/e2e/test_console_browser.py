@@ -372,3 +372,43 @@ def test_on_the_iam_api_the_page_says_how_to_sign(
     assert "signing proxy" in panel.text
     assert not browser.find_element(By.ID, "app").is_displayed()
     assert not browser.find_element(By.ID, "key-panel").is_displayed()
+
+
+# The page's first list answer, for the caller it opened as, held back 3 s (injected before any of
+# the page's own scripts): it lands after the answer for the caller switched to meanwhile.
+SLOW_FIRST_LIST = """
+(() => {
+  const fetchFirst = window.fetch.bind(window);
+  let held = false;
+  window.fetch = async (...args) => {
+    const answer = await fetchFirst(...args);
+    if (!held && String(args[0]).includes("v1/jobs?")) {
+      held = true;
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+    }
+    return answer;
+  };
+})();
+"""
+
+
+def test_a_list_asked_for_the_caller_before_is_never_shown_after_a_switch(
+    browser: WebDriver, gateway: Gateway
+) -> None:
+    # Given the local account has a job, and the page's first list (the local account's) is slow
+    gateway.wait(gateway.submit({"model_id": "sd1.5", "prompt": "the account's own"}).json()["id"])
+    injected = browser.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument", {"source": SLOW_FIRST_LIST}
+    )
+    try:
+        # When the person switches to a caller of their own before that list arrives
+        caller = f"console-{uuid.uuid4().hex[:8]}"
+        open_console(browser, gateway, caller)
+        time.sleep(4)  # the held answer has landed
+        # Then the page shows the new caller's (empty) list, not the account's jobs
+        assert browser.find_elements(By.CSS_SELECTOR, "li.job") == []
+        assert "No jobs yet" in browser.find_element(By.ID, "jobs-state").text
+    finally:
+        browser.execute_cdp_cmd(
+            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": injected["identifier"]}
+        )

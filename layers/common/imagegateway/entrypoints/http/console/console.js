@@ -13,6 +13,9 @@
   let mode = "unknown"; // "local" (the local stack), "keyed" (API-Key) or "iam" (SigV4)
   let cursor = null; // the next page of older jobs
   let timer = null;
+  // Bumped when the caller changes: an answer asked for an earlier caller is dropped, not shown
+  // (it may arrive after the new caller's own).
+  let generation = 0;
   const shown = new Map(); // job id -> {status, item}
 
   // ------------------------------------------------------------------ calls
@@ -121,7 +124,9 @@
   // ------------------------------------------------------------------ usage and secret
 
   async function loadUsage() {
+    const askedIn = generation;
     const answer = await api("GET", "v1/usage");
+    if (askedIn !== generation) return;
     const usage = byId("usage");
     if (answer.status !== 200) {
       usage.textContent = `Unavailable (${problem(answer)}).`;
@@ -420,7 +425,9 @@
 
   async function loadJobs() {
     const limit = Math.min(100, Math.max(PAGE, shown.size));
+    const askedIn = generation;
     const answer = await api("GET", `v1/jobs?limit=${limit}`);
+    if (askedIn !== generation) return;
     if (answer.status !== 200) return say(problem(answer));
     const before = new Map([...shown].map(([id, job]) => [id, job.status]));
     show(answer.data.jobs, false);
@@ -434,7 +441,9 @@
 
   async function loadOlder() {
     if (!cursor) return;
+    const askedIn = generation;
     const answer = await api("GET", `v1/jobs?limit=${PAGE}&cursor=${encodeURIComponent(cursor)}`);
+    if (askedIn !== generation) return;
     if (answer.status !== 200) return say(problem(answer));
     show(answer.data.jobs, true);
     cursor = answer.data.next_cursor || null;
@@ -457,6 +466,9 @@
   // ------------------------------------------------------------------ wiring
 
   function restart() {
+    generation += 1;
+    if (timer !== null) window.clearTimeout(timer);
+    timer = null;
     shown.clear();
     cursor = null;
     byId("jobs").replaceChildren();
