@@ -26,7 +26,7 @@ define venv
 	@echo "$(1): $$($(1)/bin/python --version) ($(PYTHON))"
 endef
 
-.PHONY: install test lint browser unit integration workflow e2e template fuzz run demo bench \
+.PHONY: install test lint lint-code browser unit integration workflow e2e template fuzz run demo bench \
 	api-key api-keys revoke-key clean FORCE
 
 install: $(STAMP)
@@ -47,24 +47,36 @@ $(CHECKOV_STAMP): requirements-checkov.txt $(call stale,$(CHECKOV_VENV))
 	@touch $@
 
 # checkov: offline (--skip-download), fails on any finding; skips are justified in .checkov.yaml.
-lint: $(STAMP) $(CHECKOV_STAMP)
+# The code's checks; `lint` adds the template's (cfn-lint, checkov), which `make test` runs as
+# tests (tests/template/test_lint.py: the SAM template and the translated one).
+lint-code: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+lint: lint-code $(CHECKOV_STAMP)
 	$(BIN)/cfn-lint template.yaml
 	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download \
 	  --quiet --compact --config-file .checkov.yaml
 
-# Two workers for the tests that build their own moto and fake upstream (one file per worker);
-# then, alone, the schemathesis fuzz (it generates far fewer cases under xdist); then the e2e
-# tests on two workers, each with a local stack of its own (they mostly wait on the clock:
-# a 45 s upstream POST, deadlines, a burst; 6 min on one stack, 3.5 on two).
-test: lint browser
-	$(BIN)/pytest -n 2 --dist loadfile --ignore=tests/e2e \
+# The two venvs and the browser are installed side by side; then the code's checks; then the tests
+# that build their own moto and fake upstream on four workers, stealing work (most wait on the
+# clock: executions, deadlines, a receiver that never answers); then the e2e tests on four
+# workers, each with a local stack of its own (a 45 s upstream POST, deadlines, a burst), and
+# beside them, alone in its process, the schemathesis fuzz (it generates far fewer cases under
+# xdist; its output follows the e2e's). A fresh clone's first green run: README, first screen.
+test:
+	@$(MAKE) --no-print-directory -j3 $(STAMP) $(CHECKOV_STAMP) browser
+	@$(MAKE) --no-print-directory lint-code
+	$(BIN)/pytest -n 4 --dist worksteal --ignore=tests/e2e \
 		--ignore=tests/integration/test_openapi_fuzz.py
-	$(BIN)/pytest tests/integration/test_openapi_fuzz.py
-	$(BIN)/pytest -n 2 --dist loadfile tests/e2e
+	@mkdir -p out
+	@( $(BIN)/pytest tests/integration/test_openapi_fuzz.py > out/fuzz.log 2>&1; \
+	   echo $$? > out/fuzz.rc ) & \
+	$(BIN)/pytest -n 4 --dist loadfile tests/e2e; e2e=$$?; wait; \
+	echo "--- the fuzz (tests/integration/test_openapi_fuzz.py), run beside the e2e tests:"; \
+	cat out/fuzz.log; test $$e2e -eq 0 && test "$$(cat out/fuzz.rc)" = 0
 
 unit integration workflow e2e template: $(STAMP)
 	$(BIN)/pytest tests/$@
