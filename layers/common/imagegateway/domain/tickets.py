@@ -58,6 +58,15 @@ class JobTicket(GatewayModel):
     hand_overs: int = 0
     # A submit the upstream put off (429, unreachable) is not tried again before this.
     submit_not_before: AwareDatetime | None = None
+    # The predicted checks (domain.upstream_durations), for a shape the gateway has learned:
+    # the next status check is not sent before `next_check_at` (the Wait state waits the whole
+    # seconds, the check function the rest), and until `expected_done_at` the check after a
+    # PENDING answer comes at that time rather than a second later.
+    next_check_at: AwareDatetime | None = None
+    expected_done_at: AwareDatetime | None = None
+    # When the last status check that saw PENDING was sent: the job was not done before (the
+    # learned sample's lower bound).
+    last_pending_at: AwareDatetime | None = None
 
     def to_state(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True, by_alias=True)

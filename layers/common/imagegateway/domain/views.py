@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     Field,
@@ -63,6 +63,18 @@ class JobView(GatewayModel):
         default=None,
         description="Served from this earlier job's images, without an upstream call: the "
         "caller already ran this fixed-seed request (`Cache-Control: no-cache` forces a new one).",
+    )
+    estimated_done_at: datetime | None = Field(
+        default=None,
+        description="PENDING only: when the upstream should be done with the job, learned from "
+        "the gateway's recent jobs of the same shape (kind, model, steps, size x samples, hires, "
+        "upscale, LoRAs, ControlNets). An estimate: the job may end earlier or later.",
+    )
+    estimate: Literal["learned", "none"] | None = Field(
+        default=None,
+        description="PENDING only: `learned` when `estimated_done_at` is given; `none` when there "
+        "is no estimate (a shape the gateway has not seen finish a few times lately, one whose "
+        "times vary too much, or a job the upstream has not accepted yet).",
     )
 
 
