@@ -4,7 +4,11 @@ usage is untouched."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
 
 from imagegateway.adapters.upstream_durations import UpstreamDurations
 from imagegateway.adapters.usage_store import UsageStore
@@ -34,9 +38,21 @@ def test_samples_make_an_estimate_and_only_the_latest_are_kept(stack: LocalStack
     estimate = durations.estimate(SHAPE, now=NOW)
     assert estimate is not None
     assert (estimate.samples, estimate.done_by) == (SAMPLES_KEPT, 12.0)
+    # And the item stays small (one write unit per append), trimmed as it grows
+    item = boto3_item(SHAPE)
+    assert SAMPLES_KEPT <= len(item["samples"]) < 2 * SAMPLES_KEPT
+    assert len(json.dumps(item, default=str)) < 1024
     # And another shape, and a caller's usage, know nothing of it
     assert durations.estimate(SHAPE + "x", now=NOW) is None
     assert UsageStore(get_settings()).today("apikey:team-a", now=NOW).images == 0
+
+
+def boto3_item(shape: str) -> dict[str, Any]:
+    table = boto3.resource("dynamodb").Table(get_settings().usage_table_name)
+    item: dict[str, Any] = table.get_item(Key={"owner": "#upstream", "entry": "shape#" + shape})[
+        "Item"
+    ]
+    return item
 
 
 def test_stale_samples_make_no_estimate(stack: LocalStack) -> None:
