@@ -509,7 +509,34 @@ def run_scenarios(jobs: int) -> tuple[list[Scenario], Scenario, int]:
     return scenarios, repeats, pending_polls
 
 
-def run_job_cost_bench(jobs: int = 5) -> None:
+@dataclass
+class MeasuredParts:
+    """What the simulated day (bench_simulated_day) scales up: the single-image scenario's
+    measured jobs, the polling model's fixed and per-check parts, the functions' memory."""
+
+    single: Scenario
+    model: PollingModel
+    fixed_cost: float
+    memory: dict[str, int]
+
+
+def measured_parts(jobs: int = 2) -> MeasuredParts:
+    """The measured parts without the report (for `--only day`)."""
+    scenarios, _, _ = run_scenarios(jobs)
+    memory = function_memory_mb()
+    costs = [per_job_cost(scenario, memory) for scenario in scenarios]
+    return _parts(scenarios, costs, memory)
+
+
+def _parts(
+    scenarios: list[Scenario], costs: list[Cost], memory: Mapping[str, int]
+) -> MeasuredParts:
+    model = polling_model(scenarios, costs, memory)
+    single = next(i for i, s in enumerate(scenarios) if s.samples == 1)
+    return MeasuredParts(scenarios[single], model, model.fixed_costs[single], dict(memory))
+
+
+def run_job_cost_bench(jobs: int = 5) -> MeasuredParts:
     title("2. Per-job cost model: real state machine in moto, real handlers in-process")
     started = time.perf_counter()
     scenarios, repeats, pending_polls = run_scenarios(jobs)
@@ -616,6 +643,7 @@ def run_job_cost_bench(jobs: int = 5) -> None:
     print_polling_projection(scenarios, costs, memory)
     at_30_seconds = print_targets(scenarios, costs, memory)
     print_repeat_cost(scenarios, costs, repeats, memory, at_30_seconds)
+    return _parts(scenarios, costs, memory)
 
 
 def print_prices(memory: Mapping[str, int]) -> None:
