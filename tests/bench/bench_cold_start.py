@@ -495,9 +495,9 @@ def run_cold_start_bench(repeats: int = 7) -> None:
     print()
     print("  The CommonLayer's size")
     note(
-        "not built (layers/common/Makefile pip-installs arm64 wheels from the index: network); "
-        "measured instead from this venv's installed files for requirements.txt's closure, "
-        "pruned as the Makefile prunes (RUNTIME_DISTS, bin/, __pycache__, .pyc, pkg/tests)"
+        "by package, from this venv's installed files for requirements.txt's closure, pruned as "
+        "the Makefile prunes (RUNTIME_DISTS, bin/, __pycache__, .pyc, pkg/tests): the source "
+        "alone; the as-deployed build above is the layer itself, with its byte code"
     )
     mb = 1000 * 1000
     rows = [
