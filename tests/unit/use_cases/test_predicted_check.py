@@ -142,9 +142,15 @@ def run_job(
     ticket = send_job(ticket, deps)
     first_wait = ticket.wait_seconds
     pending_view = view_of(deps.jobs.get(job_id), deps)
+    started = clock.now
     while ticket.status is JobStatus.PENDING and not ticket.deadline_passed:
+        if ticket.hand_over:  # Express: HandOver starts a new execution, its first task again
+            started = clock.now
+            ticket = send_job(ticket, deps)
         clock.advance(ticket.wait_seconds)  # the Wait state
         ticket = check_job(ticket, deps)
+        # An Express execution lives 5 minutes: every one hands over well before
+        assert ticket.execution_started_at is None or (clock.now - started).total_seconds() < 300
     upstream_id = ticket.upstream_id or ""
     if ticket.status is JobStatus.SUCCESS:
         store_job(ticket, deps)
@@ -184,6 +190,23 @@ def test_a_learned_shape_is_seen_within_a_second_with_at_most_three_gets(
         assert abs((job.view_eta - done_at).total_seconds()) < 2
     # And the check narrows: the last job is seen sooner than the first learning one
     assert later[-1].seen_after_done <= learning[0].seen_after_done
+
+
+def test_a_long_learned_shape_on_express_hands_over_before_an_executions_five_minutes() -> None:
+    # Given a shape the upstream takes 400 s for, learned on an Express machine
+    deps, upstream, clock = world({"sd1.5": 400.0}, workflow_type="EXPRESS")
+    for _ in range(3):
+        run_job(deps, upstream, clock)
+    # When another job of it runs
+    job = run_job(deps, upstream, clock)
+    # Then no execution outlived its hand-over (run_job asserts it), the first wait ended
+    # before the hand-over time, and the job was still seen within a second, with 2 GETs
+    # and an early one per hand-over (a new execution waits on for the predicted check)
+    assert job.first_wait <= 150
+    assert job.ticket.status is JobStatus.SUCCESS
+    assert job.ticket.hand_overs == 2
+    assert 0 <= job.seen_after_done < 1.0
+    assert job.gets <= 2 + job.ticket.hand_overs
 
 
 def test_an_unseen_shape_keeps_todays_schedule() -> None:

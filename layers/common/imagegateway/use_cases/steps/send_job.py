@@ -71,6 +71,9 @@ def send_job(ticket: JobTicket, deps: Ports) -> JobTicket:
         if ticket.status is JobStatus.SUCCESS and ticket.download_urls:
             return ticket  # the reconciler resumed a finished job: store it at once
         update = {"upstream_id": record.upstream_id, "status": JobStatus.PENDING, "wait_seconds": 1}
+        if ticket.next_check_at is not None and ticket.next_check_at > now:
+            # A job handed over while it waited for its predicted check: the rest of that wait.
+            update["wait_seconds"] = _wait_for_check(ticket.next_check_at, ticket, deps, now)
         return ticket.model_copy(update=update)
     if record.status is not JobStatus.PENDING:
         # Ended elsewhere (cancelled, not started, a duplicate run's ending): told by whoever
@@ -132,7 +135,7 @@ def send_job(ticket: JobTicket, deps: Ports) -> JobTicket:
     if estimate is not None:
         first_check = min(estimate.first_check(now), ticket.deadline_at)
         accepted |= {
-            "wait_seconds": _whole_seconds_before(first_check, ticket, now),
+            "wait_seconds": _wait_for_check(first_check, ticket, deps, now),
             "next_check_at": first_check,
             "expected_done_at": estimate.done_at(now),
         }
@@ -213,10 +216,17 @@ def _estimate(record: JobRecord, deps: Ports, now: datetime) -> DurationEstimate
     return estimate
 
 
-def _whole_seconds_before(moment: datetime, ticket: JobTicket, now: datetime) -> int:
-    """The Wait state's whole seconds before `moment` (at least 1, never past the deadline):
-    the check function waits out the fraction left."""
+def _wait_for_check(moment: datetime, ticket: JobTicket, deps: Ports, now: datetime) -> int:
+    """The Wait state's whole seconds before a predicted check at `moment` (at least 1, never
+    past the deadline; the check function waits out the fraction left). An Express execution
+    lives 5 minutes: its wait ends by its hand-over time, and the check then hands the job over
+    to wait on in the next execution (an early GET per hand-over)."""
     seconds = math.floor((moment - now).total_seconds())
+    if ticket.execution_started_at is not None:
+        hand_over_at = ticket.execution_started_at + timedelta(
+            seconds=deps.settings.express_hand_over_seconds
+        )
+        seconds = min(seconds, math.floor((hand_over_at - now).total_seconds()))
     return capped_wait(max(1, seconds), now=now, deadline_at=ticket.deadline_at)
 
 
