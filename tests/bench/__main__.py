@@ -1,4 +1,4 @@
-"""`make bench`: python -m tests.bench [--only delay|coldstart|copy|memory|cost] [--repeats N]
+"""`make bench`: python -m tests.bench [--only delay|coldstart|copy|memory|cost|day] [--repeats N]
 [--jobs N] [--delay-jobs N] [--import-runs N]."""
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ import tests.bench  # noqa: F401 - the safe AWS environment, before anything bui
 from tests.bench.bench_cold_start import run_cold_start_bench
 from tests.bench.bench_copy_parallel import run_copy_bench
 from tests.bench.bench_detection_delay import run_detection_delay_bench
-from tests.bench.bench_job_cost import run_job_cost_bench
+from tests.bench.bench_job_cost import MeasuredParts, run_job_cost_bench
+from tests.bench.bench_simulated_day import run_simulated_day_bench
 from tests.bench.bench_store_memory import run_store_memory_bench
 
-SECTIONS = ("memory", "cost", "delay", "coldstart", "copy")
+SECTIONS = ("memory", "cost", "delay", "coldstart", "copy", "day")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,11 +41,14 @@ def main(argv: list[str] | None = None) -> int:
             run()
             timings.append((name, time.perf_counter() - began))
 
+    measured: list[MeasuredParts] = []
     section("memory", lambda: run_store_memory_bench(repeats=args.repeats))
-    section("cost", lambda: run_job_cost_bench(jobs=args.jobs))
+    section("cost", lambda: measured.append(run_job_cost_bench(jobs=args.jobs)))
     section("delay", lambda: run_detection_delay_bench(jobs=args.delay_jobs))
     section("coldstart", lambda: run_cold_start_bench(repeats=args.import_runs))
     section("copy", lambda: run_copy_bench(repeats=args.repeats))
+    # The day scales the cost section's measured parts (measured again when run alone).
+    section("day", lambda: run_simulated_day_bench(measured[0] if measured else None))
     print(
         f"\nbench finished in {time.perf_counter() - started:.1f} s ("
         + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timings)

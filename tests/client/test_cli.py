@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -318,8 +319,8 @@ def test_piped_progress_is_plain_lines_when_the_status_changes() -> None:
     display.finish()
     assert not display.live
     assert stream.getvalue().splitlines() == [
-        "job job-1 PENDING after 0.1 s",
-        "job job-1 PENDING after 12.0 s",  # still PENDING: a line every heartbeat
+        "job job-1 PENDING after 0.1 s, no estimate yet",
+        "job job-1 PENDING after 12.0 s, no estimate yet",  # still PENDING: every heartbeat
         "job job-1 SUCCESS after 13.0 s",
     ]
     assert "\r" not in stream.getvalue()
@@ -338,6 +339,32 @@ def test_progress_on_a_terminal_is_one_live_line() -> None:
     assert written.count("\r\x1b[K") == 3  # rewritten in place at every read
     assert written.count("\n") == 1  # and ended once
     assert written.endswith("job job-1 SUCCESS after 2.0 s (status read 3)\n")
+
+
+def test_progress_says_the_gateways_eta_once_it_has_one() -> None:
+    # Given a job the gateway has no estimate for, then one it expects done in about 20 s
+    stream = io.StringIO()
+    display = ProgressDisplay(stream, heartbeat=60)
+    eta = (datetime.now(UTC) + timedelta(seconds=20.4)).isoformat()
+    learned = {"status": "PENDING", "id": "job-1", "estimate": "learned", "estimated_done_at": eta}
+    display(progress("PENDING", 1, 0.1))
+    display(Progress(job=Job.from_view(learned), polls=2, elapsed=0.5))
+    display(Progress(job=Job.from_view(learned), polls=3, elapsed=1.5))
+    # Then the line says so as soon as it knows (not only at the next heartbeat), once
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "job job-1 PENDING after 0.1 s, no estimate yet"
+    assert lines[1].startswith("job job-1 PENDING after 0.5 s, about 2")
+    assert lines[1].endswith(" s left")
+    assert len(lines) == 2
+
+
+def test_a_jobs_eta_is_read_from_its_view() -> None:
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    view = {"status": "PENDING", "id": "j", "estimated_done_at": "2026-12-01T12:00:30+00:00"}
+    assert Job.from_view(view).eta_text(now) == "about 30 s left"
+    assert Job.from_view(view).eta_text(now + timedelta(seconds=31)) == "due now"
+    assert Job.from_view({"status": "PENDING", "id": "j"}).eta_text(now) == "no estimate yet"
+    assert Job.from_view({**view, "status": "SUCCESS"}).estimated_done_at is None
 
 
 @pytest.mark.network

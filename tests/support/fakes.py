@@ -35,6 +35,12 @@ from imagegateway.domain.events import Completion
 from imagegateway.domain.image_requests import UpstreamAnswer
 from imagegateway.domain.records import Callbacks, JobRecord, TokenCounts
 from imagegateway.domain.tickets import JobTicket, StoredImage
+from imagegateway.domain.upstream_durations import (
+    SAMPLES_KEPT,
+    DurationEstimate,
+    DurationSample,
+    estimate_of,
+)
 from imagegateway.domain.usage import Usage, budget_exceeded, day_of, fits, resets_at
 from imagegateway.platform.settings import Settings
 from imagegateway.use_cases import ports
@@ -338,11 +344,19 @@ class FakeJobStore:
         self.writes.append(("touch", job_id))
         self._item(job_id)["updated_at"] = _iso(now)
 
-    def mark_accepted(self, job_id: str, *, upstream_id: str, now: datetime) -> None:
+    def mark_accepted(
+        self,
+        job_id: str,
+        *,
+        upstream_id: str,
+        now: datetime,
+        estimated_done_at: datetime | None = None,
+    ) -> None:
         self.writes.append(("mark_accepted", job_id))
-        self._item(job_id).update(
-            {"upstream_id": upstream_id, "accepted_at": _iso(now), "updated_at": _iso(now)}
-        )
+        item = self._item(job_id)
+        item.update({"upstream_id": upstream_id, "accepted_at": _iso(now), "updated_at": _iso(now)})
+        if estimated_done_at is not None:
+            item["estimated_done_at"] = _iso(estimated_done_at)
 
     def mark_succeeded(
         self,
@@ -674,6 +688,30 @@ class FakeUsageStore:
         )
 
 
+# --------------------------------------------------------------------------- upstream durations
+
+
+class FakeUpstreamDurations:
+    """The shapes' latest samples in memory, with the adapter's rules: the last SAMPLES_KEPT are
+    kept, the estimate is the domain's over them (`domain.upstream_durations.estimate_of`).
+    `broken`: every read and write raises (a throttled or missing table)."""
+
+    def __init__(self, *, broken: bool = False) -> None:
+        self.samples: dict[str, list[DurationSample]] = {}
+        self.broken = broken
+
+    def estimate(self, shape: str, *, now: datetime) -> DurationEstimate | None:
+        if self.broken:
+            raise ServiceDown("durations")
+        return estimate_of(self.samples.get(shape, []), now=now)
+
+    def record(self, shape: str, sample: DurationSample) -> None:
+        if self.broken:
+            raise ServiceDown("durations")
+        kept = [*self.samples.get(shape, []), sample]
+        self.samples[shape] = kept[-SAMPLES_KEPT:]
+
+
 # --------------------------------------------------------------------------- all of them
 
 
@@ -703,6 +741,7 @@ class FakePorts:
     notifier: FakeNotifier
     usage: FakeUsageStore
     webhook_secrets: FakeWebhookSecrets
+    durations: FakeUpstreamDurations
     clock: Callable[[], datetime]
     sleep: Callable[[float], None]
     upstream_key_error: GatewayError | None = None
@@ -721,6 +760,7 @@ def fake_ports(
     workflow: FakeWorkflow | None = None,
     notifier: FakeNotifier | None = None,
     usage: FakeUsageStore | None = None,
+    durations: FakeUpstreamDurations | None = None,
     clock: Callable[[], datetime] | None = None,
     sleep: Callable[[float], None] | None = None,
     upstream_key_error: GatewayError | None = None,
@@ -738,6 +778,7 @@ def fake_ports(
         notifier=notifier or FakeNotifier(),
         usage=usage or FakeUsageStore(),
         webhook_secrets=FakeWebhookSecrets(),
+        durations=durations or FakeUpstreamDurations(),
         clock=clock,
         sleep=sleep,
         upstream_key_error=upstream_key_error,

@@ -7,20 +7,24 @@ package, prune what the Lambda runtime provides) run for real. No network, no Do
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from samtranslator.yaml_helper import yaml_parse
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 LAYER = ROOT / "layers" / "common"
 REQUIREMENTS = LAYER / "requirements.txt"
+PYENV_312 = os.path.expanduser("~/.pyenv/versions/3.12.*/bin/python3.12")
 
 # What the python3.12 runtime has (boto3, botocore and their own dependencies): the layer must not
 # ship them, or its copies shadow the runtime's and botocore no longer matches the runtime's boto3.
@@ -98,7 +102,10 @@ def test_the_build_installs_lambda_wheels_and_drops_what_the_runtime_has(tmp_pat
     artifacts.mkdir()
     # When SAM's build target runs
     result = run_make(
-        "build-CommonLayer", f"ARTIFACTS_DIR={artifacts}", f"PIP={sys.executable} {pip}"
+        "build-CommonLayer",
+        f"ARTIFACTS_DIR={artifacts}",
+        f"PIP={sys.executable} {pip}",
+        "COMPILE_PYTHON=",  # no byte code here: the next tests compile
     )
     assert result.returncode == 0, result.stdout + result.stderr
     # Then pip installed the requirements as wheels for the python3.12 arm64 runtime into python/
@@ -133,6 +140,67 @@ def test_the_build_installs_lambda_wheels_and_drops_what_the_runtime_has(tmp_pat
     assert "__init__.py" in package
     assert [name for name in tree(built) if "__pycache__" in name or name.endswith(".pyc")] == []
     assert not (built / "certifi" / "tests").exists()
+
+
+def runtime_python() -> str | None:
+    """A python3.12 (the runtime's) on this machine: on PATH, or pyenv's."""
+    candidates = [shutil.which("python3.12"), *sorted(glob.glob(PYENV_312))]
+    for candidate in filter(None, candidates):
+        probe = subprocess.run(  # noqa: S603 - a Python found on this machine, no shell
+            [candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 12))"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if probe.stdout.strip() == "True":
+            return candidate
+    return None
+
+
+def test_the_layer_ships_byte_code_for_the_runtimes_python_trusted_without_its_source(
+    tmp_path: Path,
+) -> None:
+    python = runtime_python()
+    if python is None:
+        pytest.skip("no python3.12 on this machine to compile with")
+    # Given a stand-in pip's tree
+    pip = tmp_path / "pip.py"
+    pip.write_text(FAKE_PIP, encoding="utf-8")
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    # When SAM's build target runs with the runtime's Python at hand
+    result = run_make(
+        "build-CommonLayer",
+        f"ARTIFACTS_DIR={artifacts}",
+        f"PIP={sys.executable} {pip}",
+        f"COMPILE_PYTHON={python}",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Then every module has its 3.12 byte code beside it
+    built = artifacts / "python"
+    sources = list(built.rglob("*.py"))
+    assert sources
+    for source in sources:
+        compiled = source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc"
+        assert compiled.is_file(), compiled
+        # hash-based, unchecked (PEP 552 flags = 0b01): read-only /opt, zip timestamps
+        flags = int.from_bytes(compiled.read_bytes()[4:8], "little")
+        assert flags == 0b01, (compiled, flags)
+
+
+def test_the_build_refuses_byte_code_of_another_python(tmp_path: Path) -> None:
+    # Given a layer tree and this venv's Python (not 3.12)
+    if sys.version_info[:2] == (3, 12):
+        pytest.skip("this venv is the runtime's Python")
+    layer = tmp_path / "python"
+    (layer / "pkg").mkdir(parents=True)
+    (layer / "pkg" / "__init__.py").write_text("", encoding="utf-8")
+    # When the compile step is asked to use it
+    result = run_make("compile", f"LAYER_DIR={layer}", f"COMPILE_PYTHON={sys.executable}")
+    # Then it stops: the runtime would ignore (and, read-only, never replace) that byte code
+    assert result.returncode != 0
+    assert "not 3.12" in result.stdout + result.stderr
+    assert not list(layer.rglob("*.pyc"))
 
 
 def test_prune_refuses_to_run_without_a_layer_dir(tmp_path: Path) -> None:

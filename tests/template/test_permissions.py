@@ -71,6 +71,8 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
     "SubmitUpstreamFunctionRole": {
         # imagegateway.adapters.usage_store: the caller's daily count (and ledger, give-backs)
         ("dynamodb:PutItem", "<UsageTable.Arn>"),
+        # imagegateway.adapters.upstream_durations: the shape's samples (the first check)
+        ("dynamodb:GetItem", "<UsageTable.Arn>"),
         ("dynamodb:GetItem", "<JobsTable.Arn>"),
         ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
         ("secretsmanager:GetSecretValue", "<UpstreamApiKeySecret>"),
@@ -111,6 +113,8 @@ ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("s3:GetObject", "<ImagesBucket.Arn>/*"),  # its completion's presigned URLs
         ("dynamodb:GetItem", "<JobsTable.Arn>"),
         ("dynamodb:UpdateItem", "<JobsTable.Arn>"),
+        # imagegateway.adapters.upstream_durations: the job's sample for its shape
+        ("dynamodb:UpdateItem", "<UsageTable.Arn>"),
         ("events:PutEvents", "<EventBus.Arn>"),  # the job's completion, a folded duplicate's
         (BASIC_EXECUTION, ""),
         (XRAY_WRITE, ""),

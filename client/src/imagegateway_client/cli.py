@@ -59,18 +59,26 @@ class ProgressDisplay:
         self.heartbeat = heartbeat
         self._shown: str | None = None
         self._shown_at = 0.0
+        self._eta_shown: object = None
         self._open_line = False
 
     def __call__(self, progress: Progress) -> None:
         job = progress.job
         text = f"job {job.id} {job.status} after {progress.elapsed:.1f} s"
+        if not job.done:
+            text += f", {job.eta_text()}"
         if self.live:
             frame = SPINNER[progress.polls % len(SPINNER)] if not job.done else " "
             self.stream.write(f"\r\x1b[K{frame} {text} (status read {progress.polls})")
             self._open_line = True
             if job.done:
                 self.finish()
-        elif job.status != self._shown or progress.elapsed - self._shown_at >= self.heartbeat:
+        elif (
+            job.status != self._shown
+            or progress.elapsed - self._shown_at >= self.heartbeat
+            or (self._eta_shown is None and job.estimated_done_at is not None)
+        ):
+            self._eta_shown = job.estimated_done_at
             self.stream.write(text + "\n")
             self._shown, self._shown_at = job.status, progress.elapsed
         self.stream.flush()
@@ -406,7 +414,8 @@ def _jobs(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) ->
     for job in page.jobs:
         created = job.timings.get("created_at") or job.view.get("created_at") or "-"
         code = f"  {job.error_code}" if job.error_code else ""
-        print(f"{job.id}  {job.kind or '-':<11}  {job.status:<7}  {created}{code}", file=out)
+        eta = f"  {job.eta_text()}" if not job.done else ""
+        print(f"{job.id}  {job.kind or '-':<11}  {job.status:<7}  {created}{code}{eta}", file=out)
     if not page.jobs:
         print("no jobs", file=err)
     if page.next_cursor:

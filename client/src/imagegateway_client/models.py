@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeGuard
 
@@ -76,6 +77,29 @@ class Job:
     @property
     def succeeded(self) -> bool:
         return self.status == SUCCESS
+
+    @property
+    def estimated_done_at(self) -> datetime | None:
+        """A PENDING job's ETA, as the gateway estimated it from its recent jobs of the same
+        shape; None when it has none (a shape not seen lately, or not accepted upstream yet)."""
+        raw = self.view.get("estimated_done_at")
+        if self.done or not isinstance(raw, str):
+            return None
+        try:
+            return datetime.fromisoformat(raw)
+        except ValueError:
+            return None
+
+    def eta_text(self, now: datetime | None = None) -> str:
+        """What a person reads of the ETA: `about 12 s left`, `due now`, or `no estimate yet`;
+        empty for an ended job."""
+        if self.done:
+            return ""
+        eta = self.estimated_done_at
+        if eta is None:
+            return "no estimate yet"
+        left = (eta - (now or datetime.now(UTC))).total_seconds()
+        return f"about {left:.0f} s left" if left >= 1 else "due now"
 
     @property
     def failed(self) -> bool:

@@ -15,6 +15,7 @@ from imagegateway.adapters.image_store import ImageStore
 from imagegateway.adapters.job_store import JobStore
 from imagegateway.adapters.notifier import Notifier
 from imagegateway.adapters.upstream_client import UpstreamClient
+from imagegateway.adapters.upstream_durations import UpstreamDurations
 from imagegateway.adapters.usage_store import UsageStore
 from imagegateway.adapters.webhook_secrets import WebhookSecrets
 from imagegateway.adapters.workflow import Workflow
@@ -26,6 +27,7 @@ from tests.support.fakes import (
     FakeJobStore,
     FakeNotifier,
     FakeUpstream,
+    FakeUpstreamDurations,
     FakeUsageStore,
     FakeWebhookSecrets,
     FakeWorkflow,
@@ -41,6 +43,7 @@ PORTS: list[tuple[type[Any], type[Any], type[Any]]] = [
     (ports.Notifier, Notifier, FakeNotifier),
     (ports.UsageStore, UsageStore, FakeUsageStore),
     (ports.WebhookSecrets, WebhookSecrets, FakeWebhookSecrets),
+    (ports.UpstreamDurations, UpstreamDurations, FakeUpstreamDurations),
 ]
 PORTS_MEMBERS = [
     "settings",
@@ -51,6 +54,7 @@ PORTS_MEMBERS = [
     "notifier",
     "usage",
     "webhook_secrets",
+    "durations",
     "clock",
     "sleep",
     "require_upstream_key",
@@ -108,6 +112,7 @@ def test_the_wiring_and_the_fakes_both_offer_everything_a_use_case_is_handed() -
         missing = [name for name in PORTS_MEMBERS if not _has_static(deps, name)]
         assert missing == [], type(deps).__name__
     adapters = {"jobs", "upstream", "images", "workflow", "notifier", "usage", "webhook_secrets"}
+    adapters |= {"durations"}
     assert not adapters & set(vars(wired))
     # and Ports names nothing more than those
     declared = {name for name in vars(ports.Ports) if not name.startswith("_")}

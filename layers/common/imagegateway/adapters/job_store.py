@@ -298,12 +298,24 @@ class JobStore(JobEndingWrites):
             ExpressionAttributeValues={":now": iso(now)},
         )
 
-    def mark_accepted(self, job_id: str, *, upstream_id: str, now: datetime) -> None:
+    def mark_accepted(
+        self,
+        job_id: str,
+        *,
+        upstream_id: str,
+        now: datetime,
+        estimated_done_at: datetime | None = None,
+    ) -> None:
+        update = "SET upstream_id = :u, accepted_at = :now, updated_at = :now"
+        values = {":u": upstream_id, ":now": iso(now)}
+        if estimated_done_at is not None:
+            update += ", estimated_done_at = :eta"
+            values[":eta"] = iso(estimated_done_at)
         self._table.update_item(
             Key={"job_id": job_id},
-            UpdateExpression="SET upstream_id = :u, accepted_at = :now, updated_at = :now",
+            UpdateExpression=update,
             ConditionExpression="attribute_exists(job_id)",
-            ExpressionAttributeValues={":u": upstream_id, ":now": iso(now)},
+            ExpressionAttributeValues=values,
         )
 
     def overdue(self, *, deadline_before: datetime, limit: int = 100) -> list[dict[str, Any]]:

@@ -74,6 +74,9 @@ class JobRecord(GatewayModel):
     updated_at: AwareDatetime
     deadline_at: AwareDatetime
     accepted_at: AwareDatetime | None = None
+    # When the upstream should be done, from the jobs of its shape (domain.upstream_durations);
+    # none for a shape not learned yet. Written with accepted_at, read by the caller's view.
+    estimated_done_at: AwareDatetime | None = None
     upstream_completed_at: AwareDatetime | None = None
     completed_at: AwareDatetime | None = None
     images: list[StoredImage] = Field(default_factory=list)

@@ -48,8 +48,9 @@ class JobTicket(GatewayModel):
     deadline_at: AwareDatetime
     deadline_passed: bool = False
     upstream_completed_at: AwareDatetime | None = None
-    # When a status answer last said PENDING: a job then seen done finished at most this long
-    # before (its detection delay, a metric), even across executions and hand-overs.
+    # When the last status check that saw PENDING was sent: a job then seen done finished at
+    # most this long before (its detection delay, a metric), and not before it (the learned
+    # sample's lower bound), even across executions and hand-overs.
     last_pending_at: AwareDatetime | None = None
     # Why the job is failing, once: a failure a state decided (code and message), or the error
     # a Catch caught (Error and Cause), which RecordFailure turns into a code and a message.
@@ -61,6 +62,12 @@ class JobTicket(GatewayModel):
     hand_overs: int = 0
     # A submit the upstream put off (429, unreachable) is not tried again before this.
     submit_not_before: AwareDatetime | None = None
+    # The predicted checks (domain.upstream_durations), for a shape the gateway has learned:
+    # the next status check is not sent before `next_check_at` (the Wait state waits the whole
+    # seconds, the check function the rest), and until `expected_done_at` the check after a
+    # PENDING answer comes at that time rather than a second later.
+    next_check_at: AwareDatetime | None = None
+    expected_done_at: AwareDatetime | None = None
 
     def to_state(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True, by_alias=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     Field,
@@ -68,6 +68,18 @@ class JobView(GatewayModel):
         default=None,
         description="The job's request as the gateway sends it upstream: the caller's own "
         "body, less what only the gateway reads (a webhook, say).",
+    )
+    estimated_done_at: datetime | None = Field(
+        default=None,
+        description="PENDING only: when the upstream should be done with the job, learned from "
+        "the gateway's recent jobs of the same shape (kind, model, steps, size x samples, hires, "
+        "upscale, LoRAs, ControlNets). An estimate: the job may end earlier or later.",
+    )
+    estimate: Literal["learned", "none"] | None = Field(
+        default=None,
+        description="PENDING only: `learned` when `estimated_done_at` is given; `none` when there "
+        "is no estimate (a shape the gateway has not seen finish a few times lately, one whose "
+        "times vary too much, or a job the upstream has not accepted yet).",
     )
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from imagegateway.adapters.job_store import JobStore
     from imagegateway.adapters.notifier import Notifier
     from imagegateway.adapters.upstream_client import UpstreamClient
+    from imagegateway.adapters.upstream_durations import UpstreamDurations
     from imagegateway.adapters.usage_store import UsageStore
     from imagegateway.adapters.webhook_secrets import WebhookSecrets
     from imagegateway.adapters.workflow import Workflow
@@ -80,6 +81,12 @@ class Collaborators:
         from imagegateway.adapters.webhook_secrets import WebhookSecrets
 
         return WebhookSecrets(self.settings)
+
+    @cached_property
+    def durations(self) -> UpstreamDurations:
+        from imagegateway.adapters.upstream_durations import UpstreamDurations
+
+        return UpstreamDurations(self.settings)
 
     def require_upstream_key(self) -> None:
         # Its own module: the submit functions check the key without the upstream client.

@@ -86,6 +86,9 @@ class Settings(BaseModel):
     usage_table_name: str = ""
     # The fixed-seed result cache (ResultCache): off, every request is generated.
     result_cache: bool = True
+    # The predicted first check (domain.upstream_durations): a job of a shape the gateway has
+    # learned is first asked about when it can plausibly be done. Off: today's schedule for all.
+    predicted_first_check: bool = True
 
     @property
     def checks_every_second(self) -> bool:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from imagegateway.domain.image_requests import UpstreamAnswer
     from imagegateway.domain.records import Callbacks, JobRecord, TokenCounts
     from imagegateway.domain.tickets import JobTicket, StoredImage
+    from imagegateway.domain.upstream_durations import DurationEstimate, DurationSample
     from imagegateway.domain.usage import Usage
     from imagegateway.platform.settings import Settings
 
@@ -91,7 +92,14 @@ class JobStore(Protocol):
 
     def touch(self, job_id: str, *, now: datetime) -> None: ...
 
-    def mark_accepted(self, job_id: str, *, upstream_id: str, now: datetime) -> None: ...
+    def mark_accepted(
+        self,
+        job_id: str,
+        *,
+        upstream_id: str,
+        now: datetime,
+        estimated_done_at: datetime | None = None,
+    ) -> None: ...
 
     def mark_succeeded(
         self,
@@ -186,6 +194,16 @@ class UsageStore(Protocol):
 
 
 @runtime_checkable
+class UpstreamDurations(Protocol):
+    """How long the upstream took for each shape of job (a few samples per shape): read when a
+    job is accepted, written when one is stored. Never needed for correctness."""
+
+    def estimate(self, shape: str, *, now: datetime) -> DurationEstimate | None: ...
+
+    def record(self, shape: str, sample: DurationSample) -> None: ...
+
+
+@runtime_checkable
 class WebhookSecrets(Protocol):
     """Each owner's own webhook signing secret (`whsec_...`)."""
 
@@ -219,6 +237,9 @@ class Ports(Protocol):
 
     @property
     def webhook_secrets(self) -> WebhookSecrets: ...
+
+    @property
+    def durations(self) -> UpstreamDurations: ...
 
     @property
     def clock(self) -> Callable[[], datetime]: ...

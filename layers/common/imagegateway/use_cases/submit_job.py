@@ -18,6 +18,7 @@ from imagegateway.domain.image_requests import samples_of
 from imagegateway.domain.prompt_tokens import PromptTokens
 from imagegateway.domain.records import Callbacks
 from imagegateway.domain.tickets import JobTicket
+from imagegateway.domain.upstream_durations import job_shape
 from imagegateway.domain.views import JobView
 from imagegateway.platform.observability import logger, metrics
 from imagegateway.use_cases.ports import Ports
@@ -139,7 +140,24 @@ def accept_job(
         tokens=tokens.counts,
         warnings=tokens.warnings or None,
     )
-    return Accepted(view, ticket)
+    return Accepted(_with_estimate(view, kind, body, deps), ticket)
+
+
+def _with_estimate(view: JobView, kind: JobKind, body: dict[str, Any], deps: Ports) -> JobView:
+    """The 202's ETA: when a job of this shape should be done if the upstream took it now
+    (queueing before the upstream accepts it comes on top). Never fails the request."""
+    estimate = None
+    if deps.settings.predicted_first_check:
+        try:
+            now = deps.clock()
+            estimate = deps.durations.estimate(job_shape(kind, body), now=now)
+        except Exception:
+            logger.exception("could not read the upstream's durations; no estimate")
+    if estimate is None:
+        return view.model_copy(update={"estimate": "none"})
+    return view.model_copy(
+        update={"estimated_done_at": estimate.done_at(now), "estimate": "learned"}
+    )
 
 
 def submit_job(

@@ -49,6 +49,9 @@ def view_of(record: JobRecord, deps: Ports) -> JobView:
             for image in record.images
         ]
         view.download_urls = [image.url for image in view.images]
+    elif record.status is JobStatus.PENDING:
+        view.estimated_done_at = record.estimated_done_at
+        view.estimate = "learned" if record.estimated_done_at else "none"
     elif record.status is JobStatus.FAILURE:
         view.error = record.error_message or "the job failed"
         view.error_code = record.error_code

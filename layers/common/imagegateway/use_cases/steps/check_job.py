@@ -19,6 +19,7 @@ A Retry-After longer than this function may sleep becomes the state machine's wa
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 
 from imagegateway.domain.base import JobStatus
@@ -48,6 +49,9 @@ LAST_CHECK_SECONDS = 3.0
 # The state machine's wait after an invocation that polled for its whole stretch (or, in an
 # Express machine, between checks).
 WAIT_AFTER_STRETCH_SECONDS = 1
+# The most a check waits for a predicted check's time inside the function (the Wait state
+# waited the whole seconds before it; a longer wait belongs there).
+MAX_WAIT_IN_FUNCTION_SECONDS = 2.0
 # How often a stretch looks at the job's row: a job cancelled meanwhile stops costing checks
 # and function seconds within this long (one read per look, a hundredth of a cent per 1,000).
 ROW_LOOK_SECONDS = 10
@@ -55,7 +59,8 @@ ROW_LOOK_SECONDS = 10
 
 def check_job(ticket: JobTicket, deps: Ports) -> JobTicket:
     record = _still_pending(deps.jobs.for_ticket(ticket))
-    if not ticket.upstream_id:
+    upstream_id = ticket.upstream_id
+    if not upstream_id:
         raise UpstreamProtocolError("the job has no upstream id to check")
     settings = deps.settings
     stretch = settings.upstream_poll_stretch_seconds
@@ -66,9 +71,13 @@ def check_job(ticket: JobTicket, deps: Ports) -> JobTicket:
         )
         stretch_ends = min(stretch_ends, hand_over_at)
     polls = ticket.polls
-    # When an answer last said PENDING (at first, the submit's): a job seen done was done at
-    # most this long before (the dashboard's detection delay).
+    # When a check last found the job PENDING (at first, the submit's acceptance): a job seen
+    # done was done at most this long before (the dashboard's detection delay), and its shape
+    # takes at least this long (the predicted first check learns it).
     pending_at = ticket.last_pending_at or record.accepted_at
+    # A predicted check is not sent before its time (the Wait state waited whole seconds).
+    _sleep_until(ticket.next_check_at, ticket, deps)
+    ticket = ticket.model_copy(update={"next_check_at": None})
     row_looked_at = deps.clock()
     while True:
         if (deps.clock() - row_looked_at).total_seconds() >= ROW_LOOK_SECONDS:
@@ -77,31 +86,65 @@ def check_job(ticket: JobTicket, deps: Ports) -> JobTicket:
         polls += 1
         # Every status call, answered or not (the operators' dashboard).
         metrics.add_metric(name="UpstreamStatusChecks", unit="Count", value=1)
+        sent_at = deps.clock()
         try:
-            answer = deps.upstream.status(record.kind, ticket.upstream_id)
+            answer = deps.upstream.status(record.kind, upstream_id)
         except UpstreamRateLimitedError as exc:
             asked = _asked_to_wait(ticket, polls, exc, deps.clock(), pending_at)
             return _handed_over_if_due(asked, deps.clock(), deps)
         now = deps.clock()
         if answer.status is JobStatus.PENDING:
-            pending_at = now
+            pending_at = sent_at
         if answer.status is not JobStatus.PENDING or deadline_passed(
             now=now, deadline_at=ticket.deadline_at
         ):
             break
         cadence = settings.upstream_poll_cadence_seconds
-        next_check = now + timedelta(seconds=cadence)
+        next_check = _next_check(ticket, now, cadence)
+        in_stretch = stretch > 0 and next_check <= stretch_ends
+        # The check at the predicted done time, a moment away, is made here even without a
+        # stretch (Express): a fraction of a second of this function costs less than a Wait
+        # state's whole second and another invocation.
+        predicted = (
+            next_check == ticket.expected_done_at
+            and (next_check - now).total_seconds() <= MAX_WAIT_IN_FUNCTION_SECONDS
+        )
         if (
-            stretch <= 0
-            or next_check > stretch_ends
+            not (in_stretch or predicted)
             or next_check >= ticket.deadline_at
             or remaining_seconds() < cadence + LAST_CHECK_SECONDS
         ):
             break
-        deps.sleep(cadence)
+        deps.sleep((next_check - now).total_seconds())
     if polls > ticket.polls + 1:  # it waited: the job may have been cancelled meanwhile
         _still_pending(deps.jobs.get(ticket.job_id))
     return _checked(ticket, record, answer, polls, now, pending_at, deps)
+
+
+def _next_check(ticket: JobTicket, now: datetime, cadence: float) -> datetime:
+    """After a PENDING answer: the predicted done time if it comes before the next cadence
+    tick (a job of a learned shape is asked at the time it should be done), else a tick on."""
+    tick = now + timedelta(seconds=cadence)
+    expected = ticket.expected_done_at
+    if expected is not None and now < expected < tick:
+        return expected
+    return tick
+
+
+def _sleep_until(moment: datetime | None, ticket: JobTicket, deps: Ports) -> None:
+    """Wait out what is left before `moment` (a fraction of a second after the Wait state),
+    never past the deadline nor the invocation's time for a last check."""
+    if moment is None:
+        return
+    now = deps.clock()
+    seconds = min(
+        (moment - now).total_seconds(),
+        (ticket.deadline_at - now).total_seconds(),
+        remaining_seconds() - LAST_CHECK_SECONDS,
+        MAX_WAIT_IN_FUNCTION_SECONDS,
+    )
+    if seconds > 0:
+        deps.sleep(seconds)
 
 
 def _still_pending(record: JobRecord) -> JobRecord:
@@ -160,7 +203,19 @@ def _checked(
     deps: Ports,
 ) -> JobTicket:
     settings = deps.settings
-    if settings.checks_every_second:
+    expected = ticket.expected_done_at
+    if (
+        settings.checks_every_second
+        and answer.status is JobStatus.PENDING
+        and expected is not None
+        and expected > now
+    ):
+        # A learned shape, asked once before it should be done: the next check at that time
+        # (the Wait state's whole seconds, the check function the fraction left).
+        seconds = max(1, math.floor((expected - now).total_seconds()))
+        wait = capped_wait(seconds, now=now, deadline_at=ticket.deadline_at)
+        ticket = ticket.model_copy(update={"next_check_at": expected})
+    elif settings.checks_every_second:
         wait = capped_wait(WAIT_AFTER_STRETCH_SECONDS, now=now, deadline_at=ticket.deadline_at)
     else:
         wait = next_wait_seconds(

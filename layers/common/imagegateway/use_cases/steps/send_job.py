@@ -13,6 +13,7 @@ refused, 429), and the job then waits in the state machine and tries again.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 
 from imagegateway.domain.base import JobStatus
@@ -37,6 +38,7 @@ from imagegateway.domain.polling import (
 )
 from imagegateway.domain.records import JobRecord
 from imagegateway.domain.tickets import Failure, JobTicket
+from imagegateway.domain.upstream_durations import DurationEstimate, job_shape
 from imagegateway.platform.observability import logger, metrics
 from imagegateway.platform.settings import Settings
 from imagegateway.use_cases.ports import Ports
@@ -69,6 +71,9 @@ def send_job(ticket: JobTicket, deps: Ports) -> JobTicket:
         if ticket.status is JobStatus.SUCCESS and ticket.download_urls:
             return ticket  # the reconciler resumed a finished job: store it at once
         update = {"upstream_id": record.upstream_id, "status": JobStatus.PENDING, "wait_seconds": 1}
+        if ticket.next_check_at is not None and ticket.next_check_at > now:
+            # A job handed over while it waited for its predicted check: the rest of that wait.
+            update["wait_seconds"] = _wait_for_check(ticket.next_check_at, ticket, deps, now)
         return ticket.model_copy(update=update)
     if record.status is not JobStatus.PENDING:
         # Ended elsewhere (cancelled, not started, a duplicate run's ending): told by whoever
@@ -110,7 +115,14 @@ def send_job(ticket: JobTicket, deps: Ports) -> JobTicket:
         logger.info("upstream refused the job", extra={"error": message})
         return _failed(ticket, UPSTREAM_REJECTED, message)
     upstream_id = str(answer.id)
-    deps.jobs.mark_accepted(ticket.job_id, upstream_id=upstream_id, now=now)
+    # An instant upstream (SUCCESS at once) keeps its fast path: nothing to predict.
+    estimate = _estimate(record, deps, now) if answer.status is JobStatus.PENDING else None
+    deps.jobs.mark_accepted(
+        ticket.job_id,
+        upstream_id=upstream_id,
+        now=now,
+        estimated_done_at=estimate.done_at(now) if estimate else None,
+    )
     logger.info("upstream accepted the job", extra={"upstream_id": upstream_id})
     metrics.add_metric(name="UpstreamSubmits", unit="Count", value=1)
     settings = deps.settings
@@ -120,6 +132,13 @@ def send_job(ticket: JobTicket, deps: Ports) -> JobTicket:
         "submit_attempts": ticket.submit_attempts + 1,
         "wait_seconds": _first_wait(ticket, settings, now),
     }
+    if estimate is not None:
+        first_check = min(estimate.first_check(now), ticket.deadline_at)
+        accepted |= {
+            "wait_seconds": _wait_for_check(first_check, ticket, deps, now),
+            "next_check_at": first_check,
+            "expected_done_at": estimate.done_at(now),
+        }
     if answer.status is JobStatus.SUCCESS:
         accepted |= {
             "download_urls": select_image_urls(answer.download_urls, ticket.expected_images),
@@ -178,6 +197,37 @@ def _write_ledger(record: JobRecord, ticket: JobTicket, deps: Ports) -> None:
     except Exception:
         logger.exception("could not write the upstream call to the ledger")
         metrics.add_metric(name="LedgerWriteFailures", unit="Count", value=1)
+
+
+def _estimate(record: JobRecord, deps: Ports, now: datetime) -> DurationEstimate | None:
+    """How long jobs of this shape took (None: unseen, stale or noisy, or the samples could not
+    be read: the job keeps today's schedule; the estimate is never needed for correctness)."""
+    if not deps.settings.predicted_first_check:
+        return None
+    try:
+        estimate = deps.durations.estimate(job_shape(record.kind, record.request), now=now)
+    except Exception:
+        logger.exception("could not read the upstream's durations; checking as for a new shape")
+        metrics.add_metric(name="DurationReadFailures", unit="Count", value=1)
+        return None
+    metrics.add_metric(
+        name="PredictedFirstChecks" if estimate else "UnpredictedFirstChecks", unit="Count", value=1
+    )
+    return estimate
+
+
+def _wait_for_check(moment: datetime, ticket: JobTicket, deps: Ports, now: datetime) -> int:
+    """The Wait state's whole seconds before a predicted check at `moment` (at least 1, never
+    past the deadline; the check function waits out the fraction left). An Express execution
+    lives 5 minutes: its wait ends by its hand-over time, and the check then hands the job over
+    to wait on in the next execution (an early GET per hand-over)."""
+    seconds = math.floor((moment - now).total_seconds())
+    if ticket.execution_started_at is not None:
+        hand_over_at = ticket.execution_started_at + timedelta(
+            seconds=deps.settings.express_hand_over_seconds
+        )
+        seconds = min(seconds, math.floor((hand_over_at - now).total_seconds()))
+    return capped_wait(max(1, seconds), now=now, deadline_at=ticket.deadline_at)
 
 
 def _first_wait(ticket: JobTicket, settings: Settings, now: datetime) -> int:

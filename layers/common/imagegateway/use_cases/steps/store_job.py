@@ -10,8 +10,9 @@ from __future__ import annotations
 from imagegateway.domain.errors import JobEndedElsewhereError
 from imagegateway.domain.events import Completion
 from imagegateway.domain.image_set import select_image_urls
-from imagegateway.domain.records import cache_key
+from imagegateway.domain.records import JobRecord, cache_key
 from imagegateway.domain.tickets import JobTicket
+from imagegateway.domain.upstream_durations import job_shape, sample_of
 from imagegateway.platform.observability import logger, metrics
 from imagegateway.use_cases.completion import announce
 from imagegateway.use_cases.ports import Ports
@@ -36,5 +37,23 @@ def store_job(ticket: JobTicket, deps: Ports) -> Completion:
     logger.info("stored the job's images", extra={"images": len(images)})
     metrics.add_metric(name="ImagesStored", unit="Count", value=len(images))
     metrics.add_metric(name="JobsSucceeded", unit="Count", value=1)
+    _learn_duration(record, ticket, deps)
     # This write ended the job: it alone tells (the event, the tasks, the webhooks).
     return announce(deps.jobs.get(ticket.job_id), deps)
+
+
+def _learn_duration(record: JobRecord, ticket: JobTicket, deps: Ports) -> None:
+    """How long the upstream took for this job's shape, for the next job's first check. Never
+    fails the job: a sample lost is one fewer to predict from."""
+    if record.accepted_at is None or ticket.upstream_completed_at is None:
+        return  # not followed from its acceptance (a resumed job): nothing to learn
+    sample = sample_of(
+        accepted_at=record.accepted_at,
+        last_pending_at=ticket.last_pending_at,
+        done_at=ticket.upstream_completed_at,
+    )
+    try:
+        deps.durations.record(job_shape(record.kind, record.request), sample)
+    except Exception:
+        logger.exception("could not record the upstream's duration")
+        metrics.add_metric(name="DurationWriteFailures", unit="Count", value=1)
