@@ -191,6 +191,8 @@ def test_a_person_submits_follows_cancels_and_sees_their_jobs(
     browser.find_element(By.ID, "submit-button").click()
     never = submitted_job(browser)
     wait_for(browser, lambda b: status_of(b, never) == "PENDING", 15)
+    # (a shape the gateway never saw finish: the page says it has no estimate for it)
+    assert "no estimate yet" in job_item(browser, never).text
     job_item(browser, never).find_element(By.XPATH, ".//button[text()='Cancel']").click()
     # Then it ends FAILURE, CANCELLED, on the page and for the API
     wait_for(browser, lambda b: status_of(b, never) == "FAILURE", 15)

@@ -349,6 +349,14 @@
       );
     }
     if (job.cached_from) facts.push(`from the cache (job ${job.cached_from})`);
+    if (job.status === "PENDING") {
+      // The gateway's estimate, learned from its recent jobs of the same shape (or none yet).
+      facts.push(
+        job.estimate === "learned" && job.estimated_done_at
+          ? `expected done about ${new Date(job.estimated_done_at).toLocaleTimeString()}`
+          : "no estimate yet",
+      );
+    }
     const line = document.createElement("p");
     line.className = "facts";
     line.textContent = facts.join(" · ");
@@ -388,21 +396,22 @@
     return item;
   }
 
-  // Show `jobs` (newest first): a job already shown is replaced only when its status changed,
-  // so its images are not fetched again; new jobs come in at their place.
+  // Show `jobs` (newest first): a job already shown is replaced only when its status (or its
+  // estimate) changed, so its images are not fetched again; new jobs come in at their place.
   function show(jobs, append) {
     const list = byId("jobs");
     let before = append ? null : list.firstElementChild;
     for (const job of jobs) {
       const known = shown.get(job.id);
-      if (known && known.status === job.status) {
+      const state = `${job.status} ${job.estimated_done_at || ""}`;
+      if (known && known.state === state) {
         before = known.item.nextElementSibling;
         continue;
       }
       const item = jobItem(job);
       if (known) known.item.replaceWith(item);
       else list.insertBefore(item, before);
-      shown.set(job.id, { status: job.status, item });
+      shown.set(job.id, { status: job.status, state, item });
       before = item.nextElementSibling;
     }
     const pending = [...shown.values()].some((job) => job.status === "PENDING");
