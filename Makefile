@@ -60,18 +60,21 @@ lint: lint-code $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download \
 	  --quiet --compact --config-file .checkov.yaml
 
-# The two venvs and the browser are installed side by side; then the code's checks; then the tests
-# that build their own moto and fake upstream on four workers, stealing work (most wait on the
-# clock: executions, deadlines, a receiver that never answers); then the e2e tests on four
+# The two venvs and the browser are installed side by side; then the tests that build their own
+# moto and fake upstream on four workers, stealing work (many wait on the clock: executions,
+# deadlines, a receiver that never answers), and beside them the code's checks (their output
+# follows the tests', and either failing fails the run); then the e2e tests on four
 # workers, each with a local stack of its own (a 45 s upstream POST, deadlines, a burst), and
 # beside them, alone in its process, the schemathesis fuzz (it generates far fewer cases under
 # xdist; its output follows the e2e's). A fresh clone's first green run: README, first screen.
 test:
 	@$(MAKE) --no-print-directory -j3 $(STAMP) $(CHECKOV_STAMP) browser
-	@$(MAKE) --no-print-directory lint-code
-	$(BIN)/pytest -n 4 --dist worksteal --ignore=tests/e2e \
-		--ignore=tests/integration/test_openapi_fuzz.py
 	@mkdir -p out
+	@( $(MAKE) --no-print-directory lint-code > out/lint.log 2>&1; echo $$? > out/lint.rc ) & \
+	$(BIN)/pytest -n 4 --dist worksteal --ignore=tests/e2e \
+		--ignore=tests/integration/test_openapi_fuzz.py; tests=$$?; wait; \
+	echo "--- the code's checks (make lint-code), run beside those tests:"; \
+	cat out/lint.log; test $$tests -eq 0 && test "$$(cat out/lint.rc)" = 0
 	@( $(BIN)/pytest tests/integration/test_openapi_fuzz.py > out/fuzz.log 2>&1; \
 	   echo $$? > out/fuzz.rc ) & \
 	$(BIN)/pytest -n 4 --dist loadfile tests/e2e; e2e=$$?; wait; \
