@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.e2e.conftest import Gateway
+from tests.support.webhook_receivers import Delivery, recording_receiver
 
 pytestmark = pytest.mark.network
 
@@ -54,28 +53,10 @@ def job_ids_of(gateway: Gateway, caller: str | None) -> set[str]:
     return {job["id"] for job in answer.json()["jobs"]}
 
 
-class Receiver(BaseHTTPRequestHandler):
-    received: list[tuple[dict[str, str], bytes]]
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("content-length", "0")))
-        self.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        return
-
-
 @pytest.fixture
-def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
-    received: list[tuple[dict[str, str], bytes]] = []
-    server = ThreadingHTTPServer(
-        ("127.0.0.1", 0), type("Handler", (Receiver,), {"received": received})
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hooks", received
-    server.shutdown()
+def receiver() -> Iterator[tuple[str, list[Delivery]]]:
+    with recording_receiver("/hooks") as recorded:
+        yield recorded
 
 
 def deliveries(
@@ -141,7 +122,7 @@ def test_a_bus_request_belongs_to_the_account_that_put_it(gateway: Gateway) -> N
 
 
 def test_each_caller_has_its_own_webhook_secret_and_its_webhooks_verify_with_it_alone(
-    gateway: Gateway, receiver: tuple[str, list[tuple[dict[str, str], bytes]]]
+    gateway: Gateway, receiver: tuple[str, list[Delivery]]
 ) -> None:
     # Given two callers' secrets
     url, received = receiver
@@ -174,7 +155,7 @@ def test_each_caller_has_its_own_webhook_secret_and_its_webhooks_verify_with_it_
 
 
 def test_a_keyed_duplicate_is_the_same_job_and_hears_of_it_on_its_own_callbacks(
-    gateway: Gateway, receiver: tuple[str, list[tuple[dict[str, str], bytes]]]
+    gateway: Gateway, receiver: tuple[str, list[Delivery]]
 ) -> None:
     # Given a request, and the same request with the same key again (a retried task, say),
     # each with its own reference and webhook
@@ -255,7 +236,7 @@ def test_the_same_key_with_another_body_is_refused_on_its_own_callbacks(gateway:
 
 
 def test_an_http_retry_with_the_same_key_and_its_own_webhook_hears_of_the_one_job(
-    gateway: Gateway, receiver: tuple[str, list[tuple[dict[str, str], bytes]]]
+    gateway: Gateway, receiver: tuple[str, list[Delivery]]
 ) -> None:
     # Given an HTTP request with an Idempotency-Key and a webhook, sent again with the same key
     # and body but another webhook (a client that lost the first answer and retried)

@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import secrets
 import struct
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -22,6 +20,7 @@ from standardwebhooks.webhooks import Webhook
 from imagegateway.domain.base import JobKind
 from tests.e2e.conftest import Gateway
 from tests.support.upstream_examples import EXAMPLES, TYPO, UpstreamExample
+from tests.support.webhook_receivers import Delivery, recording_receiver
 
 pytestmark = pytest.mark.network
 
@@ -141,33 +140,14 @@ def test_a_wrong_body_is_a_422_naming_the_field_and_nothing_is_sent(
     assert model_id not in gateway.upstream_stats()["submits_by_model"]
 
 
-class Receiver(BaseHTTPRequestHandler):
-    received: list[tuple[dict[str, str], bytes]]
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("content-length", "0")))
-        self.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        return
-
-
 @pytest.fixture
-def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
-    received: list[tuple[dict[str, str], bytes]] = []
-    server = ThreadingHTTPServer(
-        ("127.0.0.1", 0), type("Hook", (Receiver,), {"received": received})
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/images", received
-    server.shutdown()
-    server.server_close()
+def receiver() -> Iterator[tuple[str, list[Delivery]]]:
+    with recording_receiver("/hooks/images") as recorded:
+        yield recorded
 
 
 def test_a_body_webhook_is_delivered_signed_and_never_reaches_the_upstream(
-    gateway: Gateway, receiver: tuple[str, list[tuple[dict[str, str], bytes]]]
+    gateway: Gateway, receiver: tuple[str, list[Delivery]]
 ) -> None:
     # Given a documented body with the family's `webhook` field, under a model id of its own
     url, received = receiver

@@ -17,8 +17,10 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
 
 Mode = Literal["dribble", "silent", "endless-body"]
 _ENDLESS_STATUS = b"HTTP/1.1 200 OK\r\n" + b"X-Padding: " + b"a" * 64
@@ -126,3 +128,31 @@ def _read_request(connection: socket.socket) -> bytes:
             break
         body += chunk
     return head
+
+
+Delivery = tuple[dict[str, str], bytes]  # (headers, lower-cased; body) of one POST
+
+
+@contextmanager
+def recording_receiver(path: str) -> Iterator[tuple[str, list[Delivery]]]:
+    """A webhook receiver on a free local port that answers every POST 204 and records it:
+    its URL (ending in `path`) and the list of deliveries, in arrival order."""
+    received: list[Delivery] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}{path}", received
+    finally:
+        server.shutdown()
+        server.server_close()
