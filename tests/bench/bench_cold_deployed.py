@@ -46,10 +46,10 @@ from tests.bench.bench_cold_start import (
     Function,
     lambda_environment,
 )
+from tests.support.runtime_python import runtime_python
 
 EVENTS = REPO / "events"
 TARGET_LAYER_MB = 25
-PYENV_312 = "~/.pyenv/versions/3.12.*/bin/python3.12"
 # A port nothing listens on: every AWS and upstream call is refused at once.
 CLOSED = "http://127.0.0.1:9"
 
@@ -133,23 +133,6 @@ SYNTHETIC_EVENTS: dict[str, dict[str, Any]] = {
         ]
     },
 }
-
-
-def runtime_python() -> str | None:
-    """A python3.12 (the runtime's) on this machine: on PATH, or pyenv's."""
-    import glob
-
-    candidates = [shutil.which("python3.12"), *sorted(glob.glob(os.path.expanduser(PYENV_312)))]
-    for candidate in filter(None, candidates):
-        probe = subprocess.run(  # noqa: S603 - a Python found on this machine, no shell
-            [candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 12))"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if probe.stdout.strip() == "True":
-            return candidate
-    return None
 
 
 @dataclass

@@ -7,11 +7,9 @@ package, prune what the Lambda runtime provides) run for real. No network, no Do
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,11 +18,12 @@ from typing import Any
 import pytest
 from samtranslator.yaml_helper import yaml_parse
 
+from tests.support.runtime_python import runtime_python
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 LAYER = ROOT / "layers" / "common"
 REQUIREMENTS = LAYER / "requirements.txt"
-PYENV_312 = os.path.expanduser("~/.pyenv/versions/3.12.*/bin/python3.12")
 
 # What the python3.12 runtime has (boto3, botocore and their own dependencies): the layer must not
 # ship them, or its copies shadow the runtime's and botocore no longer matches the runtime's boto3.
@@ -140,21 +139,6 @@ def test_the_build_installs_lambda_wheels_and_drops_what_the_runtime_has(tmp_pat
     assert "__init__.py" in package
     assert [name for name in tree(built) if "__pycache__" in name or name.endswith(".pyc")] == []
     assert not (built / "certifi" / "tests").exists()
-
-
-def runtime_python() -> str | None:
-    """A python3.12 (the runtime's) on this machine: on PATH, or pyenv's."""
-    candidates = [shutil.which("python3.12"), *sorted(glob.glob(PYENV_312))]
-    for candidate in filter(None, candidates):
-        probe = subprocess.run(  # noqa: S603 - a Python found on this machine, no shell
-            [candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 12))"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if probe.stdout.strip() == "True":
-            return candidate
-    return None
 
 
 def test_the_layer_ships_byte_code_for_the_runtimes_python_trusted_without_its_source(

@@ -82,7 +82,8 @@ def _shut(sock: socket.socket) -> None:
 
 
 class _WatchedHTTPConnection(HTTPConnection):
-    """A connection whose socket its attempt's deadline shuts once it is connected."""
+    """A connection whose socket its attempt's deadline shuts once it is connected (for TLS,
+    once the handshake is done: the connect timeout bounds it)."""
 
     def __init__(self, *args: Any, deadline: AttemptDeadline, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -93,16 +94,8 @@ class _WatchedHTTPConnection(HTTPConnection):
         self.deadline.watch(self.sock)
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    """The same for TLS: watched once the handshake is done (the connect timeout bounds it)."""
-
-    def __init__(self, *args: Any, deadline: AttemptDeadline, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.deadline = deadline
-
-    def connect(self) -> None:
-        super().connect()
-        self.deadline.watch(self.sock)
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
+    """The same for TLS (HTTPSConnection's connect, then the watch)."""
 
 
 def watched_pool(
